@@ -1,0 +1,87 @@
+"""``lm-eval-monkeys``: the ``lm_eval`` command with this package's tasks, plus tools.
+
+lm-eval-monkeys --model hf --tasks monkeys_gsm8k --repeats 16 ...   # any lm_eval flags
+lm-eval-monkeys verify --task monkeys_gsm8k --input IN.jsonl --output OUT.jsonl
+lm-eval-monkeys task-dir    # the directory to pass to stock lm_eval --include_path
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lm_eval_monkeys.errors import MonkeysError
+
+TASK_DIR = Path(__file__).resolve().parent / "task_configs"
+if not TASK_DIR.is_dir():  # editable install: the configs stay at the repository top
+    import lm_eval_monkeys.task_configs as _configs
+
+    TASK_DIR = Path(next(iter(_configs.__path__)))
+
+OWN_COMMANDS = ("verify", "task-dir")
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in OWN_COMMANDS:
+            _own_command(argv)
+        else:
+            _run_lm_eval(argv)
+    except MonkeysError as err:
+        sys.exit(f"lm-eval-monkeys: error: {err}")
+
+
+def _own_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="lm-eval-monkeys")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("task-dir", help="print the task config directory for --include_path")
+    verify = commands.add_parser("verify", help="score JSONL completions with a task's checker")
+    verify.add_argument("--task", required=True, help="a monkeys_* task name")
+    verify.add_argument("--input", required=True, type=Path, help="JSONL of {doc, completion}")
+    verify.add_argument("--output", required=True, type=Path, help="JSONL written with verdicts")
+    verify.add_argument("--verifier", help="override the task's checker, e.g. gsm8k:flexible")
+    verify.add_argument("--include_path", type=Path, help="another directory of task configs")
+    args = parser.parse_args(argv)
+    if args.command == "task-dir":
+        print(TASK_DIR)
+        return
+
+    from lm_eval_monkeys.selection import Grader
+    from lm_eval_monkeys.tasks import task_verifier
+    from lm_eval_monkeys.verifiers import get_verifier
+    from lm_eval_monkeys.verify import verify_file
+
+    dirs = [TASK_DIR, *([args.include_path] if args.include_path else [])]
+    spec = args.verifier or task_verifier(args.task, dirs)
+    lines, correct = verify_file(args.input, args.output, Grader(get_verifier(spec)))
+    print(f"{lines} samples verified with {spec}: {correct} correct -> {args.output}")
+
+
+def _run_lm_eval(argv: list[str]) -> None:
+    """Run lm_eval's own CLI with our task directory included and --repeats/--ks applied."""
+    from lm_eval._cli import HarnessCLI
+    from lm_eval.utils import setup_logging
+
+    own = argparse.ArgumentParser(add_help=False)
+    own.add_argument("--repeats", help="k: samples drawn per problem")
+    own.add_argument("--ks", help="k values to report, e.g. 1,4,16 (default: powers of two)")
+    extra, rest = own.parse_known_args(argv)
+
+    setup_logging()
+    cli = HarnessCLI()
+    sys.argv = ["lm-eval-monkeys", *rest]
+    args = cli.parse_args()
+    if hasattr(args, "include_path"):
+        args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
+    if hasattr(args, "metadata"):
+        metadata = dict(args.metadata or {})
+        if extra.repeats is not None:
+            from lm_eval_monkeys.tasks import parse_repeats
+
+            metadata["repeats"] = parse_repeats(extra.repeats)
+        if extra.ks is not None:
+            metadata["ks"] = extra.ks
+        args.metadata = metadata
+    cli.execute(args)

@@ -1,0 +1,80 @@
+"""Benchmark loading: the Hugging Face hub by default, local files under MONKEYS_DATA_DIR.
+
+Every loader returns a ``datasets.DatasetDict`` in the hub's schema, so task configs,
+verifiers and the ``verify`` command see the same records wherever the data came from.
+The local layout is that of ``shared/data`` (see its README).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from lm_eval_monkeys.errors import MonkeysError
+
+DATA_DIR_ENV = "MONKEYS_DATA_DIR"
+MATH_SUBJECTS = (
+    "algebra",
+    "counting_and_probability",
+    "geometry",
+    "intermediate_algebra",
+    "number_theory",
+    "prealgebra",
+    "precalculus",
+)
+
+
+def local_data_dir() -> Path | None:
+    """The local data directory named by MONKEYS_DATA_DIR, or None to use the hub."""
+    value = os.environ.get(DATA_DIR_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise MonkeysError(
+            f"{DATA_DIR_ENV}={value} is not a directory; point it at a directory laid out "
+            f"like shared/data, or unset it to load from the Hugging Face hub"
+        )
+    return path
+
+
+def _local_json(relative: str, **splits: str) -> datasets.DatasetDict:
+    root = local_data_dir()
+    assert root is not None
+    files = {split: root / relative / name for split, name in splits.items()}
+    for file in files.values():
+        if not file.is_file():
+            raise MonkeysError(
+                f"missing data file {file}; {DATA_DIR_ENV} must be laid out like shared/data"
+            )
+    return datasets.load_dataset("json", data_files={s: str(f) for s, f in files.items()})
+
+
+def load_gsm8k(**_: Any) -> datasets.DatasetDict:
+    """GSM8K (openai/gsm8k, main): train for few-shot examples, test for evaluation."""
+    if local_data_dir() is None:
+        return datasets.load_dataset("openai/gsm8k", "main")
+    return _local_json("gsm8k", train="train.jsonl", test="test.jsonl")
+
+
+def load_math(**_: Any) -> datasets.DatasetDict:
+    """All 5,000 MATH test problems in the hub schema (problem, level, type, solution)."""
+    if local_data_dir() is None:
+        parts = [
+            datasets.load_dataset("EleutherAI/hendrycks_math", subject, split="test")
+            for subject in MATH_SUBJECTS
+        ]
+        return datasets.DatasetDict(test=datasets.concatenate_datasets(parts))
+    # The local copy names the fields question/answer; rename them to the hub's.
+    local = _local_json("math", test="test.jsonl")
+    return local.rename_columns({"question": "problem", "answer": "solution"})
+
+
+def load_math500(**_: Any) -> datasets.DatasetDict:
+    """MATH-500 (HuggingFaceH4/MATH-500): problem, solution, answer, subject, level."""
+    if local_data_dir() is None:
+        return datasets.load_dataset("HuggingFaceH4/MATH-500")
+    return _local_json("math", test="math500_test.jsonl")

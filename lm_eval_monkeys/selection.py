@@ -1,0 +1,109 @@
+"""The per-problem summary: answers grouped into equivalence classes with their verdicts.
+
+Every reported metric is a function of this summary, never of raw completions. Building
+it checks each distinct answer once, so the cost grows with distinct answers, not k.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lm_eval_monkeys.verifiers import Checker
+
+
+@dataclass(frozen=True)
+class ProblemSummary:
+    """n samples of one problem: c correct, valid answers grouped into vote classes.
+
+    All correct answers form one class (they all equal the reference); wrong answers are
+    grouped by the checker's equivalence. ``n_invalid`` samples had no parsable answer.
+    """
+
+    n: int
+    c: int
+    n_invalid: int
+    class_answers: tuple[str, ...]
+    class_sizes: tuple[int, ...]
+    class_correct: tuple[bool, ...]
+
+
+@dataclass(frozen=True)
+class ScoredSamples:
+    """A summary together with each sample's answer key and verdict, in sample order."""
+
+    summary: ProblemSummary
+    answers: list[str | None]
+    correct: list[bool]
+
+
+class Grader:
+    """A checker plus a verdict cache: each distinct (reference, answer) is checked once."""
+
+    _MAX_CACHED = 1 << 20  # verdicts kept before the cache starts over (bounds memory)
+
+    def __init__(self, checker: Checker) -> None:
+        self.checker = checker
+        self._verdicts: dict[tuple[str, str], bool] = {}
+
+    def answer(self, completion: object) -> str | None:
+        """The answer key of a completion; anything not a non-empty Unicode string has none."""
+        if not isinstance(completion, str) or not completion:
+            return None
+        try:
+            completion.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates from undecodable bytes
+            return None
+        return self.checker.extract(completion)
+
+    def verdict(self, answer: str | None, target: str) -> bool:
+        if answer is None:
+            return False
+        key = (target, answer)
+        if key not in self._verdicts:
+            if len(self._verdicts) >= self._MAX_CACHED:
+                self._verdicts.clear()
+            self._verdicts[key] = self.checker.is_correct(answer, target)
+        return self._verdicts[key]
+
+
+def score_samples(completions: Sequence[object], target: str, grader: Grader) -> ScoredSamples:
+    """Extract, verify (once per distinct answer) and group the samples of one problem."""
+    answers = [grader.answer(completion) for completion in completions]
+    counts = Counter(a for a in answers if a is not None)
+    verdict = {answer: grader.verdict(answer, target) for answer in counts}
+    correct = [a is not None and verdict[a] for a in answers]
+    summary = _group(counts, verdict, len(answers), answers.count(None), grader.checker)
+    return ScoredSamples(summary, answers, correct)
+
+
+def _group(
+    counts: Counter[str], verdict: dict[str, bool], n: int, n_invalid: int, checker: Checker
+) -> ProblemSummary:
+    answers: list[str] = []
+    sizes: list[int] = []
+    right = [a for a in counts if verdict[a]]
+    if right:
+        answers.append(max(right, key=counts.__getitem__))
+        sizes.append(sum(counts[a] for a in right))
+    first_wrong = len(answers)
+    # Most common first, so each class is represented by its most frequent spelling.
+    for answer, size in counts.most_common():
+        if verdict[answer]:
+            continue
+        for i in range(first_wrong, len(answers)):
+            if checker.equivalent(answers[i], answer):
+                sizes[i] += size
+                break
+        else:
+            answers.append(answer)
+            sizes.append(size)
+    return ProblemSummary(
+        n=n,
+        c=sum(sizes[:first_wrong]),
+        n_invalid=n_invalid,
+        class_answers=tuple(answers),
+        class_sizes=tuple(sizes),
+        class_correct=tuple(i < first_wrong for i in range(len(answers))),
+    )

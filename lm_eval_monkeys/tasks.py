@@ -1,0 +1,99 @@
+"""The lm-eval task class behind every ``monkeys_*`` config.
+
+A YAML config names its checker (``metadata.verifier``); k and the reported k values come
+from lm-eval's ``--metadata`` (``repeats=K``, ``ks=[...]``) or the config's ``repeats``.
+Each problem's k completions become one ``ProblemSummary`` and its ``name@k`` metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from lm_eval.api.metrics import mean
+from lm_eval.api.task import ConfigurableTask
+from lm_eval.tasks._yaml_loader import load_yaml
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.estimators import default_ks
+from lm_eval_monkeys.metrics import metric_names, problem_metrics
+from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.verifiers import get_verifier
+
+
+class MonkeysTask(ConfigurableTask):
+    """A generate-until task that draws k samples per problem and scores all of them."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        config = {key: value for key, value in config.items() if key != "class"}
+        meta = config.get("metadata") or {}
+        k = parse_repeats(meta.get("repeats", config.get("repeats", 1)))
+        self.ks = parse_ks(meta.get("ks"), k)
+        self.grader = Grader(get_verifier(meta.get("verifier_override") or meta["verifier"]))
+        super().__init__(config={**config, "repeats": k})
+
+    def process_results(self, doc: dict, results: list) -> dict[str, float]:
+        # The config's empty filter keeps all k responses of the doc's one request.
+        (completions,) = results
+        scored = score_samples(completions, self.grader.checker.target(doc), self.grader)
+        return problem_metrics(scored.summary, self.ks)
+
+    def aggregation(self) -> dict[str, Callable[[list[float]], float]]:
+        return dict.fromkeys(metric_names(self.ks), mean)
+
+    def higher_is_better(self) -> dict[str, bool]:
+        return dict.fromkeys(metric_names(self.ks), True)
+
+
+def parse_repeats(value: Any) -> int:
+    """k, the samples drawn per problem, validated."""
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        k = 0
+    if k < 1 or str(k) != str(value).strip():
+        raise MonkeysError(f"repeats must be a whole number >= 1, got {value!r}; e.g. --repeats 16")
+    return k
+
+
+def parse_ks(value: Any, k: int) -> list[int]:
+    """The k values to report: given as a list or comma string, else powers of two up to k."""
+    if value is None or value == "":
+        return default_ks(k)
+    items = (
+        value.split(",")
+        if isinstance(value, str)
+        else list(value)
+        if isinstance(value, (list, tuple))
+        else [value]
+    )
+    try:
+        ks = sorted({int(item) for item in items})
+    except (TypeError, ValueError):
+        raise MonkeysError(f"ks must be whole numbers, got {value!r}; e.g. --ks 1,4,16") from None
+    if ks[0] < 1:
+        raise MonkeysError(f"every reported k must be >= 1, got {ks[0]}")
+    if ks[-1] > k:
+        raise MonkeysError(
+            f"k={ks[-1]} exceeds the {k} samples drawn per problem; "
+            f"raise --repeats to {ks[-1]} or drop k={ks[-1]} from --ks"
+        )
+    return ks
+
+
+def task_verifier(task: str, config_dirs: list[Path]) -> str:
+    """The checker a task config names (``metadata.verifier``), found without building it."""
+    known: dict[str, str] = {}
+    for directory in config_dirs:
+        for path in sorted(Path(directory).glob("*.yaml")):
+            config = load_yaml(path, resolve_func=False)
+            verifier = (config.get("metadata") or {}).get("verifier")
+            if "task" in config and isinstance(config["task"], str) and verifier:
+                known[config["task"]] = verifier
+    if task not in known:
+        raise MonkeysError(
+            f"unknown task {task!r}; choose one of {', '.join(sorted(known))} "
+            f"(or pass --include_path DIR for your own configs)"
+        )
+    return known[task]

@@ -1,0 +1,98 @@
+"""MATH: final-answer extraction and equivalence via math-verify, plus a numeric fallback.
+
+The answer is taken from the Minerva format ("Final Answer: The final answer is X") or,
+failing that, the last ``\\boxed{}``; it is normalised with lm-eval's Minerva rules and
+compared with ``math_verify.verify``. Where math-verify says no, both sides are evaluated
+numerically (complex-valued) and compared to 1e-9 relative: this catches identities it
+misses, such as ``e^{i\\pi} = -1``.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import sympy
+from lm_eval.tasks.minerva_math.utils import (
+    last_boxed_only_string,
+    normalize_final_answer,
+    remove_boxed,
+)
+from lm_eval_monkeys.verifiers import verifier
+from math_verify import parse, verify
+
+_MINERVA = re.compile(
+    r"[Ff]inal [Aa]nswer: The final answer is\s*(.+?)(?:\.\s*I hope|\.?\s*$)", re.S
+)
+_TIMEOUT_S = 5
+
+
+def extract_math_answer(text: str) -> str | None:
+    """The final answer of a MATH-style solution, normalised, or None."""
+    match = _MINERVA.search(text)
+    if match:
+        raw = match.group(1).strip()
+    else:
+        boxed = last_boxed_only_string(text)
+        if boxed is None:
+            return None
+        try:
+            raw = remove_boxed(boxed)
+        except (AssertionError, IndexError):
+            return None
+    answer = normalize_final_answer(raw)
+    return answer or None
+
+
+@lru_cache(maxsize=1 << 16)
+def _parsed(answer: str) -> tuple[Any, ...]:
+    return tuple(parse(f"${answer}$", parsing_timeout=_TIMEOUT_S))
+
+
+def _numeric(parsed: tuple[Any, ...]) -> complex | None:
+    for item in parsed:
+        if isinstance(item, sympy.Basic):
+            try:
+                return complex(sympy.N(item, 30))
+            except (TypeError, ValueError, AttributeError):
+                return None
+    return None
+
+
+def math_equivalent(a: str, b: str) -> bool:
+    """Whether two normalised MATH answers denote the same mathematical object."""
+    if a == b:
+        return True
+    pa, pb = _parsed(a), _parsed(b)
+    if not pa or not pb:
+        return False
+    if verify(list(pa), list(pb), timeout_seconds=_TIMEOUT_S):
+        return True
+    va, vb = _numeric(pa), _numeric(pb)
+    return va is not None and vb is not None and abs(va - vb) <= 1e-9 * max(1.0, abs(vb))
+
+
+class MathChecker:
+    """Equivalence-based checker for MATH and MATH-500."""
+
+    def extract(self, completion: str) -> str | None:
+        return extract_math_answer(completion)
+
+    def target(self, doc: dict[str, Any]) -> str:
+        # MATH-500 records carry the short answer; MATH records only the solution.
+        if doc.get("answer"):
+            return normalize_final_answer(str(doc["answer"]))
+        answer = extract_math_answer(doc["solution"])
+        return answer if answer is not None else ""
+
+    def is_correct(self, answer: str, target: str) -> bool:
+        return math_equivalent(target, answer)
+
+    def equivalent(self, a: str, b: str) -> bool:
+        return math_equivalent(a, b)
+
+
+@verifier("math")
+def math() -> MathChecker:
+    return MathChecker()
