@@ -68,6 +68,14 @@ def _run_lm_eval(argv: list[str]) -> None:
     own.add_argument("--repeats", help="k: samples drawn per problem")
     own.add_argument("--ks", help="k values to report, e.g. 1,4,16 (default: powers of two)")
     extra, rest = own.parse_known_args(argv)
+    # Fail on bad input before lm-eval spends a minute loading a model.
+    from lm_eval_monkeys.data import local_data_dir
+    from lm_eval_monkeys.tasks import parse_ks, parse_repeats
+
+    local_data_dir()
+    repeats = None if extra.repeats is None else parse_repeats(extra.repeats)
+    if repeats is not None and extra.ks is not None:
+        parse_ks(extra.ks, repeats)
 
     setup_logging()
     cli = HarnessCLI()
@@ -77,11 +85,24 @@ def _run_lm_eval(argv: list[str]) -> None:
         args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
     if hasattr(args, "metadata"):
         metadata = dict(args.metadata or {})
-        if extra.repeats is not None:
-            from lm_eval_monkeys.tasks import parse_repeats
-
-            metadata["repeats"] = parse_repeats(extra.repeats)
+        if repeats is not None:
+            metadata["repeats"] = repeats
         if extra.ks is not None:
             metadata["ks"] = extra.ks
         args.metadata = metadata
+    if getattr(args, "tasks", None):
+        _check_task_names(args.tasks, args.include_path)
     cli.execute(args)
+
+
+def _check_task_names(requested: list[str], include_path: list[str]) -> None:
+    from lm_eval.tasks import TaskManager
+
+    known = set(TaskManager(include_path=include_path).all_tasks)
+    names = [name for item in requested for name in item.split(",") if name]
+    unknown = [name for name in names if name not in known and not Path(name).exists()]
+    if unknown:
+        raise MonkeysError(
+            f"unknown task {', '.join(unknown)}; `lm-eval-monkeys ls tasks` lists them "
+            f"(ours are monkeys, monkeys_gsm8k, monkeys_math, monkeys_math500)"
+        )

@@ -77,9 +77,11 @@ def majority_at_k(
         raise MonkeysError(f"majority@{k} needs 1 <= k <= {n} (the samples drawn)")
     if k == n:
         return _full_vote(sizes, correct)
-    return sum(
-        _win_probability(int(sizes[g]), np.delete(sizes, g), n, k)
-        for g in np.flatnonzero(correct & (sizes > 0))
+    return float(
+        sum(
+            _win_probability(int(sizes[g]), np.delete(sizes, g), n, k)
+            for g in np.flatnonzero(correct & (sizes > 0))
+        )
     )
 
 

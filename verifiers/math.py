@@ -51,11 +51,15 @@ def _parsed(answer: str) -> tuple[Any, ...]:
 
 
 def _numeric(parsed: tuple[Any, ...]) -> complex | None:
+    """The complex value of a parsed answer without free variables (``i`` = imaginary unit)."""
     for item in parsed:
-        if isinstance(item, sympy.Basic):
+        if isinstance(item, sympy.Expr):
+            item = item.subs({s: sympy.I for s in item.free_symbols if str(s) == "i"})
+            if item.free_symbols:
+                return None
             try:
                 return complex(sympy.N(item, 30))
-            except (TypeError, ValueError, AttributeError):
+            except (TypeError, ValueError):
                 return None
     return None
 
