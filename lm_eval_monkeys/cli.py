@@ -90,19 +90,13 @@ def _run_lm_eval(argv: list[str]) -> None:
         if extra.ks is not None:
             metadata["ks"] = extra.ks
         args.metadata = metadata
-    if getattr(args, "tasks", None):
-        _check_task_names(args.tasks, args.include_path)
-    cli.execute(args)
-
-
-def _check_task_names(requested: list[str], include_path: list[str]) -> None:
-    from lm_eval.tasks import TaskManager
-
-    known = set(TaskManager(include_path=include_path).all_tasks)
-    names = [name for item in requested for name in item.split(",") if name]
-    unknown = [name for name in names if name not in known and not Path(name).exists()]
-    if unknown:
+    try:
+        cli.execute(args)
+    except ValueError as err:
+        # lm-eval reports unknown task names this way, before any model is loaded.
+        if not str(err).startswith("Tasks not found"):
+            raise
         raise MonkeysError(
-            f"unknown task {', '.join(unknown)}; `lm-eval-monkeys ls tasks` lists them "
-            f"(ours are monkeys, monkeys_gsm8k, monkeys_math, monkeys_math500)"
-        )
+            f"{err}; `lm-eval-monkeys ls tasks` lists them "
+            f"(ours: monkeys, monkeys_gsm8k, monkeys_math, monkeys_math500)"
+        ) from None

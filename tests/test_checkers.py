@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import pytest
-
-from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.selection import Grader, score_samples
 from lm_eval_monkeys.verifiers import get_verifier
 from lm_eval_monkeys.verifiers.gsm8k import normalize_number
 from lm_eval_monkeys.verifiers.math import extract_math_answer, math_equivalent
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.selection import Grader, score_samples
 
 GSM_DOC = {"question": "?", "answer": "Janet sells 16 - 3 - 4 = 9 eggs.\n#### 1,018"}
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("1,018", "1018"), ("$1,018.", "1018"), ("18.00", "18"), ("-3", "-3"), ("0.50", "0.5"),
-     ("$ 7", "7"), ("-0", "0"), ("abc", None), ("1.2.3", None)],
+    [
+        ("1,018", "1018"),
+        ("$1,018.", "1018"),
+        ("18.00", "18"),
+        ("-3", "-3"),
+        ("0.50", "0.5"),
+        ("$ 7", "7"),
+        ("-0", "0"),
+        ("abc", None),
+        ("1.2.3", None),
+    ],
 )
 def test_normalize_number(text: str, expected: str | None) -> None:
     assert normalize_number(text) == expected
@@ -86,8 +95,14 @@ def test_math_equivalence(a: str, b: str, same: bool) -> None:
 
 def test_math_targets_from_both_hub_schemas() -> None:
     checker = get_verifier("math")
-    assert checker.target({"problem": "?", "solution": "so $\\boxed{\\frac{3}{4}}$."}) == "\\frac{3}{4}"
-    assert checker.target({"problem": "?", "solution": "...", "answer": "\\frac{3}{4}"}) == "\\frac{3}{4}"
+    assert (
+        checker.target({"problem": "?", "solution": "so $\\boxed{\\frac{3}{4}}$."})
+        == "\\frac{3}{4}"
+    )
+    assert (
+        checker.target({"problem": "?", "solution": "...", "answer": "\\frac{3}{4}"})
+        == "\\frac{3}{4}"
+    )
 
 
 class CountingChecker:
@@ -126,8 +141,12 @@ def test_summary_checks_each_distinct_answer_once_and_groups_votes() -> None:
 
 def test_math_summary_groups_equivalent_wrong_answers() -> None:
     completions = [
-        "$\\boxed{\\frac{1}{2}}$", "$\\boxed{0.5}$", "$\\boxed{2}$", "$\\boxed{\\frac{4}{2}}$",
-        "$\\boxed{3}$", "nothing",
+        "$\\boxed{\\frac{1}{2}}$",
+        "$\\boxed{0.5}$",
+        "$\\boxed{2}$",
+        "$\\boxed{\\frac{4}{2}}$",
+        "$\\boxed{3}$",
+        "nothing",
     ]
     summary = score_samples(completions, "\\frac12", Grader(get_verifier("math"))).summary
     assert summary.c == 2

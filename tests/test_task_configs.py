@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from lm_eval.tasks import TaskManager, get_task_dict
+from lm_eval.tasks import TaskManager
 from lm_eval.tasks.minerva_math.utils import list_fewshot_samples
 
 from lm_eval_monkeys.cli import TASK_DIR
@@ -14,8 +14,8 @@ from lm_eval_monkeys.errors import MonkeysError
 
 
 def build(task: str, **metadata: object):
-    manager = TaskManager(include_path=str(TASK_DIR), metadata=metadata)
-    built = get_task_dict([task], manager)[task]
+    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False, metadata=metadata)
+    built = manager.load(task)["tasks"][task]
     built.set_fewshot_seed(seed=1234)
     built.build_all_requests(limit=3, rank=0, world_size=1)
     return built
@@ -53,23 +53,27 @@ def test_math500_prompt_is_lm_evals_minerva_four_shot() -> None:
 
 
 def test_math_loads_all_5000_problems_in_hub_schema() -> None:
-    manager = TaskManager(include_path=str(TASK_DIR), metadata={"repeats": 1})
-    task = get_task_dict(["monkeys_math"], manager)["monkeys_math"]
+    manager = TaskManager(
+        include_path=str(TASK_DIR), include_defaults=False, metadata={"repeats": 1}
+    )
+    task = manager.load("monkeys_math")["tasks"]["monkeys_math"]
     docs = task.eval_docs
     assert len(docs) == 5000
     assert {"problem", "solution", "level", "type"} <= set(docs.features)
 
 
 def test_group_lists_every_task() -> None:
-    manager = TaskManager(include_path=str(TASK_DIR))
+    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
     assert {"monkeys", "monkeys_gsm8k", "monkeys_math", "monkeys_math500"} <= set(manager.all_tasks)
 
 
 @pytest.mark.parametrize(
     ("metadata", "message"),
-    [({"repeats": 0}, "repeats must be a whole number >= 1"),
-     ({"repeats": 4, "ks": [1, 8]}, "k=8 exceeds the 4 samples drawn"),
-     ({"repeats": "many"}, "repeats must be")],
+    [
+        ({"repeats": 0}, "repeats must be a whole number >= 1"),
+        ({"repeats": 4, "ks": [1, 8]}, "k=8 exceeds the 4 samples drawn"),
+        ({"repeats": "many"}, "repeats must be"),
+    ],
 )
 def test_bad_k_is_a_clear_error(metadata: dict, message: str) -> None:
     with pytest.raises(MonkeysError, match=message):
@@ -78,5 +82,5 @@ def test_bad_k_is_a_clear_error(metadata: dict, message: str) -> None:
 
 def test_missing_data_dir_names_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("MONKEYS_DATA_DIR", str(tmp_path / "nowhere"))
-    with pytest.raises(MonkeysError, match="MONKEYS_DATA_DIR=.*not a directory"):
+    with pytest.raises(MonkeysError, match=r"MONKEYS_DATA_DIR=.*not a directory"):
         build("monkeys_gsm8k", repeats=2)
