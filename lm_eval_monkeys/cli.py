@@ -77,6 +77,12 @@ def _run_lm_eval(argv: list[str]) -> None:
     if repeats is not None and extra.ks is not None:
         parse_ks(extra.ks, repeats)
 
+    flags = {arg.split("=", 1)[0] for arg in rest}
+    if _is_run(rest) and not {"--model", "-M", "--model_args", "-a"} & flags:
+        from lm_eval_monkeys.embedded import embedded_model_args
+
+        rest = [*rest, "--model", "hf", "--model_args", embedded_model_args()]
+
     setup_logging()
     cli = HarnessCLI()
     sys.argv = ["lm-eval-monkeys", *rest]
@@ -100,3 +106,8 @@ def _run_lm_eval(argv: list[str]) -> None:
             f"{err}; `lm-eval-monkeys ls tasks` lists them "
             f"(ours: monkeys, monkeys_gsm8k, monkeys_math, monkeys_math500)"
         ) from None
+
+
+def _is_run(argv: list[str]) -> bool:
+    """Whether lm-eval will treat these arguments as its `run` command."""
+    return bool(argv) and (argv[0] == "run" or argv[0].startswith("-"))

@@ -70,7 +70,9 @@ class Grader:
 
 def score_samples(completions: Sequence[object], target: str, grader: Grader) -> ScoredSamples:
     """Extract, verify (once per distinct answer) and group the samples of one problem."""
-    answers = [grader.answer(completion) for completion in completions]
+    # Repeated completions are common at large k: extract each distinct text once.
+    keys = {text: grader.answer(text) for text in set(completions)}
+    answers = [keys[completion] for completion in completions]
     counts = Counter(a for a in answers if a is not None)
     verdict = {answer: grader.verdict(answer, target) for answer in counts}
     correct = [a is not None and verdict[a] for a in answers]

@@ -30,7 +30,7 @@ class MonkeysTask(ConfigurableTask):
         meta = config.get("metadata") or {}
         k = parse_repeats(meta.get("repeats", config.get("repeats", 1)))
         self.ks = parse_ks(meta.get("ks"), k)
-        self.grader = Grader(get_verifier(meta.get("verifier_override") or meta["verifier"]))
+        self.grader = Grader(get_verifier(meta["verifier"]))
         super().__init__(config={**config, "repeats": k})
 
     def process_results(self, doc: dict, results: list) -> dict[str, float]:

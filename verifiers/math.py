@@ -64,6 +64,7 @@ def _numeric(parsed: tuple[Any, ...]) -> complex | None:
     return None
 
 
+@lru_cache(maxsize=1 << 16)
 def math_equivalent(a: str, b: str) -> bool:
     """Whether two normalised MATH answers denote the same mathematical object."""
     if a == b:
@@ -71,6 +72,8 @@ def math_equivalent(a: str, b: str) -> bool:
     pa, pb = _parsed(a), _parsed(b)
     if not pa or not pb:
         return False
+    if isinstance(pa[0], sympy.Rational) and isinstance(pb[0], sympy.Rational):
+        return bool(pa[0] == pb[0])  # exact numbers: skip sympy's simplify
     if verify(list(pa), list(pb), timeout_seconds=_TIMEOUT_S):
         return True
     va, vb = _numeric(pa), _numeric(pb)
