@@ -20,10 +20,10 @@ import random
 import time
 from pathlib import Path
 
+from lm_eval_monkeys.verifiers import get_verifier
 from math_verify import parse, verify
 
 from lm_eval_monkeys.selection import Grader, score_samples
-from lm_eval_monkeys.verifiers import get_verifier
 
 PROBLEMS, SAMPLES = 50, 1_000
 DATA = Path(os.environ.get("MONKEYS_DATA_DIR", "../shared/data"))
@@ -56,9 +56,13 @@ def math_completions(doc: dict, rng: random.Random) -> list[str]:
         if r < 0.05:
             out.append("We expand the square and collect terms.")
             continue
-        answer = rng.choice(forms) if r < 0.05 + p else wrong[min(int(rng.paretovariate(1.0)) - 1, 7)]
+        answer = (
+            rng.choice(forms) if r < 0.05 + p else wrong[min(int(rng.paretovariate(1.0)) - 1, 7)]
+        )
         if rng.random() < 0.5:
-            out.append(f"Thus ... Final Answer: The final answer is ${answer}$. I hope it is correct.")
+            out.append(
+                f"Thus ... Final Answer: The final answer is ${answer}$. I hope it is correct."
+            )
         else:
             out.append(f"Therefore the answer is $\\boxed{{{answer}}}$.")
     return out
@@ -110,11 +114,15 @@ def main() -> None:
         ours_s, ours_c = ours(spec, problems)
         total_base += base_s
         total_ours += ours_s
-        print(f"{spec}: {n} completions, {distinct} distinct texts; per-sample {base_s:.2f} s "
-              f"({n / base_s:,.0f}/s, {base_c} correct), cached summary {ours_s:.2f} s "
-              f"({n / ours_s:,.0f}/s, {ours_c} correct); speed-up {base_s / ours_s:.1f}x")
-    print(f"total: per-sample {total_base:.2f} s, cached {total_ours:.2f} s, "
-          f"speed-up {total_base / total_ours:.1f}x")
+        print(
+            f"{spec}: {n} completions, {distinct} distinct texts; per-sample {base_s:.2f} s "
+            f"({n / base_s:,.0f}/s, {base_c} correct), cached summary {ours_s:.2f} s "
+            f"({n / ours_s:,.0f}/s, {ours_c} correct); speed-up {base_s / ours_s:.1f}x"
+        )
+    print(
+        f"total: per-sample {total_base:.2f} s, cached {total_ours:.2f} s, "
+        f"speed-up {total_base / total_ours:.1f}x"
+    )
 
 
 if __name__ == "__main__":

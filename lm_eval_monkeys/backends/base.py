@@ -1,0 +1,155 @@
+"""What every k-sample backend shares: grouping lm-eval's cloned requests, skipping the
+samples a run's store already holds, writing each new sample as soon as it exists.
+
+lm-eval 0.4.13 turns ``repeats: k`` into k references to one request. A backend here sees
+each problem once with the sample indices it still needs, so prompt work is shared and a
+resumed or extended run generates only what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from abc import abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import LM
+from tqdm import tqdm
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.store import Sample, SampleStore, StoredSamples, prompt_hash
+
+# Constructor arguments that change how fast a run goes, not what it samples.
+_NOT_IDENTITY = {"run_dir", "batch_size", "max_batch_size", "device", "sample_batch_size"}
+_BATCH_ROWS, _FLUSH_S = 512, 0.5
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """One problem's prompt and the sample indices still to generate for it."""
+
+    task: str
+    doc_id: int
+    doc: dict[str, Any]
+    context: str
+    gen_kwargs: dict[str, Any]
+    indices: tuple[int, ...]
+
+
+def sample_seed(seed: int, task: str, doc_id: int, sample_idx: int) -> int:
+    """The seed of sample ``sample_idx`` of a problem: fixed whatever the batch or resume."""
+    digest = hashlib.sha256(f"{seed}/{task}/{doc_id}/{sample_idx}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+class KSampleLM(LM):
+    """Base class of the ``monkeys-*`` models; subclasses implement ``sample``."""
+
+    def __init__(self, *, run_dir: str | None = None, seed: int = 0, **identity: Any) -> None:
+        super().__init__()
+        self.run_dir = run_dir or None
+        self.seed = int(seed)
+        self.identity = {"seed": self.seed, **identity}
+
+    @abstractmethod
+    def sample(self, requests: list[SampleRequest]) -> Iterator[tuple[SampleRequest, Sample]]:
+        """Generate every requested sample, yielding each as soon as it is complete."""
+
+    def run_config(self) -> dict[str, Any]:
+        """What makes two runs' samples interchangeable (recorded in the store)."""
+        return {
+            "model": type(self).__name__,
+            **{k: v for k, v in sorted(self.identity.items()) if k not in _NOT_IDENTITY},
+        }
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        groups = _group_clones(requests)
+        store = SampleStore(self.run_dir) if self.run_dir else None
+        try:
+            if store is not None:
+                store.bind_config(self.run_config())
+            plans = [self._plan(instance, count, store) for instance, count in groups]
+            texts = self._generate([p for p in plans if p.indices], store, disable_tqdm)
+        finally:
+            if store is not None:
+                store.close()
+        outputs: list[str] = []
+        for (_, count), plan in zip(groups, plans, strict=True):
+            if store is not None:
+                ref = StoredSamples(self.run_dir, plan.task, plan.doc_id, count)
+                outputs.extend([ref] * count)
+            else:
+                by_index = texts[(plan.task, plan.doc_id)]
+                outputs.extend(by_index[i] for i in range(count))
+        return outputs
+
+    def _plan(self, instance: Instance, count: int, store: SampleStore | None) -> SampleRequest:
+        context, gen_kwargs = instance.args[0], dict(instance.args[1])
+        task, doc_id = instance.task_name, int(instance.doc_id)
+        wanted = range(count)
+        if store is not None:
+            store.register_doc(
+                task, doc_id, instance.doc, prompt_hash(context, gen_kwargs), gen_kwargs
+            )
+            have = store.existing_indices(task, doc_id)
+            wanted = [i for i in wanted if i not in have]
+        return SampleRequest(task, doc_id, instance.doc, context, gen_kwargs, tuple(wanted))
+
+    def _generate(
+        self, plans: list[SampleRequest], store: SampleStore | None, disable_tqdm: bool
+    ) -> dict[tuple[str, int], dict[int, str]]:
+        """Run the backend; keep texts in memory only when there is no store to write."""
+        texts: dict[tuple[str, int], dict[int, str]] = {}
+        total = sum(len(p.indices) for p in plans)
+        bar = tqdm(
+            total=total,
+            desc=f"sampling ({type(self).__name__})",
+            unit="sample",
+            disable=disable_tqdm or total == 0,
+        )
+        tokens, start = 0, time.monotonic()
+        pending: list[tuple[str, int, Sample]] = []
+        flushed = time.monotonic()
+        for plan, sample in self.sample(plans):
+            if store is None:
+                texts.setdefault((plan.task, plan.doc_id), {})[sample.sample_idx] = (
+                    sample.completion
+                )
+            else:
+                pending.append((plan.task, plan.doc_id, sample))
+                # Commit often enough that a crash loses at most half a second of work.
+                if len(pending) >= _BATCH_ROWS or time.monotonic() - flushed > _FLUSH_S:
+                    store.add(pending)
+                    pending, flushed = [], time.monotonic()
+            tokens += sample.completion_tokens
+            bar.update(1)
+            elapsed = max(time.monotonic() - start, 1e-9)
+            bar.set_postfix(tok_s=f"{tokens / elapsed:.0f}", refresh=False)
+        if store is not None and pending:
+            store.add(pending)
+        bar.close()
+        return texts
+
+    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
+        raise MonkeysError(
+            "monkeys-* models only generate text; use --model hf for loglikelihood tasks"
+        )
+
+    def loglikelihood_rolling(self, requests: list[Instance]) -> list[float]:
+        raise MonkeysError(
+            "monkeys-* models only generate text; use --model hf for perplexity tasks"
+        )
+
+
+def _group_clones(requests: list[Instance]) -> list[tuple[Instance, int]]:
+    """Collapse lm-eval's k consecutive references to one request into (request, k)."""
+    groups: list[tuple[Instance, int]] = []
+    for request in requests:
+        if groups and groups[-1][0] is request:
+            groups[-1] = (request, groups[-1][1] + 1)
+        else:
+            groups.append((request, 1))
+    return groups

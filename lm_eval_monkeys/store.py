@@ -1,0 +1,302 @@
+"""The run store: every sample of a run, written as produced, in one SQLite file (WAL).
+
+``RUN_DIR/samples.sqlite`` holds one row per (task, doc, sample index) with its token
+counts, the prompt hash and the document, plus the run's configuration (model, model
+args, seed). It is the source of truth: resume and extend read it to skip samples that
+exist; rescore and export read it without a model. A lock file keeps a second writer out.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lm_eval_monkeys.errors import MonkeysError
+
+STORE_FILE = "samples.sqlite"
+LOCK_FILE = "samples.lock"
+SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    task TEXT NOT NULL, doc_id INTEGER NOT NULL, doc TEXT NOT NULL,
+    prompt_hash TEXT NOT NULL, gen_kwargs TEXT NOT NULL,
+    PRIMARY KEY (task, doc_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS samples (
+    task TEXT NOT NULL, doc_id INTEGER NOT NULL, sample_idx INTEGER NOT NULL,
+    completion TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    PRIMARY KEY (task, doc_id, sample_idx)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated completion and its token counts (the prompt counted once per doc)."""
+
+    sample_idx: int
+    completion: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def prompt_hash(context: str, gen_kwargs: dict[str, Any]) -> str:
+    payload = json.dumps([context, gen_kwargs], sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+class SampleStore:
+    """Open (or create) the store of one run directory."""
+
+    def __init__(self, run_dir: str | Path, *, writer: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / STORE_FILE
+        self._lock_handle = None
+        if writer:
+            self._take_lock()
+        elif not self.path.is_file():
+            raise MonkeysError(
+                f"{self.run_dir} holds no sample store ({STORE_FILE}); pass the --output_path "
+                "of a run made with a monkeys-* model"
+            )
+        try:
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives kill -9
+            if writer:
+                self.db.executescript(_SCHEMA)
+            self._check_schema()
+        except sqlite3.DatabaseError as err:
+            raise _store_error(self.path, err) from None
+
+    # -- configuration -------------------------------------------------------------------
+
+    def bind_config(self, config: dict[str, Any]) -> None:
+        """Record the run's configuration, or refuse if the store holds another one."""
+        stored = self._meta("config")
+        if stored is None:
+            self._write(lambda: self._set_meta("config", json.dumps(config, sort_keys=True)))
+            return
+        previous = json.loads(stored)
+        if previous != config:
+            changed = sorted(
+                k for k in previous.keys() | config.keys() if previous.get(k) != config.get(k)
+            )
+            raise MonkeysError(
+                f"{self.run_dir} holds samples from a different run configuration "
+                f"(changed: {', '.join(changed)}); use a new --output_path to start a new run"
+            )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        stored = self._meta("config")
+        return json.loads(stored) if stored else {}
+
+    # -- writing -------------------------------------------------------------------------
+
+    def register_doc(self, task: str, doc_id: int, doc: dict, phash: str, gen_kwargs: dict) -> None:
+        """Remember a problem's document and prompt; refuse a changed prompt for a known one."""
+        row = self.db.execute(
+            "SELECT prompt_hash FROM docs WHERE task = ? AND doc_id = ?", (task, doc_id)
+        ).fetchone()
+        if row is None:
+            self._write(
+                lambda: self.db.execute(
+                    "INSERT INTO docs VALUES (?, ?, ?, ?, ?)",
+                    (
+                        task,
+                        doc_id,
+                        json.dumps(doc, default=str),
+                        phash,
+                        json.dumps(gen_kwargs, sort_keys=True, default=str),
+                    ),
+                )
+            )
+        elif row[0] != phash:
+            raise MonkeysError(
+                f"{self.run_dir}: the prompt or sampling parameters of {task} doc {doc_id} differ "
+                "from the stored run's; use a new --output_path to start a new run"
+            )
+
+    def add(self, rows: Iterable[tuple[str, int, Sample]]) -> None:
+        """Commit (task, doc_id, sample) rows in one transaction; an existing index is kept."""
+        values = [
+            (task, doc_id, s.sample_idx, s.completion, s.prompt_tokens, s.completion_tokens)
+            for task, doc_id, s in rows
+        ]
+        self._write(
+            lambda: self.db.executemany(
+                "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?)", values
+            )
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def existing_indices(self, task: str, doc_id: int) -> set[int]:
+        rows = self.db.execute(
+            "SELECT sample_idx FROM samples WHERE task = ? AND doc_id = ?", (task, doc_id)
+        )
+        return {r[0] for r in rows}
+
+    def completions(self, task: str, doc_id: int, limit: int | None = None) -> list[str]:
+        """The completions of one problem in sample order (the first ``limit`` if given)."""
+        rows = self.db.execute(
+            "SELECT completion FROM samples WHERE task = ? AND doc_id = ? AND sample_idx < ? "
+            "ORDER BY sample_idx",
+            (task, doc_id, limit if limit is not None else 2**62),
+        )
+        return [r[0] for r in rows]
+
+    def tasks(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT task FROM docs ORDER BY task")]
+
+    def docs(self, task: str) -> Iterator[tuple[int, dict]]:
+        rows = self.db.execute(
+            "SELECT doc_id, doc FROM docs WHERE task = ? ORDER BY doc_id", (task,)
+        )
+        for doc_id, doc in rows:
+            yield doc_id, json.loads(doc)
+
+    def samples(self, task: str, doc_id: int) -> list[Sample]:
+        rows = self.db.execute(
+            "SELECT sample_idx, completion, prompt_tokens, completion_tokens FROM samples "
+            "WHERE task = ? AND doc_id = ? ORDER BY sample_idx",
+            (task, doc_id),
+        )
+        return [Sample(*r) for r in rows]
+
+    def count(self, task: str | None = None) -> int:
+        if task is None:
+            return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+        return self.db.execute("SELECT COUNT(*) FROM samples WHERE task = ?", (task,)).fetchone()[0]
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_handle is not None:
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.run_dir / LOCK_FILE, "a+")
+        except OSError as err:
+            raise MonkeysError(
+                f"cannot write the run directory {self.run_dir}: {err.strerror}; "
+                "choose a writable --output_path"
+            ) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise MonkeysError(
+                f"{self.run_dir} is being written by {holder}; wait for it to finish "
+                "or use another --output_path"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._lock_handle = handle
+
+    def _check_schema(self) -> None:
+        version = self._meta("schema_version")
+        if version is None:
+            self._write(lambda: self._set_meta("schema_version", SCHEMA_VERSION))
+        elif version != SCHEMA_VERSION:
+            raise MonkeysError(
+                f"{self.path} has store schema {version}, this version reads {SCHEMA_VERSION}; "
+                "export it with the version that wrote it"
+            )
+
+    def _meta(self, key: str) -> str | None:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        except sqlite3.OperationalError:  # a reader on a store without tables yet
+            return None
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _write(self, action: Any) -> None:
+        with self._transaction():
+            action()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+        except sqlite3.DatabaseError as err:
+            raise _store_error(self.path, err) from None
+
+
+def _store_error(path: Path, err: sqlite3.DatabaseError) -> MonkeysError:
+    message = str(err)
+    if "full" in message:
+        return MonkeysError(
+            f"disk full while writing {path}; every sample committed so far is kept: "
+            "free space and rerun the same command to resume"
+        )
+    if "readonly" in message or "read-only" in message or "unable to open" in message:
+        return MonkeysError(f"cannot write {path} ({message}); choose a writable --output_path")
+    if "not a database" in message or "malformed" in message or "corrupt" in message:
+        return MonkeysError(
+            f"{path} is corrupted ({message}); move it aside to start the run afresh, "
+            "or restore it from a copy"
+        )
+    return MonkeysError(f"sample store {path}: {message}")
+
+
+class StoredSamples(str):
+    """What a store-backed model hands lm-eval for each sample: a reference, not the text.
+
+    All k clones of a problem share one object, so lm-eval's memory does not grow with k;
+    ``MonkeysTask`` reads the completions back from the store one problem at a time.
+    """
+
+    run_dir: str
+    task: str
+    doc_id: int
+    count: int
+
+    def __new__(cls, run_dir: str | Path, task: str, doc_id: int, count: int) -> StoredSamples:
+        text = f"<{count} samples of {task} doc {doc_id} in {Path(run_dir) / STORE_FILE}>"
+        obj = super().__new__(cls, text)
+        obj.run_dir, obj.task, obj.doc_id, obj.count = str(run_dir), task, doc_id, count
+        return obj
+
+    def load(self) -> list[str]:
+        store = _readers.get(self.run_dir)
+        if store is None:
+            store = _readers[self.run_dir] = SampleStore(self.run_dir, writer=False)
+        completions = store.completions(self.task, self.doc_id, limit=self.count)
+        if len(completions) != self.count:
+            raise MonkeysError(
+                f"{store.path} holds {len(completions)} of the {self.count} samples of "
+                f"{self.task} doc {self.doc_id}; rerun the same command to generate the rest"
+            )
+        return completions
+
+
+_readers: dict[str, SampleStore] = {}
