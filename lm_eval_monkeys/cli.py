@@ -8,18 +8,14 @@ lm-eval-monkeys task-dir    # the directory to pass to stock lm_eval --include_p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.task_configs import TASK_DIR
 
-TASK_DIR = Path(__file__).resolve().parent / "task_configs"
-if not TASK_DIR.is_dir():  # editable install: the configs stay at the repository top
-    import lm_eval_monkeys.task_configs as _configs
-
-    TASK_DIR = Path(next(iter(_configs.__path__)))
-
-OWN_COMMANDS = ("verify", "task-dir")
+OWN_COMMANDS = ("verify", "rescore", "export", "task-dir")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,6 +27,9 @@ def main(argv: list[str] | None = None) -> None:
             _run_lm_eval(argv)
     except MonkeysError as err:
         sys.exit(f"lm-eval-monkeys: error: {err}")
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
 
 
 def _own_command(argv: list[str]) -> None:
@@ -43,11 +42,38 @@ def _own_command(argv: list[str]) -> None:
     verify.add_argument("--output", required=True, type=Path, help="JSONL written with verdicts")
     verify.add_argument("--verifier", help="override the task's checker, e.g. gsm8k:flexible")
     verify.add_argument("--include_path", type=Path, help="another directory of task configs")
+    rescore = commands.add_parser("rescore", help="recompute a stored run's metrics, no model")
+    rescore.add_argument("run_dir", type=Path, help="the run's --output_path")
+    rescore.add_argument("--verifier", help="re-verify with another checker, e.g. gsm8k:flexible")
+    rescore.add_argument("--ks", help="k values to report, e.g. 1,10,100")
+    export = commands.add_parser("export", help="write every stored sample with its verdict")
+    export.add_argument("run_dir", type=Path, help="the run's --output_path")
+    export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
+    export.add_argument("--output", type=Path, help="file to write (JSONL: default stdout)")
+    export.add_argument("--verifier", help="verify with another checker")
     args = parser.parse_args(argv)
     if args.command == "task-dir":
         print(TASK_DIR)
-        return
+    elif args.command == "rescore":
+        from lm_eval_monkeys.report import metric_table
+        from lm_eval_monkeys.rescore import RESCORE_FILE, rescore_run
+        from lm_eval_monkeys.tasks import parse_ks
 
+        ks = parse_ks(args.ks, 1 << 62) if args.ks else None
+        results = rescore_run(args.run_dir, args.verifier, ks)
+        print(metric_table(results))
+        print(f"\nwritten to {args.run_dir / RESCORE_FILE}")
+    elif args.command == "export":
+        from lm_eval_monkeys.export import export_run
+
+        count = export_run(args.run_dir, args.format, args.output, args.verifier)
+        if args.output:
+            print(f"{count} samples -> {args.output}")
+    else:
+        _verify(args)
+
+
+def _verify(args: argparse.Namespace) -> None:
     from lm_eval_monkeys.selection import Grader
     from lm_eval_monkeys.tasks import task_verifier
     from lm_eval_monkeys.verifiers import get_verifier
@@ -103,6 +129,7 @@ def _run_lm_eval(argv: list[str]) -> None:
         if extra.ks is not None:
             metadata["ks"] = extra.ks
         args.metadata = metadata
+    results = _capture_results()
     try:
         cli.execute(args)
     except ValueError as err:
@@ -113,6 +140,30 @@ def _run_lm_eval(argv: list[str]) -> None:
             f"{err}; `lm-eval-monkeys ls tasks` lists them "
             f"(ours: monkeys, monkeys_gsm8k, monkeys_math, monkeys_math500)"
         ) from None
+    if results.get("results"):
+        from lm_eval_monkeys.report import metric_table
+
+        print("\n" + metric_table(results["results"]))
+
+
+def _capture_results() -> dict:
+    """Keep what lm-eval's run computes, to print it as a k-by-metric table afterwards.
+
+    lm-eval's CLI prints its own table but returns nothing; its run command looks up
+    ``lm_eval.simple_evaluate`` when it runs, so wrapping that attribute sees the results.
+    """
+    import lm_eval
+
+    captured: dict = {}
+    evaluate = lm_eval.simple_evaluate
+
+    def capturing(*args: object, **kwargs: object) -> dict | None:
+        output = evaluate(*args, **kwargs)
+        captured["results"] = (output or {}).get("results")
+        return output
+
+    lm_eval.simple_evaluate = capturing
+    return captured
 
 
 def _is_run(argv: list[str]) -> bool:

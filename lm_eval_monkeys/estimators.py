@@ -52,7 +52,8 @@ def coverage_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | floa
         - gammaln(n_arr + 1.0)
         + gammaln(n_arr - k_arr + 1.0)
     )
-    result = np.where(certain, 1.0, -np.expm1(log_ratio))
+    # c = 0 is exactly 0; clipping removes log-gamma rounding of order 1e-16 elsewhere.
+    result = np.where(certain, 1.0, np.where(c_arr == 0, 0.0, np.clip(-np.expm1(log_ratio), 0, 1)))
     return float(result) if result.ndim == 0 else result
 
 

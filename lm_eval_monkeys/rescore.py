@@ -1,0 +1,82 @@
+"""Recompute a stored run's verdicts and metrics without a model.
+
+Reads ``RUN_DIR/samples.sqlite`` one problem at a time (memory stays flat), scores it with
+the task's checker or another one (``--verifier``), and reports every ``name@k``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.estimators import default_ks
+from lm_eval_monkeys.metrics import problem_metrics
+from lm_eval_monkeys.selection import Grader, ScoredSamples, score_samples
+from lm_eval_monkeys.store import Sample, SampleStore
+from lm_eval_monkeys.task_configs import TASK_DIR
+from lm_eval_monkeys.tasks import task_verifier
+from lm_eval_monkeys.verifiers import get_verifier
+
+RESCORE_FILE = "rescore.json"
+
+
+def scored_problems(
+    store: SampleStore, task: str, grader: Grader
+) -> Iterator[tuple[int, list[Sample], ScoredSamples]]:
+    """Each stored problem of a task with its samples and their verdicts."""
+    for doc_id, doc in store.docs(task):
+        samples = store.samples(task, doc_id)
+        if samples:
+            target = grader.checker.target(doc)
+            yield doc_id, samples, score_samples([s.completion for s in samples], target, grader)
+
+
+def grader_for(task: str, verifier: str | None) -> tuple[str, Grader]:
+    spec = verifier or task_verifier(task, [TASK_DIR])
+    return spec, Grader(get_verifier(spec))
+
+
+def rescore_run(
+    run_dir: Path, verifier: str | None = None, ks: Sequence[int] | None = None
+) -> dict[str, dict[str, float | int | str]]:
+    """Metrics of every task in the run, averaged over problems; also written to rescore.json."""
+    store = SampleStore(run_dir, writer=False)
+    results: dict[str, dict[str, float | int | str]] = {}
+    try:
+        for task in store.tasks():
+            spec, grader = grader_for(task, verifier)
+            summaries = [
+                scored.summary
+                for _, _, scored in tqdm(
+                    scored_problems(store, task, grader), desc=f"rescore {task}", unit="problem"
+                )
+            ]
+            if not summaries:
+                continue
+            fewest = min(s.n for s in summaries)
+            task_ks = sorted(ks) if ks else default_ks(fewest)
+            if task_ks[-1] > fewest:
+                raise MonkeysError(
+                    f"k={task_ks[-1]} exceeds the {fewest} samples stored for some {task} "
+                    "problem; lower --ks or extend the run"
+                )
+            totals: dict[str, float] = {}
+            for summary in summaries:
+                for name, value in problem_metrics(summary, task_ks).items():
+                    totals[name] = totals.get(name, 0.0) + value
+            results[task] = {
+                **{name: total / len(summaries) for name, total in totals.items()},
+                "problems": len(summaries),
+                "verifier": spec,
+            }
+    finally:
+        store.close()
+    try:
+        (run_dir / RESCORE_FILE).write_text(json.dumps(results, indent=2) + "\n")
+    except OSError as err:
+        raise MonkeysError(f"cannot write {run_dir / RESCORE_FILE}: {err.strerror}") from None
+    return results
