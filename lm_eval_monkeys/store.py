@@ -104,29 +104,32 @@ class SampleStore:
 
     # -- writing -------------------------------------------------------------------------
 
-    def register_doc(self, task: str, doc_id: int, doc: dict, phash: str, gen_kwargs: dict) -> None:
-        """Remember a problem's document and prompt; refuse a changed prompt for a known one."""
-        row = self.db.execute(
-            "SELECT prompt_hash FROM docs WHERE task = ? AND doc_id = ?", (task, doc_id)
-        ).fetchone()
-        if row is None:
-            self._write(
-                lambda: self.db.execute(
-                    "INSERT INTO docs VALUES (?, ?, ?, ?, ?)",
-                    (
-                        task,
-                        doc_id,
-                        json.dumps(doc, default=str),
-                        phash,
-                        json.dumps(gen_kwargs, sort_keys=True, default=str),
-                    ),
+    def register_docs(self, docs: list[tuple[str, int, dict, str, dict]]) -> None:
+        """Record (task, doc_id, doc, prompt hash, gen kwargs) of the problems a run covers,
+        in one transaction; refuse a changed prompt or sampling setting for a known one."""
+        known = dict(
+            ((task, doc_id), phash)
+            for task, doc_id, phash in self.db.execute("SELECT task, doc_id, prompt_hash FROM docs")
+        )
+        for task, doc_id, _, phash, _ in docs:
+            if known.get((task, doc_id), phash) != phash:
+                raise MonkeysError(
+                    f"{self.run_dir}: the prompt or sampling parameters of {task} doc {doc_id} "
+                    "differ from the stored run's; use a new --output_path to start a new run"
                 )
+        new = [
+            (
+                task,
+                doc_id,
+                json.dumps(doc, default=str),
+                phash,
+                json.dumps(gen_kwargs, sort_keys=True, default=str),
             )
-        elif row[0] != phash:
-            raise MonkeysError(
-                f"{self.run_dir}: the prompt or sampling parameters of {task} doc {doc_id} differ "
-                "from the stored run's; use a new --output_path to start a new run"
-            )
+            for task, doc_id, doc, phash, gen_kwargs in docs
+            if (task, doc_id) not in known
+        ]
+        if new:
+            self._write(lambda: self.db.executemany("INSERT INTO docs VALUES (?, ?, ?, ?, ?)", new))
 
     def add(self, rows: Iterable[tuple[str, int, Sample]]) -> None:
         """Commit (task, doc_id, sample) rows in one transaction; an existing index is kept."""

@@ -12,7 +12,7 @@ import hashlib
 import time
 from abc import abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -23,7 +23,7 @@ from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store import Sample, SampleStore, StoredSamples, prompt_hash
 
 # Constructor arguments that change how fast a run goes, not what it samples.
-_NOT_IDENTITY = {"run_dir", "batch_size", "max_batch_size", "device", "sample_batch_size"}
+_NOT_IDENTITY = {"run_dir", "batch_size", "max_batch_size", "device", "sample_delay"}
 _BATCH_ROWS, _FLUSH_S = 512, 0.5
 
 
@@ -71,7 +71,7 @@ class KSampleLM(LM):
         try:
             if store is not None:
                 store.bind_config(self.run_config())
-            plans = [self._plan(instance, count, store) for instance, count in groups]
+            plans = self._plan(groups, store)
             texts = self._generate([p for p in plans if p.indices], store, disable_tqdm)
         finally:
             if store is not None:
@@ -86,17 +86,35 @@ class KSampleLM(LM):
                 outputs.extend(by_index[i] for i in range(count))
         return outputs
 
-    def _plan(self, instance: Instance, count: int, store: SampleStore | None) -> SampleRequest:
-        context, gen_kwargs = instance.args[0], dict(instance.args[1])
-        task, doc_id = instance.task_name, int(instance.doc_id)
-        wanted = range(count)
-        if store is not None:
-            store.register_doc(
-                task, doc_id, instance.doc, prompt_hash(context, gen_kwargs), gen_kwargs
+    def _plan(
+        self, groups: list[tuple[Instance, int]], store: SampleStore | None
+    ) -> list[SampleRequest]:
+        """Each problem with the sample indices below its k that the store does not hold."""
+        plans = [
+            SampleRequest(
+                inst.task_name,
+                int(inst.doc_id),
+                inst.doc,
+                inst.args[0],
+                dict(inst.args[1]),
+                tuple(range(count)),
             )
-            have = store.existing_indices(task, doc_id)
-            wanted = [i for i in wanted if i not in have]
-        return SampleRequest(task, doc_id, instance.doc, context, gen_kwargs, tuple(wanted))
+            for inst, count in groups
+        ]
+        if store is None:
+            return plans
+        store.register_docs(
+            [
+                (p.task, p.doc_id, p.doc, prompt_hash(p.context, p.gen_kwargs), p.gen_kwargs)
+                for p in plans
+            ]
+        )
+        return [
+            replace(
+                p, indices=tuple(sorted(set(p.indices) - store.existing_indices(p.task, p.doc_id)))
+            )
+            for p in plans
+        ]
 
     def _generate(
         self, plans: list[SampleRequest], store: SampleStore | None, disable_tqdm: bool

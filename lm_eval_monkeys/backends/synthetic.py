@@ -9,12 +9,14 @@ Every sample is a function of (seed, task, doc, sample index) only.
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from lm_eval.api.registry import register_model
 
 from lm_eval_monkeys.backends.base import KSampleLM, SampleRequest, sample_seed
+from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store import Sample
 from lm_eval_monkeys.verifiers import get_verifier
 
@@ -28,14 +30,16 @@ class SyntheticLM(KSampleLM):
         accuracy: float = 0.3,
         seed: int = 0,
         no_answer: float = 0.05,
+        sample_delay: float = 0.0,
         run_dir: str | None = None,
         **_: Any,
     ) -> None:
+        """``sample_delay`` seconds per sample imitate a real model's speed (fault tests)."""
         accuracy, no_answer = float(accuracy), float(no_answer)
         if not 0.0 < accuracy < 1.0:
-            raise ValueError(f"accuracy must be in (0, 1), got {accuracy}")
+            raise MonkeysError(f"accuracy must be in (0, 1), got {accuracy}; e.g. accuracy=0.3")
         super().__init__(run_dir=run_dir, seed=seed, accuracy=accuracy, no_answer=no_answer)
-        self.accuracy, self.no_answer = accuracy, no_answer
+        self.accuracy, self.no_answer, self.delay = accuracy, no_answer, float(sample_delay)
 
     def sample(self, requests: list[SampleRequest]) -> Iterator[tuple[SampleRequest, Sample]]:
         for request in requests:
@@ -54,6 +58,8 @@ class SyntheticLM(KSampleLM):
                     text = writer(
                         rng, correct=roll < self.no_answer + p_correct * (1 - self.no_answer)
                     )
+                if self.delay:
+                    time.sleep(self.delay)
                 yield request, Sample(idx, text, prompt_tokens, len(text.split()))
 
 
