@@ -57,14 +57,27 @@ class Grader:
             return None
         return self.checker.extract(completion)
 
+    def verdicts(self, answers: list[str], target: str) -> list[bool]:
+        """Verdicts of distinct answers to one problem; checkers that run programs get them
+        all at once (``is_correct_many``) so they can run them in parallel."""
+        todo = [a for a in answers if (target, a) not in self._verdicts]
+        many = getattr(self.checker, "is_correct_many", None)
+        if todo and many is not None:
+            for answer, ok in zip(todo, many(todo, target), strict=True):
+                self._remember(target, answer, ok)
+        return [self.verdict(a, target) for a in answers]
+
+    def _remember(self, target: str, answer: str, ok: bool) -> None:
+        if len(self._verdicts) >= self._MAX_CACHED:
+            self._verdicts.clear()
+        self._verdicts[(target, answer)] = ok
+
     def verdict(self, answer: str | None, target: str) -> bool:
         if answer is None:
             return False
         key = (target, answer)
         if key not in self._verdicts:
-            if len(self._verdicts) >= self._MAX_CACHED:
-                self._verdicts.clear()
-            self._verdicts[key] = self.checker.is_correct(answer, target)
+            self._remember(target, answer, self.checker.is_correct(answer, target))
         return self._verdicts[key]
 
 
@@ -74,7 +87,7 @@ def score_samples(completions: Sequence[object], target: str, grader: Grader) ->
     keys = {text: grader.answer(text) for text in set(completions)}
     answers = [keys[completion] for completion in completions]
     counts = Counter(a for a in answers if a is not None)
-    verdict = {answer: grader.verdict(answer, target) for answer in counts}
+    verdict = dict(zip(counts, grader.verdicts(list(counts), target), strict=True))
     correct = [a is not None and verdict[a] for a in answers]
     summary = _group(counts, verdict, len(answers), answers.count(None), grader.checker)
     return ScoredSamples(summary, answers, correct)

@@ -1,0 +1,190 @@
+"""The sandboxed CodeContests verifier, on problems written in the CodeContests schema.
+
+Every hostile program really runs in bubblewrap as an unprivileged uid.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
+
+from lm_eval_monkeys.selection import Grader, score_samples
+
+ADD = {
+    "name": "add",
+    "description": "Print the sum of two integers.",
+    "public_tests": {"input": ["1 2\n"], "output": ["3\n"]},
+    "private_tests": {"input": ["5 7\n", "100 -1\n"], "output": ["12\n", "99\n"]},
+    "generated_tests": {"input": ["0 0\n"], "output": ["0\n"]},
+    "time_limit": {"seconds": 1, "nanos": 0},
+    "memory_limit_bytes": 256 << 20,
+}
+SECRET = "monkeys-secret-7f3a"
+
+
+def py(body: str) -> str:
+    return f"Here is my solution.\n```python\n{body}\n```\nDone."
+
+
+GOOD_PY = py("a, b = map(int, input().split())\nprint(a + b)")
+GOOD_CPP = (
+    "```cpp\n#include <bits/stdc++.h>\nint main(){long long a,b;std::cin>>a>>b;"
+    'std::cout<<a+b<<"\\n";}\n```'
+)
+HOSTILE = {
+    "wrong answer": (py("print(42)"), "WA"),
+    "infinite loop": (py("while True:\n    pass"), "TLE"),
+    "sleeps": (py("import time\ntime.sleep(60)"), "TLE"),
+    "allocates 8 GB": (py("x = bytearray(8 << 30)\nprint(len(x))"), "MLE"),
+    "allocates 8 GB in C++": (
+        "```cpp\n#include <vector>\n#include <cstdio>\nint main(){std::vector<char>"
+        ' v(8ULL<<30,1);printf("%d",v[7]);}\n```',
+        "MLE",
+    ),
+    "prints 300 MB": (
+        py("import sys\nfor _ in range(300):\n    sys.stdout.write('x' * (1 << 20))"),
+        "WA",
+    ),
+    "fork bomb": (
+        py(
+            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+        ),
+        "TLE",
+    ),
+    "uses the network": (
+        py(
+            "import socket\nsocket.create_connection(('1.1.1.1', 80), 2)\n"
+            "a, b = map(int, input().split())\nprint(a + b)"
+        ),
+        "RE",
+    ),
+    "writes outside scratch": (
+        py(
+            "open('/etc/monkeys-escape', 'w').write('x')\n"
+            "a, b = map(int, input().split())\nprint(a + b)"
+        ),
+        "RE",
+    ),
+    "reads the environment": (
+        py("import os\nprint(os.environ.get('MONKEYS_SECRET', 'none'))"),
+        "WA",
+    ),
+    "kills its parent": (py("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), "RE"),
+    "does not compile": ("```cpp\nint main( { return 0 }\n```", "CE"),
+    "python syntax error": (py("def f(:\n    pass"), "CE"),
+}
+
+
+@pytest.fixture(scope="module")
+def checker(tmp_path_factory: pytest.TempPathFactory) -> CodeChecker:
+    return CodeChecker(cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def test_correct_python_and_cpp_pass_every_test(checker: CodeChecker) -> None:
+    target = checker.target(ADD)
+    good = [extract_program(GOOD_PY), extract_program(GOOD_CPP)]
+    details = checker.details_many(good, target)
+    for program in good:
+        assert details[program]["verdict"] == "AC"
+        assert len(details[program]["tests"]) == 4
+
+
+def test_hostile_programs_get_the_right_verdict_and_nothing_escapes(
+    checker: CodeChecker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MONKEYS_SECRET", SECRET)
+    target = checker.target(ADD)
+    programs = {name: extract_program(text) for name, (text, _) in HOSTILE.items()}
+    details = checker.details_many([*programs.values(), extract_program(GOOD_PY)], target)
+    got = {name: details[program]["verdict"] for name, program in programs.items()}
+    assert got == {name: verdict for name, (_, verdict) in HOSTILE.items()}
+    # The well-behaved program checked in the same batch is unaffected.
+    assert details[extract_program(GOOD_PY)]["verdict"] == "AC"
+    assert not Path("/etc/monkeys-escape").exists()
+    leftovers = subprocess.run(
+        ["pgrep", "-u", ",".join(str(61000 + i) for i in range(64))], capture_output=True, text=True
+    )
+    assert leftovers.stdout.strip() == "", "no sandboxed process outlives its check"
+
+
+def test_failing_stops_at_the_first_failing_test(checker: CodeChecker) -> None:
+    program = extract_program(py("a, b = map(int, input().split())\nprint(a + b if a < 5 else 0)"))
+    result = checker.details_many([program], checker.target(ADD))[program]
+    assert result["verdict"] == "WA"
+    assert [t["verdict"] for t in result["tests"]] == ["AC", "WA"]
+
+
+def test_output_comparison_is_tokenwise_case_insensitive_with_float_tolerance(
+    checker: CodeChecker,
+) -> None:
+    doc = {
+        **ADD,
+        "public_tests": {"input": [""], "output": ["YES 0.333333\n 2"]},
+        "private_tests": {"input": [], "output": []},
+        "generated_tests": {"input": [], "output": []},
+    }
+    target = checker.target(doc)
+    ok = extract_program(py("print('yes', 1/3)\nprint(2)"))
+    bad = extract_program(py("print('yes', 0.3334, 2)"))
+    details = checker.details_many([ok, bad], target)
+    assert (details[ok]["verdict"], details[bad]["verdict"]) == ("AC", "WA")
+
+
+def test_distinct_programs_run_once_and_verdicts_are_cached_on_disk(tmp_path: Path) -> None:
+    completions = [
+        GOOD_PY,
+        GOOD_PY + "\n\n",
+        GOOD_PY.replace("print(a + b)", "print(a + b)   "),
+        py("print(0)"),
+        "no code here",
+    ]
+    first = CodeChecker(cache_dir=tmp_path)
+    scored = score_samples(completions, first.target(ADD), Grader(first))
+    assert scored.correct == [True, True, True, False, False]
+    assert scored.summary.class_sizes == (3, 1) and scored.summary.n_invalid == 1
+    # A new checker (a rescore) answers from the disk cache, without any sandbox.
+    second = CodeChecker(cache_dir=tmp_path)
+    second._sandbox = "unused"  # type: ignore[assignment]  (any sandbox use would fail)
+    again = score_samples(completions, second.target(ADD), Grader(second))
+    assert again.correct == scored.correct
+
+
+def test_extraction() -> None:
+    assert extract_program("no code") is None
+    assert extract_program("```\n#include <cstdio>\nint main(){}\n```").startswith("cpp\n")
+    assert (
+        extract_program("```py\nprint(1)\n```\n```cpp\nint main(){}\n```") == "python\nprint(1)\n"
+    )
+
+
+def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(
+            json.dumps({"doc": ADD, "completion": c, "id": i}) + "\n"
+            for i, c in enumerate([GOOD_PY, py("print(1)"), "nothing"])
+        )
+    )
+    out = tmp_path / "out.jsonl"
+    result = subprocess.run(
+        [
+            "lm-eval-monkeys",
+            "verify",
+            "--task",
+            "monkeys_codecontests",
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "MONKEYS_CACHE_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, False, False]
