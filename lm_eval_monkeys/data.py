@@ -78,3 +78,61 @@ def load_math500(**_: Any) -> datasets.DatasetDict:
     if local_data_dir() is None:
         return datasets.load_dataset("HuggingFaceH4/MATH-500")
     return _local_json("math", test="math500_test.jsonl")
+
+
+def load_codecontests(**_: Any) -> datasets.DatasetDict:
+    """CodeContests test problems (deepmind/code_contests) without image-based statements.
+
+    The local copy (``codecontests/test_statements_only.jsonl``) holds statements but no
+    tests: prompts build from it, verification needs the hub's tests.
+    """
+    if local_data_dir() is None:
+        test = datasets.load_dataset("deepmind/code_contests", split="test")
+    else:
+        local = _local_json("codecontests", test="test_statements_only.jsonl")["test"]
+        test = local.map(_statement_to_hub_schema, remove_columns=local.column_names)
+    return datasets.DatasetDict(test=test.filter(lambda doc: "<image>" not in doc["description"]))
+
+
+def codecontests_fewshot() -> list[dict[str, str]]:
+    """Two train problems with a Python 3 solution (hub), as few-shot examples."""
+    if local_data_dir() is not None:
+        path = local_data_dir() / "codecontests" / "train.jsonl"
+        if not path.is_file():
+            return []  # the local layout has no train split: the prompt is zero-shot
+        train = datasets.load_dataset("json", data_files=str(path), split="train")
+    else:
+        train = datasets.load_dataset("deepmind/code_contests", split="train", streaming=True)
+    examples = []
+    for doc in train:
+        solutions = doc.get("solutions") or {}
+        python3 = [
+            s
+            for s, lang in zip(
+                solutions.get("solution", []), solutions.get("language", []), strict=False
+            )
+            if lang == _PYTHON3
+        ]
+        if python3 and "<image>" not in doc["description"]:
+            examples.append({"description": doc["description"], "solution": python3[0].strip()})
+        if len(examples) == 2:
+            break
+    return examples
+
+
+_PYTHON3 = 3  # deepmind/code_contests language enum: 1 Python 2, 2 C++, 3 Python 3, 4 Java
+
+
+def _statement_to_hub_schema(record: dict[str, Any]) -> dict[str, Any]:
+    empty = {"input": [], "output": []}
+    meta = record["meta_data"]
+    return {
+        "name": meta["task_name"],
+        "description": record["prompt"].strip().strip("'").strip(),
+        "public_tests": empty,
+        "private_tests": empty,
+        "generated_tests": empty,
+        "time_limit": meta["time_limit"],
+        "memory_limit_bytes": 256 << 20,
+        "difficulty": meta["difficulty"],
+    }

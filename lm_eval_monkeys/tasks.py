@@ -7,6 +7,7 @@ Each problem's k completions become one ``ProblemSummary`` and its ``name@k`` me
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from lm_eval_monkeys.selection import Grader, score_samples
 from lm_eval_monkeys.store import StoredSamples
 from lm_eval_monkeys.verifiers import get_verifier
 
+logger = logging.getLogger(__name__)
+
 
 class MonkeysTask(ConfigurableTask):
     """A generate-until task that draws k samples per problem and scores all of them."""
@@ -33,6 +36,16 @@ class MonkeysTask(ConfigurableTask):
         self.ks = parse_ks(meta.get("ks"), k)
         self.grader = Grader(get_verifier(meta["verifier"]))
         super().__init__(config={**config, "repeats": k})
+        available = len(self.sampler.df) if hasattr(self, "sampler") else 0
+        if (self.config.num_fewshot or 0) > available:
+            # e.g. CodeContests from a local directory without its train split
+            logger.warning(
+                "%s: only %d few-shot examples available, using %d",
+                self.config.task,
+                available,
+                available,
+            )
+            self.config.num_fewshot = available
 
     def process_results(self, doc: dict, results: list) -> dict[str, float]:
         # The config's empty filter keeps all k responses of the doc's one request.
