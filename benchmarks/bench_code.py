@@ -131,12 +131,11 @@ def main() -> None:
         f"{count} samples, {distinct} distinct programs, {len(problem_tests(DOC))} tests, "
         f"{os.cpu_count()} cores; {sum(ours_v)} pass"
     )
-    print(
-        f"ours (sandboxed, dedup, fork per test, parallel): {ours_s:.1f} s, {count / ours_s:.1f} samples/s"
-    )
-    print(
-        f"naive (fresh interpreter per test, sequential):   {naive_s:.1f} s, {count / naive_s:.1f} samples/s"
-    )
+    for name, secs in (
+        ("ours (sandbox, dedup, fork/test, parallel)", ours_s),
+        ("naive (fresh interpreter/test, sequential)", naive_s),
+    ):
+        print(f"{name}: {secs:.1f} s, {count / secs:.1f} samples/s")
     print(f"speed-up: {naive_s / ours_s:.1f}x; identical verdicts: {ours_v == naive_v}")
     boxed, bare = per_test_overhead()
     print(
