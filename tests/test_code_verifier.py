@@ -188,3 +188,22 @@ def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, False, False]
+
+
+def test_codecontests_prompts_build_from_local_statements() -> None:
+    from lm_eval.tasks import TaskManager
+    from lm_eval_monkeys.task_configs import TASK_DIR
+
+    manager = TaskManager(
+        include_path=str(TASK_DIR), include_defaults=False, metadata={"repeats": 2}
+    )
+    task = manager.load("monkeys_codecontests")["tasks"]["monkeys_codecontests"]
+    task.set_fewshot_seed(seed=1234)
+    task.build_all_requests(limit=2, rank=0, world_size=1)
+    assert len(task.eval_docs) == 155  # 165 statements minus those that need an image
+    assert all("<image>" not in doc["description"] for doc in task.eval_docs)
+    context, gen = task.instances[0].args
+    assert "```python" in context and context.endswith("\nSolution:")
+    assert task.eval_docs[0]["description"][:40] in context
+    assert gen["until"] == ["\nProblem:"] and gen["temperature"] == 0.6
+    assert task.UNSAFE_CODE
