@@ -9,14 +9,15 @@ rlimits on address space, CPU, file size and processes and a wall-clock limit.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from lm_eval_monkeys.errors import MonkeysError
 _HARNESS_SOURCE = Path(__file__).with_name("sandbox_harness.py").read_text()
 UNSANDBOXED_ENV = "MONKEYS_UNSANDBOXED_I_TRUST_THIS_CODE"
 PCH_MOUNT = "/monkeys-pch"  # where the precompiled bits/stdc++.h appears in the sandbox
-_FIRST_UID = 61_000  # one uid per concurrent sandbox: RLIMIT_NPROC counts per uid
+_FIRST_UID = 61_000  # a uid per concurrent sandbox: RLIMIT_NPROC counts per uid
+_UIDS_PER_SLOT = 8  # uids rotate, so a uid is reused only after its namespaces are gone
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ class Sandbox:
                 )
         self.pch_dir = pch_dir
         count = slots or os.cpu_count() or 1
-        self._free = list(range(count))
+        self._running = 0
+        self._slots = count
+        self._uids = collections.deque(range(_FIRST_UID, _FIRST_UID + _UIDS_PER_SLOT * count))
         self._lock = threading.Condition()
 
     def run(
@@ -73,14 +77,13 @@ class Sandbox:
             if self.pch_dir and not self.unsandboxed
             else self.pch_dir and str(self.pch_dir),
         }
-        slot = self._take_slot()
+        uid = self._take_uid()
         try:
-            return self._run_job(job, slot, limits)
+            return self._run_job(job, uid, limits)
         finally:
-            self._give_back(slot)
+            self._give_back(uid)
 
-    def _run_job(self, job: dict[str, Any], slot: int, limits: Limits) -> dict[str, Any]:
-        uid = _FIRST_UID + slot
+    def _run_job(self, job: dict[str, Any], uid: int, limits: Limits) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="monkeys-sandbox-") as scratch:
             if os.geteuid() == 0:  # the dropped uid owns its scratch directory
                 os.chown(scratch, uid, uid)
@@ -148,32 +151,51 @@ class Sandbox:
             *harness,
         ]
 
-    def _take_slot(self) -> int:
+    def _take_uid(self) -> int:
         with self._lock:
-            while not self._free:
+            while self._running >= self._slots:
                 self._lock.wait()
-            return self._free.pop()
+            self._running += 1
+            return self._uids.popleft()
 
-    def _give_back(self, slot: int) -> None:
+    def _give_back(self, uid: int) -> None:
         with self._lock:
-            self._free.append(slot)
+            self._running -= 1
+            self._uids.append(uid)
             self._lock.notify()
+
+
+def _reap(uid: int) -> None:
+    """SIGKILL whatever still runs as this uid. Nothing runs user code after this; the
+    kernel may take a second more to tear down the sandbox's namespaces, which is why uids
+    rotate (a uid comes back only after all others) instead of waiting here."""
+    if os.geteuid() != 0:
+        return
+    for pid in _running_as(uid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _running_as(uid: int) -> list[int]:
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = Path(entry.path, "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get(
+            "State", ""
+        ).strip().startswith("Z"):
+            pids.append(int(entry.name))
+    return pids
 
 
 def _system_python() -> str:
     """The machine's own python3 (standard library only), readable by any uid."""
     found = shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")
     return found or os.path.realpath(sys.executable)
-
-
-def _reap(uid: int) -> None:
-    """Kill whatever still runs as the slot's uid (the pid namespace dies asynchronously)
-    and wait until nothing does, so no process outlives its check or eats the next
-    program's process limit."""
-    if os.geteuid() != 0:
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if subprocess.run(["pkill", "-KILL", "-U", str(uid)], capture_output=True).returncode == 1:
-            return  # pkill found nothing left
-        time.sleep(0.01)
