@@ -81,7 +81,7 @@ class CodeChecker:
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:  # started on first use: `verify` of no code needs no bwrap
-            self._sandbox = Sandbox(pch_dir=precompiled_header_dir(self._cache.directory))
+            self._sandbox = Sandbox(pch=lambda: precompiled_header_dir(self._cache.directory))
         return self._sandbox
 
     def extract(self, completion: str) -> str | None:
@@ -182,15 +182,18 @@ def precompiled_header_dir(cache_dir: Path) -> Path | None:
         if header is None:
             return None
         target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{os.getpid()}.gch")  # renamed into place when complete
         built = subprocess.run(
-            ["g++", "-std=c++17", "-O2", "-pipe", "-x", "c++-header", header, "-o", str(target)],
+            ["g++", "-std=c++17", "-O2", "-pipe", "-x", "c++-header", header, "-o", str(partial)],
             capture_output=True,
         )
         if built.returncode != 0:
+            partial.unlink(missing_ok=True)
             return None
-        target.parent.parent.chmod(0o755)
-        target.parent.chmod(0o755)
-        target.chmod(0o644)
+        for directory in (target.parent.parent, target.parent):
+            directory.chmod(0o755)  # readable by the sandbox's uid
+        partial.chmod(0o644)
+        os.replace(partial, target)
     return target.parent.parent
 
 

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,10 @@ class Limits:
 class Sandbox:
     """Starts sandboxes, at most ``slots`` at once, each under its own unprivileged uid."""
 
-    def __init__(self, slots: int | None = None, pch_dir: Path | None = None) -> None:
+    def __init__(
+        self, slots: int | None = None, pch: Callable[[], Path | None] | None = None
+    ) -> None:
+        """``pch`` builds (once, on the first C++ program) a precompiled-header directory."""
         self.unsandboxed = os.environ.get(UNSANDBOXED_ENV) == "1"
         if not self.unsandboxed:
             missing = [tool for tool in ("bwrap", "setpriv") if shutil.which(tool) is None]
@@ -54,7 +58,8 @@ class Sandbox:
                     f"is missing: apt-get install -y bubblewrap util-linux (or, only for code "
                     f"you trust, set {UNSANDBOXED_ENV}=1 to run it unsandboxed)"
                 )
-        self.pch_dir = pch_dir
+        self._pch_build, self._pch_lock = pch, threading.Lock()
+        self._pch_dir: Path | None = None
         count = slots or os.cpu_count() or 1
         self._running = 0
         self._slots = count
@@ -73,21 +78,23 @@ class Sandbox:
             "memory_bytes": limits.memory_bytes,
             "output_bytes": limits.output_bytes,
             "processes": limits.processes,
-            "pch_dir": PCH_MOUNT
-            if self.pch_dir and not self.unsandboxed
-            else self.pch_dir and str(self.pch_dir),
         }
+        pch_dir = self._precompiled_headers() if language == "cpp" else None
+        if pch_dir is not None:
+            job["pch_dir"] = str(pch_dir) if self.unsandboxed else PCH_MOUNT
         uid = self._take_uid()
         try:
-            return self._run_job(job, uid, limits)
+            return self._run_job(job, uid, limits, pch_dir)
         finally:
             self._give_back(uid)
 
-    def _run_job(self, job: dict[str, Any], uid: int, limits: Limits) -> dict[str, Any]:
+    def _run_job(
+        self, job: dict[str, Any], uid: int, limits: Limits, pch_dir: Path | None
+    ) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="monkeys-sandbox-") as scratch:
             if os.geteuid() == 0:  # the dropped uid owns its scratch directory
                 os.chown(scratch, uid, uid)
-            command = self._command(scratch, uid)
+            command = self._command(scratch, uid, pch_dir)
             budget = 60 + len(job["tests"]) * (limits.time_s + 1) * 2
             try:
                 done = subprocess.run(
@@ -110,7 +117,7 @@ class Sandbox:
             # The program took the harness down with it (e.g. killed its parent).
             return {"verdict": "RE", "detail": "the program killed its test harness", "tests": []}
 
-    def _command(self, scratch: str, uid: int) -> list[str]:
+    def _command(self, scratch: str, uid: int, pch_dir: Path | None) -> list[str]:
         # The system interpreter and the harness as -c: nothing under the project, /root
         # or a virtualenv needs to be readable by the sandbox's uid.
         harness = [_system_python(), "-I", "-S", "-c", _HARNESS_SOURCE]
@@ -150,6 +157,12 @@ class Sandbox:
             scratch,
             *harness,
         ]
+
+    def _precompiled_headers(self) -> Path | None:
+        with self._pch_lock:  # built once, by the first C++ job
+            if self._pch_dir is None and self._pch_build is not None:
+                self._pch_dir, self._pch_build = self._pch_build(), None
+            return self._pch_dir
 
     def _take_uid(self) -> int:
         with self._lock:
