@@ -2,7 +2,8 @@
 
 Input lines are ``{"doc": <hub-schema record>, "completion": str, ...}``; each output line
 is the input plus ``"answer"`` (the extracted key, null if none) and ``"correct"``.
-Distinct (reference, answer) pairs are checked once. The output file appears only once
+Distinct (reference, answer) pairs are checked once, those of a chunk of lines together
+(so programs run in parallel). The output file appears only once
 every line is scored: a malformed line aborts the run and leaves no half-written file.
 """
 
@@ -20,6 +21,8 @@ from tqdm import tqdm
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.selection import Grader
 
+_CHUNK = 1024  # lines scored together (bounded memory, parallel program runs)
+
 
 def verify_file(input_path: Path, output_path: Path, grader: Grader) -> tuple[int, int]:
     """Score every line of ``input_path`` into ``output_path``; returns (lines, correct)."""
@@ -35,25 +38,56 @@ def verify_file(input_path: Path, output_path: Path, grader: Grader) -> tuple[in
     try:
         # surrogateescape writes undecodable input bytes back out unchanged.
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
-            for record in tqdm(_records(input_path), desc="verify", unit="sample"):
-                try:
-                    target = grader.checker.target(record["doc"])
-                except (KeyError, TypeError, AttributeError) as err:
-                    raise MonkeysError(
-                        f"{input_path}:{record['_line']}: doc is not in this task's hub schema "
-                        f"(missing {err}); pass records as the task's dataset stores them"
-                    ) from None
-                del record["_line"]
-                record["answer"] = grader.answer(record["completion"])
-                record["correct"] = grader.verdict(record["answer"], target)
-                out.write(json.dumps(record, ensure_ascii=False) + "\n")
-                lines += 1
-                correct += record["correct"]
+            bar = tqdm(desc="verify", unit="sample")
+            for chunk in _chunks(_records(input_path), _CHUNK):
+                for record in _score_chunk(chunk, grader, input_path):
+                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    correct += record["correct"]
+                lines += len(chunk)
+                bar.update(len(chunk))
+            bar.close()
         os.replace(tmp_name, output_path)
     finally:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)
     return lines, correct
+
+
+def _score_chunk(chunk: list[dict[str, Any]], grader: Grader, path: Path) -> list[dict[str, Any]]:
+    """Verdicts for a chunk of lines: the distinct answers of each problem are checked
+    together, so checkers that run programs run them in parallel."""
+    targets = []
+    for record in chunk:
+        try:
+            targets.append(grader.checker.target(record["doc"]))
+        except (KeyError, TypeError, AttributeError) as err:
+            raise MonkeysError(
+                f"{path}:{record['_line']}: doc is not in this task's hub schema "
+                f"(missing {err}); pass records as the task's dataset stores them"
+            ) from None
+    answers = [grader.answer(record["completion"]) for record in chunk]
+    by_target: dict[str, set[str]] = {}
+    for target, answer in zip(targets, answers, strict=True):
+        if answer is not None:
+            by_target.setdefault(target, set()).add(answer)
+    for target, distinct in by_target.items():
+        grader.verdicts(sorted(distinct), target)
+    for record, target, answer in zip(chunk, targets, answers, strict=True):
+        del record["_line"]
+        record["answer"] = answer
+        record["correct"] = grader.verdict(answer, target)
+    return chunk
+
+
+def _chunks(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:

@@ -215,3 +215,22 @@ def test_codecontests_prompts_build_from_local_statements() -> None:
     assert task.eval_docs[0]["description"][:40] in context
     assert gen["until"] == ["\nProblem:"] and gen["temperature"] == 0.6
     assert task.UNSAFE_CODE
+
+
+def test_missing_sandbox_tool_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV, Sandbox
+
+    from lm_eval_monkeys.errors import MonkeysError
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv(UNSANDBOXED_ENV, raising=False)
+    with pytest.raises(MonkeysError, match=r"apt-get install -y bubblewrap.*MONKEYS_UNSANDBOXED"):
+        Sandbox()
+
+
+def test_time_slack_is_configurable() -> None:
+    from lm_eval_monkeys.verifiers import get_verifier
+
+    checker = get_verifier("code:2.5")
+    key = checker.target(ADD)
+    assert checker._problems[key]["limits"].time_s == 3.5

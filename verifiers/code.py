@@ -22,6 +22,8 @@ from typing import Any
 from lm_eval_monkeys.verifiers import verifier
 from lm_eval_monkeys.verifiers.sandbox import Limits, Sandbox
 
+from lm_eval_monkeys.errors import MonkeysError
+
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9+#]*)[^\n]*\n(.*?)```", re.S)
 _LANGUAGES = {
     "python": "python",
@@ -59,7 +61,7 @@ def problem_tests(doc: dict[str, Any]) -> list[dict[str, str]]:
     return tests
 
 
-def problem_limits(doc: dict[str, Any]) -> Limits:
+def problem_limits(doc: dict[str, Any], slack_s: float = TIME_SLACK_S) -> Limits:
     limit = doc.get("time_limit") or {}
     seconds = (
         limit.get("seconds", 0) + limit.get("nanos", 0) / 1e9
@@ -67,14 +69,20 @@ def problem_limits(doc: dict[str, Any]) -> Limits:
         else float(limit or 0)
     ) or 2.0
     memory = int(doc.get("memory_limit_bytes") or 256 << 20)
-    return Limits(time_s=seconds + TIME_SLACK_S, memory_bytes=memory)
+    return Limits(time_s=seconds + slack_s, memory_bytes=memory)
 
 
 class CodeChecker:
     """Sandboxed unit-test checker for CodeContests-schema problems."""
 
-    def __init__(self, sandbox: Sandbox | None = None, cache_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox | None = None,
+        cache_dir: Path | None = None,
+        slack_s: float = TIME_SLACK_S,
+    ) -> None:
         self._sandbox = sandbox
+        self.slack_s = slack_s
         self._problems: dict[str, dict[str, Any]] = {}
         self._cache = VerdictCache(cache_dir or default_cache_dir())
 
@@ -89,7 +97,7 @@ class CodeChecker:
 
     def target(self, doc: dict[str, Any]) -> str:
         tests = problem_tests(doc)
-        limits = problem_limits(doc)
+        limits = problem_limits(doc, self.slack_s)
         key = _hash(json.dumps([tests, limits.time_s, limits.memory_bytes]))
         self._problems.setdefault(key, {"tests": tests, "limits": limits})
         return key
@@ -202,5 +210,10 @@ def _hash(text: str) -> str:
 
 
 @verifier("code")
-def code() -> CodeChecker:
-    return CodeChecker()
+def code(mode: str = "") -> CodeChecker:
+    """``code`` or ``code:SLACK``: SLACK seconds added to each problem's time limit."""
+    try:
+        slack = float(mode) if mode else TIME_SLACK_S
+    except ValueError:
+        raise MonkeysError(f"code:{mode}: the slack must be seconds, e.g. code:2.5") from None
+    return CodeChecker(slack_s=slack)
