@@ -81,7 +81,7 @@ def _verify(args: argparse.Namespace) -> None:
 
     dirs = [TASK_DIR, *([args.include_path] if args.include_path else [])]
     spec = args.verifier or task_verifier(args.task, dirs)
-    lines, correct = verify_file(args.input, args.output, Grader(get_verifier(spec)))
+    lines, correct = verify_file(args.input, args.output, Grader(get_verifier(spec, args.task)))
     print(f"{lines} samples verified with {spec}: {correct} correct -> {args.output}")
 
 

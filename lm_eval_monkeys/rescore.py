@@ -37,7 +37,7 @@ def scored_problems(
 
 def grader_for(task: str, verifier: str | None) -> tuple[str, Grader]:
     spec = verifier or task_verifier(task, [TASK_DIR])
-    return spec, Grader(get_verifier(spec))
+    return spec, Grader(get_verifier(spec, task))
 
 
 def rescore_run(

@@ -34,7 +34,7 @@ class MonkeysTask(ConfigurableTask):
         meta = config.get("metadata") or {}
         k = parse_repeats(meta.get("repeats", config.get("repeats", 1)))
         self.ks = parse_ks(meta.get("ks"), k)
-        self.grader = Grader(get_verifier(meta["verifier"]))
+        self.grader = Grader(get_verifier(meta["verifier"], task=config.get("task", "")))
         super().__init__(config={**config, "repeats": k})
         available = len(self.sampler.df) if hasattr(self, "sampler") else 0
         if (self.config.num_fewshot or 0) > available:

@@ -42,14 +42,18 @@ def verifier(name: str) -> Callable[[Callable[..., Checker]], Callable[..., Chec
     return register
 
 
-def get_verifier(spec: str) -> Checker:
-    """Build a checker from ``name`` or ``name:mode`` (e.g. ``gsm8k:flexible``)."""
+def get_verifier(spec: str, task: str = "") -> Checker:
+    """Build a checker from ``name`` or ``name:mode`` (e.g. ``gsm8k:flexible``,
+    ``command:python my_verifier.py``); ``task`` names the task for checkers that pass it on."""
     name, _, mode = spec.partition(":")
     if name not in _REGISTRY:
         raise MonkeysError(
             f"unknown verifier {spec!r}; choose one of {', '.join(sorted(_REGISTRY))}"
         )
-    return _REGISTRY[name](mode=mode) if mode else _REGISTRY[name]()
+    checker = _REGISTRY[name](mode=mode) if mode else _REGISTRY[name]()
+    if hasattr(checker, "task"):
+        checker.task = task
+    return checker
 
 
 def verifier_names() -> list[str]:
@@ -57,4 +61,4 @@ def verifier_names() -> list[str]:
 
 
 # Importing the modules registers their checkers.
-from lm_eval_monkeys.verifiers import code, gsm8k, math  # noqa: E402, F401
+from lm_eval_monkeys.verifiers import code, gsm8k, hooks, math  # noqa: E402, F401

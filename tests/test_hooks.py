@@ -1,0 +1,177 @@
+"""External verifier hooks with a real subprocess and a real HTTP service on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from lm_eval_monkeys.verifiers import get_verifier
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.selection import Grader, score_samples
+
+REPO = Path(__file__).resolve().parents[1]
+DOC = {"question": "2+2?", "answer": "2 + 2 = 4\n#### 4"}
+COMPLETIONS = ["so #### 4", "#### 5", "#### 4", "I don't know"]
+
+
+def script(tmp_path: Path, body: str) -> str:
+    path = tmp_path / "hook.py"
+    path.write_text(body)
+    return f"command:{sys.executable} {path}"
+
+
+def test_readme_example_hook_verifies_through_a_real_process() -> None:
+    checker = get_verifier(f"command:{sys.executable} {REPO / 'examples/hook_verifier.py'}")
+    scored = score_samples(COMPLETIONS, checker.target(DOC), Grader(checker))
+    assert scored.correct == [True, False, True, False]
+    assert scored.summary.c == 2 and scored.summary.class_sizes == (2, 1, 1)
+
+
+def test_answers_in_any_order_and_garbage_lines_are_skipped(tmp_path: Path) -> None:
+    spec = script(
+        tmp_path,
+        """
+import json, sys
+batch = []
+for line in sys.stdin:
+    batch.append(json.loads(line))
+    if len(batch) == 3:
+        print("this is not json", flush=True)
+        for r in reversed(batch):
+            print(json.dumps({"id": r["id"], "correct": "4" in r["completion"],
+                              "task": r["task"]}), flush=True)
+        batch = []
+""",
+    )
+    checker = get_verifier(spec, task="monkeys_gsm8k")
+    verdicts = checker.is_correct_many(["#### 4", "#### 5", "4!"], checker.target(DOC))
+    assert verdicts == [True, False, True]
+
+
+def test_a_hook_that_dies_is_restarted_and_the_sample_is_not_lost(tmp_path: Path) -> None:
+    marker = tmp_path / "died-once"
+    spec = script(
+        tmp_path,
+        f"""
+import json, os, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    if r["completion"] == "crash" and not os.path.exists({str(marker)!r}):
+        open({str(marker)!r}, "w").close()
+        os._exit(3)
+    print(json.dumps({{"id": r["id"], "correct": r["completion"] == "crash"}}), flush=True)
+""",
+    )
+    checker = get_verifier(spec)
+    assert checker.is_correct_many(["ok", "crash"], checker.target(DOC)) == [False, True]
+    assert marker.exists()
+
+
+def test_a_hook_that_hangs_times_out_into_incorrect(tmp_path: Path) -> None:
+    spec = script(
+        tmp_path,
+        """
+import json, sys, time
+for line in sys.stdin:
+    r = json.loads(line)
+    if r["completion"] == "hang":
+        time.sleep(3600)
+    print(json.dumps({"id": r["id"], "correct": True}), flush=True)
+""",
+    )
+    checker = get_verifier(spec)
+    checker.timeout_s = 2
+    assert checker.is_correct_many(["fine", "hang"], checker.target(DOC)) == [True, False]
+
+
+def test_a_missing_command_is_a_clear_error() -> None:
+    checker = get_verifier("command:/nonexistent/verifier --flag")
+    with pytest.raises(MonkeysError, match="cannot start verifier hook"):
+        checker.is_correct("x", checker.target(DOC))
+
+
+@pytest.fixture()
+def service() -> Iterator[tuple[str, list]]:
+    received: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            batch = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            received.append(batch)
+            if self.path == "/broken":
+                self.send_response(500)
+                self.end_headers()
+                return
+            body = json.dumps(
+                [{"id": r["id"], "correct": r["completion"].endswith("4")} for r in reversed(batch)]
+            ).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", received
+    server.shutdown()
+
+
+def test_http_hook_posts_batches_and_matches_ids(service: tuple[str, list]) -> None:
+    url, received = service
+    checker = get_verifier(f"{url}/verify", task="monkeys_gsm8k")
+    answers = [f"#### {i}" for i in range(100)]
+    verdicts = checker.is_correct_many(answers, checker.target(DOC))
+    assert verdicts == [a.endswith("4") for a in answers]
+    assert [len(b) for b in received] == [64, 36]
+    assert received[0][0]["doc"] == DOC and received[0][0]["task"] == "monkeys_gsm8k"
+
+
+def test_http_hook_failure_is_a_clear_error(service: tuple[str, list]) -> None:
+    url, _ = service
+    checker = get_verifier(f"{url}/broken")
+    with pytest.raises(MonkeysError, match="failed twice"):
+        checker.is_correct("#### 4", checker.target(DOC))
+
+
+def test_verify_command_with_a_hook(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        "".join(json.dumps({"doc": DOC, "completion": c}) + "\n" for c in COMPLETIONS)
+    )
+    out = tmp_path / "out.jsonl"
+    hook = f"command:{sys.executable} {REPO / 'examples/hook_verifier.py'}"
+    result = subprocess.run(
+        [
+            "lm-eval-monkeys",
+            "verify",
+            "--task",
+            "monkeys_gsm8k",
+            "--verifier",
+            hook,
+            "--input",
+            str(source),
+            "--output",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [
+        True,
+        False,
+        True,
+        False,
+    ]
