@@ -136,3 +136,21 @@ def _statement_to_hub_schema(record: dict[str, Any]) -> dict[str, Any]:
         "memory_limit_bytes": 256 << 20,
         "difficulty": meta["difficulty"],
     }
+
+
+def load_minif2f(**_: Any) -> datasets.DatasetDict:
+    """MiniF2F in Lean 4 (DeepSeek-Prover-V1.5's port): name, split, informal_prefix,
+    formal_statement (ends ``:= by``), goal, header. Test split only; local files only."""
+    if local_data_dir() is None:
+        raise MonkeysError(
+            "MiniF2F loads from local files: set MONKEYS_DATA_DIR to a directory with "
+            "minif2f/minif2f.jsonl (DeepSeek-Prover-V1.5's Lean 4 port, datasets/minif2f.jsonl)"
+        )
+    records = _local_json("minif2f", records="minif2f.jsonl")["records"]
+    return datasets.DatasetDict(test=records.filter(lambda r: r["split"] == "test"))
+
+
+def load_minif2f_mathd(**kwargs: Any) -> datasets.DatasetDict:
+    """The paper's subset: the 130 MiniF2F test problems from MATH (``mathd_*``)."""
+    test = load_minif2f(**kwargs)["test"]
+    return datasets.DatasetDict(test=test.filter(lambda r: r["name"].startswith("mathd")))

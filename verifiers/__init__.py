@@ -61,4 +61,4 @@ def verifier_names() -> list[str]:
 
 
 # Importing the modules registers their checkers.
-from lm_eval_monkeys.verifiers import code, gsm8k, hooks, math  # noqa: E402, F401
+from lm_eval_monkeys.verifiers import code, gsm8k, hooks, lean, math  # noqa: E402, F401
