@@ -97,11 +97,6 @@ class SampleStore:
                 f"(changed: {', '.join(changed)}); use a new --output_path to start a new run"
             )
 
-    @property
-    def config(self) -> dict[str, Any]:
-        stored = self._meta("config")
-        return json.loads(stored) if stored else {}
-
     # -- writing -------------------------------------------------------------------------
 
     def register_docs(self, docs: list[tuple[str, int, dict, str, dict]]) -> None:
@@ -177,11 +172,6 @@ class SampleStore:
             (task, doc_id),
         )
         return [Sample(*r) for r in rows]
-
-    def count(self, task: str | None = None) -> int:
-        if task is None:
-            return self.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
-        return self.db.execute("SELECT COUNT(*) FROM samples WHERE task = ?", (task,)).fetchone()[0]
 
     def close(self) -> None:
         self.db.close()

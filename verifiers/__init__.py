@@ -56,9 +56,5 @@ def get_verifier(spec: str, task: str = "") -> Checker:
     return checker
 
 
-def verifier_names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
 # Importing the modules registers their checkers.
 from lm_eval_monkeys.verifiers import code, gsm8k, hooks, lean, math  # noqa: E402, F401

@@ -156,7 +156,10 @@ class CommandHook(HookChecker):
         self._process = None
 
     def __del__(self) -> None:
-        self._stop()
+        try:
+            self._stop()
+        except Exception:
+            pass
 
 
 class HttpHook(HookChecker):
