@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,14 @@ def embedded_model() -> str:
     )
     directory = spec.submodule_search_locations[0]
     return f"pretrained={directory},gguf_file={MODEL_FILE}"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``lm-eval-monkeys`` as a real subprocess (extra environment variables optional)."""
+    return subprocess.run(
+        ["lm-eval-monkeys", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **(env or {})},
+    )

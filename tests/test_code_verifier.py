@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
 
 from lm_eval_monkeys.selection import Grader, score_samples
@@ -178,21 +179,15 @@ def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
         )
     )
     out = tmp_path / "out.jsonl"
-    result = subprocess.run(
-        [
-            "lm-eval-monkeys",
-            "verify",
-            "--task",
-            "monkeys_codecontests",
-            "--input",
-            str(source),
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**__import__("os").environ, "MONKEYS_CACHE_DIR": str(tmp_path)},
+    result = run_cli(
+        "verify",
+        "--task",
+        "monkeys_codecontests",
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+        env={"MONKEYS_CACHE_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, False, False]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 from lm_eval_monkeys.verifiers import get_verifier
 
 from lm_eval_monkeys.errors import MonkeysError
@@ -151,22 +151,16 @@ def test_verify_command_with_a_hook(tmp_path: Path) -> None:
     )
     out = tmp_path / "out.jsonl"
     hook = f"command:{sys.executable} {REPO / 'examples/hook_verifier.py'}"
-    result = subprocess.run(
-        [
-            "lm-eval-monkeys",
-            "verify",
-            "--task",
-            "monkeys_gsm8k",
-            "--verifier",
-            hook,
-            "--input",
-            str(source),
-            "--output",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    result = run_cli(
+        "verify",
+        "--task",
+        "monkeys_gsm8k",
+        "--verifier",
+        hook,
+        "--input",
+        str(source),
+        "--output",
+        str(out),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
+
+from conftest import run_cli
 
 GSM_DOC = {"question": "How many?", "answer": "2 + 2 = 4\n#### 4"}
 MATH_DOC = {
@@ -13,10 +14,6 @@ MATH_DOC = {
     "level": "Level 1",
     "type": "Algebra",
 }
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["lm-eval-monkeys", *args], capture_output=True, text=True, timeout=300)
 
 
 def write_jsonl(path: Path, records: list[dict]) -> Path:

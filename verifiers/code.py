@@ -107,7 +107,8 @@ class CodeChecker:
 
     def is_correct_many(self, answers: list[str], target: str) -> list[bool]:
         """Verdicts for distinct programs of one problem, run in parallel, cached on disk."""
-        return [self.details_many(answers, target)[a]["verdict"] == "AC" for a in answers]
+        details = self.details_many(answers, target)
+        return [details[a]["verdict"] == "AC" for a in answers]
 
     def details_many(self, answers: list[str], target: str) -> dict[str, dict[str, Any]]:
         problem = self._problems[target]
