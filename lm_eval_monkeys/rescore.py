@@ -7,7 +7,7 @@ the task's checker or another one (``--verifier``), and reports every ``name@k``
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
@@ -40,21 +40,32 @@ def grader_for(task: str, verifier: str | None) -> tuple[str, Grader]:
     return spec, Grader(get_verifier(spec, task))
 
 
+ProblemHook = Callable[[str, list[Sample], ScoredSamples], None]
+
+
 def rescore_run(
-    run_dir: Path, verifier: str | None = None, ks: Sequence[int] | None = None
+    run_dir: Path,
+    verifier: str | None = None,
+    ks: Sequence[int] | None = None,
+    on_problem: ProblemHook | None = None,
 ) -> dict[str, dict[str, float | int | str]]:
-    """Metrics of every task in the run, averaged over problems; also written to rescore.json."""
+    """Metrics of every task in the run, averaged over problems; also written to rescore.json.
+
+    ``on_problem(task, samples, scored)`` sees every scored problem on the way, so callers
+    needing per-problem data (the report: counts, verdicts, tokens) verify only once.
+    """
     store = SampleStore(run_dir, writer=False)
     results: dict[str, dict[str, float | int | str]] = {}
     try:
         for task in store.tasks():
             spec, grader = grader_for(task, verifier)
-            summaries = [
-                scored.summary
-                for _, _, scored in tqdm(
-                    scored_problems(store, task, grader), desc=f"rescore {task}", unit="problem"
-                )
-            ]
+            summaries = []
+            for _, samples, scored in tqdm(
+                scored_problems(store, task, grader), desc=f"rescore {task}", unit="problem"
+            ):
+                if on_problem is not None:
+                    on_problem(task, samples, scored)
+                summaries.append(scored.summary)
             if not summaries:
                 continue
             fewest = min(s.n for s in summaries)
