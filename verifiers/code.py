@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval_monkeys.verifiers import verifier
-from lm_eval_monkeys.verifiers.sandbox import Limits, Sandbox
+from lm_eval_monkeys.verifiers.sandbox import Limits, Sandbox, shared_dir
 
 from lm_eval_monkeys.errors import MonkeysError
 
@@ -89,7 +89,7 @@ class CodeChecker:
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:  # started on first use: `verify` of no code needs no bwrap
-            self._sandbox = Sandbox(pch=lambda: precompiled_header_dir(self._cache.directory))
+            self._sandbox = Sandbox(pch=lambda: precompiled_header_dir(shared_dir("pch")))
         return self._sandbox
 
     def extract(self, completion: str) -> str | None:
@@ -170,9 +170,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "lm-eval-monkeys")
 
 
-def precompiled_header_dir(cache_dir: Path) -> Path | None:
-    """A directory holding a precompiled ``bits/stdc++.h`` (built once; ~1.3 s -> 0.3 s)."""
-    target = cache_dir / "pch" / "bits" / "stdc++.h.gch"
+def precompiled_header_dir(root: Path) -> Path | None:
+    """``root``, holding a precompiled ``bits/stdc++.h`` (built once; ~1.3 s -> 0.3 s)."""
+    target = root / "bits" / "stdc++.h.gch"
     if not target.exists():
         found = subprocess.run(
             ["g++", "-std=c++17", "-O2", "-H", "-fsyntax-only", "-x", "c++", "-"],

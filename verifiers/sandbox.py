@@ -27,7 +27,7 @@ from lm_eval_monkeys.errors import MonkeysError
 
 _HARNESS_SOURCE = Path(__file__).with_name("sandbox_harness.py").read_text()
 UNSANDBOXED_ENV = "MONKEYS_UNSANDBOXED_I_TRUST_THIS_CODE"
-PCH_MOUNT = "/monkeys-pch"  # where the precompiled bits/stdc++.h appears in the sandbox
+SHARED_DIR_ENV = "MONKEYS_SANDBOX_DIR"
 _FIRST_UID = 61_000  # a uid per concurrent sandbox: RLIMIT_NPROC counts per uid
 _UIDS_PER_SLOT = 8  # uids rotate, so a uid is reused only after its namespaces are gone
 
@@ -81,7 +81,7 @@ class Sandbox:
         }
         pch_dir = self._precompiled_headers() if language == "cpp" else None
         if pch_dir is not None:
-            job["pch_dir"] = str(pch_dir) if self.unsandboxed else PCH_MOUNT
+            job["pch_dir"] = str(pch_dir)  # under shared_dir(): readable in the sandbox
         uid = self._take_uid()
         try:
             return self._run_job(job, uid, limits, pch_dir)
@@ -123,40 +123,52 @@ class Sandbox:
         harness = [_system_python(), "-I", "-S", "-c", _HARNESS_SOURCE]
         if self.unsandboxed:
             return harness
-        drop = (
-            ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-            if os.geteuid() == 0
-            else []
-        )
-        return [
-            *drop,
-            "bwrap",
-            "--unshare-all",
-            "--die-with-parent",
-            "--new-session",
-            "--ro-bind",
-            "/",
-            "/",
-            "--tmpfs",
-            "/tmp",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--bind",
-            scratch,
-            scratch,
-            "--chdir",
-            scratch,
-            "--clearenv",
-            "--setenv",
-            "PATH",
-            "/usr/local/bin:/usr/bin:/bin",
-            "--setenv",
-            "HOME",
-            scratch,
-            *harness,
-        ]
+        return [*_jail(uid, [Path(scratch)], scratch, {"HOME": scratch}), *harness]
+
+    def run_command(
+        self,
+        argv: list[str],
+        workdir: Path,
+        *,
+        env: dict[str, str],
+        timeout_s: float,
+        memory_bytes: int = 8 << 30,
+        processes: int = 512,
+    ) -> tuple[int | None, str]:
+        """Run ``argv`` in ``workdir``, the one writable directory (the rest of the host is
+        read-only); returns (exit status, or None on timeout; combined output)."""
+        uid = self._take_uid()
+        try:
+            if self.unsandboxed:
+                command = argv
+            else:
+                if os.geteuid() == 0:
+                    _chown_tree(workdir, uid)
+                jail = _jail(uid, [workdir], str(workdir), {"HOME": "/tmp", **env})
+                limits = ["prlimit", f"--as={memory_bytes}", f"--nproc={processes}", "--"]
+                command = [*jail, *limits, *argv]
+            try:
+                done = subprocess.run(
+                    command,
+                    cwd=workdir,
+                    env={**os.environ, **env} if self.unsandboxed else None,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout_s,
+                )
+            except subprocess.TimeoutExpired as expired:
+                output = (expired.stdout or b"").decode("utf-8", "replace")
+                return None, output
+            output = done.stdout.decode("utf-8", "replace")
+            if done.returncode != 0 and (output.startswith("bwrap:") or "setpriv:" in output):
+                raise MonkeysError(f"the sandbox could not start: {output.strip()}")
+            return done.returncode, output
+        finally:
+            _reap(uid)
+            if os.geteuid() == 0 and not self.unsandboxed:
+                _chown_tree(workdir, 0)
+            self._give_back(uid)
 
     def _precompiled_headers(self) -> Path | None:
         with self._pch_lock:  # built once, by the first C++ job
@@ -176,6 +188,51 @@ class Sandbox:
             self._running -= 1
             self._uids.append(uid)
             self._lock.notify()
+
+
+def _jail(uid: int, writable: list[Path], chdir: str, env: dict[str, str]) -> list[str]:
+    """bwrap under an unprivileged uid: no network, host read-only but ``writable``."""
+    drop = (
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+        if os.geteuid() == 0
+        else []
+    )
+    command = [
+        *drop,
+        "bwrap",
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind", "/", "/",
+        "--tmpfs", "/tmp",
+        "--proc", "/proc",
+        "--dev", "/dev",
+    ]  # fmt: skip
+    for directory in writable:
+        command += ["--bind", str(directory), str(directory)]
+    command += ["--chdir", chdir, "--clearenv"]
+    for name, value in {"PATH": "/usr/local/bin:/usr/bin:/bin", **env}.items():
+        command += ["--setenv", name, value]
+    return command
+
+
+def shared_dir(*parts: str) -> Path:
+    """A directory under ``MONKEYS_SANDBOX_DIR`` (default /var/tmp/lm-eval-monkeys) that the
+    sandbox's uids can traverse: bwrap runs as that uid, so whatever it mounts (a
+    precompiled header, a test environment) must not sit under a private home."""
+    path = Path(os.environ.get(SHARED_DIR_ENV) or "/var/tmp/lm-eval-monkeys", *parts)
+    path.mkdir(parents=True, exist_ok=True)
+    for directory in [path, *path.parents][: len(parts) + 1]:
+        if directory.stat().st_uid == os.geteuid():
+            directory.chmod(directory.stat().st_mode | 0o755)
+    return path
+
+
+def _chown_tree(root: Path, uid: int) -> None:
+    os.chown(root, uid, uid)
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            os.lchown(os.path.join(directory, name), uid, uid)
 
 
 def _reap(uid: int) -> None:
