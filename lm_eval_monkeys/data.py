@@ -7,13 +7,18 @@ The local layout is that of ``shared/data`` (see its README).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import datasets
 
 from lm_eval_monkeys.errors import MonkeysError
+
+logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "MONKEYS_DATA_DIR"
 MATH_SUBJECTS = (
@@ -154,3 +159,64 @@ def load_minif2f_mathd(**kwargs: Any) -> datasets.DatasetDict:
     """The paper's subset: the 130 MiniF2F test problems from MATH (``mathd_*``)."""
     test = load_minif2f(**kwargs)["test"]
     return datasets.DatasetDict(test=test.filter(lambda r: r["name"].startswith("mathd")))
+
+
+def load_swebench_lite(**_: Any) -> datasets.DatasetDict:
+    """SWE-bench Lite (300 test instances) with an oracle-style prompt in ``text``.
+
+    Hub: princeton-nlp/SWE-bench_Lite_oracle, whose ``text`` is the oracle prompt (the issue
+    plus the files the gold patch edits). Local: ``swebench_lite/test.json`` with the same
+    prompt built here, the files read at ``base_commit`` from the mirrors named by
+    MONKEYS_SWEBENCH_REPOS (without mirrors the prompt lists the files' paths only).
+    """
+    if local_data_dir() is None:
+        return datasets.load_dataset("princeton-nlp/SWE-bench_Lite_oracle")
+    test = _local_json("swebench_lite", test="test.json")["test"]
+    from lm_eval_monkeys.verifiers.swebench_local import REPOS_ENV
+
+    mirrors = os.environ.get(REPOS_ENV)
+    if not mirrors:
+        logger.warning(
+            "%s is not set: SWE-bench prompts name the files to edit without their contents",
+            REPOS_ENV,
+        )
+    return datasets.DatasetDict(
+        test=test.map(lambda r: {"text": oracle_prompt(r, _gold_files(r, mirrors))})
+    )
+
+
+def oracle_prompt(instance: dict[str, Any], files: dict[str, str | None]) -> str:
+    """The issue, the files the fix touches (numbered lines) and the patch format asked for."""
+    code = []
+    for path, content in files.items():
+        if content is None:
+            code.append(f"[file {path}: contents not available]")
+            continue
+        numbered = "\n".join(f"{i} {line}" for i, line in enumerate(content.split("\n"), 1))
+        code.append(f"[start of {path}]\n{numbered}\n[end of {path}]")
+    return (
+        "You are given an issue from a GitHub repository and the source files it concerns. "
+        "Write a patch that resolves the issue.\n\n"
+        f"<issue>\n{instance['problem_statement'].strip()}\n</issue>\n\n"
+        "<code>\n" + "\n".join(code) + "\n</code>\n\n"
+        "Answer with one patch in unified diff format, as `git diff` writes it, that applies "
+        "to the repository with `git apply`, between <patch> and </patch>.\n<patch>\n"
+    )
+
+
+def _gold_files(instance: dict[str, Any], mirrors: str | None) -> dict[str, str | None]:
+    """The files the gold patch edits, at ``base_commit``, read from a local mirror."""
+    paths = re.findall(r"^diff --git a/.* b/(.*)$", instance["patch"], re.M)
+    mirror = Path(mirrors, instance["repo"].replace("/", "__")) if mirrors else None
+    files: dict[str, str | None] = {}
+    for path in dict.fromkeys(paths):
+        files[path] = None
+        if mirror is not None and mirror.is_dir():
+            shown = subprocess.run(
+                ["git", "-C", str(mirror), "show", f"{instance['base_commit']}:{path}"],
+                capture_output=True,
+                text=True,
+                errors="replace",
+            )
+            files[path] = shown.stdout if shown.returncode == 0 else None
+    return files

@@ -57,4 +57,4 @@ def get_verifier(spec: str, task: str = "") -> Checker:
 
 
 # Importing the modules registers their checkers.
-from lm_eval_monkeys.verifiers import code, gsm8k, hooks, lean, math  # noqa: E402, F401
+from lm_eval_monkeys.verifiers import code, gsm8k, hooks, lean, math, swebench  # noqa: E402, F401

@@ -133,13 +133,13 @@ class CodeChecker:
 
 
 class VerdictCache:
-    """Verdicts on disk by (problem hash, program hash), shared by runs and rescoring."""
+    """Verdicts on disk by (problem key, program hash), shared by runs and rescoring."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, filename: str = "code_verdicts.sqlite") -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(
-            directory / "code_verdicts.sqlite",
+            directory / filename,
             check_same_thread=False,
             isolation_level=None,
             timeout=30,
