@@ -136,10 +136,8 @@ def _run_lm_eval(argv: list[str]) -> None:
         # lm-eval reports unknown task names this way, before any model is loaded.
         if not str(err).startswith("Tasks not found"):
             raise
-        raise MonkeysError(
-            f"{err}; `lm-eval-monkeys ls tasks` lists them "
-            f"(ours: monkeys, monkeys_gsm8k, monkeys_math, monkeys_math500)"
-        ) from None
+        ours = ", ".join(sorted(path.stem for path in TASK_DIR.glob("monkeys*.yaml")))
+        raise MonkeysError(f"{err}; `lm-eval-monkeys ls tasks` lists them (ours: {ours})") from None
     if results.get("results"):
         from lm_eval_monkeys.report import metric_table
 

@@ -181,7 +181,7 @@ def load_swebench_lite(**_: Any) -> datasets.DatasetDict:
             REPOS_ENV,
         )
     return datasets.DatasetDict(
-        test=test.map(lambda r: {"text": oracle_prompt(r, _gold_files(r, mirrors))})
+        test=test.map(lambda r: {"text": oracle_prompt(r, gold_files(r, mirrors))})
     )
 
 
@@ -204,7 +204,7 @@ def oracle_prompt(instance: dict[str, Any], files: dict[str, str | None]) -> str
     )
 
 
-def _gold_files(instance: dict[str, Any], mirrors: str | None) -> dict[str, str | None]:
+def gold_files(instance: dict[str, Any], mirrors: str | None) -> dict[str, str | None]:
     """The files the gold patch edits, at ``base_commit``, read from a local mirror."""
     paths = re.findall(r"^diff --git a/.* b/(.*)$", instance["patch"], re.M)
     mirror = Path(mirrors, instance["repo"].replace("/", "__")) if mirrors else None

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
+from lm_eval.tasks import TaskManager
+from lm_eval_monkeys.task_configs import TASK_DIR
 from lm_eval_monkeys.verifiers import get_verifier
 from lm_eval_monkeys.verifiers.swebench import SWEbenchChecker, extract_patch
 from lm_eval_monkeys.verifiers.swebench_local import LocalRunner, load_specs
 
+from lm_eval_monkeys.data import gold_files, oracle_prompt
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.selection import Grader, score_samples
 
@@ -235,3 +238,21 @@ def test_verify_command_on_swebench(swe: dict, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     verdicts = [json.loads(line)["correct"] for line in output.open()]
     assert verdicts == [True, False]
+
+
+def test_task_builds_oracle_prompts(swe: dict) -> None:
+    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+    task = manager.load("monkeys_swebench_lite")["tasks"]["monkeys_swebench_lite"]
+    docs = task.eval_docs
+    assert len(docs) == 300
+    # The Lite repositories have no mirror here: the files are named, contents missing.
+    assert docs[0]["problem_statement"].strip()[:200] in docs[0]["text"]
+    assert docs[0]["text"].endswith("<patch>\n")
+    assert "contents not available]" in docs[0]["text"]
+    assert task.config.generation_kwargs["until"] == ["</patch>"]
+    assert task.config.metadata["verifier"] == "swebench"
+    # With a mirror, the prompt shows each file the gold patch edits at base_commit.
+    toy = swe["instance"]
+    prompt = oracle_prompt(toy, gold_files(toy, os.environ["MONKEYS_SWEBENCH_REPOS"]))
+    assert "[start of calc.py]\n1 def add(a, b):\n2     return a - b\n" in prompt
+    assert "tests/test_calc.py" not in prompt  # test files are not shown
