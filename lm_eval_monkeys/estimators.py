@@ -6,7 +6,11 @@ never raw text, so metrics can be recomputed from a per-problem summary.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
+from itertools import combinations
+from math import comb
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -176,3 +180,192 @@ def _log_factorials(up_to: int) -> np.ndarray:
     if _LOG_FACTORIALS.size <= up_to:
         _LOG_FACTORIALS = gammaln(np.arange(2 * up_to + 2, dtype=np.float64) + 1)
     return _LOG_FACTORIALS
+
+
+# -- reward-model selection ----------------------------------------------------------------
+
+# Subsets sampled per problem when RM-weighted majority has no tractable exact form, and
+# the largest enumeration (subsets x max(k, classes) cells) done exactly instead.
+RM_MAJORITY_SUBSETS = 200
+_MAX_ENUMERATED_CELLS = 2_000_000
+_MC_SEED = 20240731
+# Class weights this close (relatively) to the top one count as tied: summing the same
+# weights in another order moves the last bits, which must not break a tie.
+_TIE_TOLERANCE = 1e-9
+
+
+class RewardEstimate(NamedTuple):
+    """Per-k values and their Monte-Carlo standard errors (0.0 where computed exactly, or
+    where every sampled subset gave the same credit)."""
+
+    value: np.ndarray
+    stderr: np.ndarray
+
+
+def rm_best_at_k(rewards: ArrayLike, correct: ArrayLike, ks: Sequence[int]) -> np.ndarray:
+    """Expected correctness of the highest-reward sample of a uniformly random k-subset.
+
+    Samples tied at the subset's top reward share the credit (as if one of them were
+    picked at random). Exact: with the samples sorted by reward, a reward value shared by
+    m samples, b of them ranked strictly below, tops a random k-subset with probability
+    ``(C(b+m, k) - C(b, k)) / C(n, k)``, and then the pick among its tied samples is
+    uniform. ``C(a, k) / C(n, k)`` is taken in log space as a running sum of
+    ``log1p(-k/j)``, exact to ~1e-15 for n up to 10,000 (log-gamma differences lose
+    ~2e-11 there). Returns one value per k in ``ks``.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    ok = np.asarray(correct, dtype=bool)
+    ks_arr = _check_rewards(r, ok.shape, ks, "rm_best")
+    values, group, sizes = np.unique(r, return_inverse=True, return_counts=True)
+    share = np.bincount(group, weights=ok, minlength=values.size) / sizes
+    above = np.cumsum(sizes)
+    log_top = _log_choose_ratio(r.size, ks_arr)
+    p_top = np.exp(log_top[:, above]) - np.exp(log_top[:, above - sizes])
+    return p_top @ share
+
+
+def rm_majority_at_k(
+    rewards: ArrayLike,
+    classes: ArrayLike,
+    class_correct: Sequence[bool],
+    ks: Sequence[int],
+    subsets: int = RM_MAJORITY_SUBSETS,
+) -> RewardEstimate:
+    """Expected accuracy of a reward-weighted majority vote over a random k-subset.
+
+    Sample i votes for answer class ``classes[i]`` (-1: no parsable answer, no vote) with
+    weight ``vote_weights(rewards)[i]``; the class with the largest total weight wins, a
+    tie among t classes counts 1/t, a subset without votes scores 0.
+
+    Exact where that is tractable: k = 1, k = n, problems without a correct vote or with
+    a single voting class, and small cases (all k-subsets enumerated). Otherwise a
+    seeded Monte-Carlo estimate over ``subsets`` uniformly random k-subsets, the nested
+    prefixes of random permutations (so one permutation serves every k), seeded by the
+    problem's data: deterministic, independent across problems, with its standard error.
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    cls = np.asarray(classes, dtype=np.int64)
+    ks_arr = _check_rewards(r, cls.shape, ks, "rm_majority")
+    correct = np.asarray(class_correct, dtype=bool)
+    if cls.size and (cls.max() >= correct.size or cls.min() < -1):
+        raise MonkeysError(f"rm_majority: sample classes must lie in -1..{correct.size - 1}")
+    n, weights = r.size, vote_weights(r)
+    votes = cls >= 0
+    right = votes & np.append(correct, False)[cls]
+    value, stderr = np.zeros(ks_arr.size), np.zeros(ks_arr.size)
+    if not right.any():
+        return RewardEstimate(value, stderr)
+    if np.unique(cls[votes]).size == 1:  # only the correct class votes: it wins if present
+        return RewardEstimate(np.asarray(coverage_at_k(n, int(votes.sum()), ks_arr)), stderr)
+    sampled = []
+    for i, k in enumerate(ks_arr.tolist()):
+        if k == 1:
+            value[i] = right.sum() / n
+        elif k == n:
+            value[i] = _weighted_vote(_class_weights(cls[None, :], weights, correct.size), correct)[
+                0
+            ]
+        elif comb(n, k) * max(k, correct.size) <= _MAX_ENUMERATED_CELLS:
+            subsets_k = np.array(list(combinations(range(n), k)), dtype=np.int64)
+            value[i] = _weighted_vote(
+                _class_weights(cls[subsets_k], weights[subsets_k], correct.size), correct
+            ).mean()
+        else:
+            sampled.append(i)
+    if sampled:
+        if subsets < 2:
+            raise MonkeysError(f"rm_majority needs at least 2 sampled subsets, got {subsets}")
+        value[sampled], stderr[sampled] = _sampled_votes(
+            r, cls, weights, correct, ks_arr[sampled], subsets
+        )
+    return RewardEstimate(value, stderr)
+
+
+def vote_weights(rewards: np.ndarray) -> np.ndarray:
+    """A sample's vote weight: ``exp(reward - max reward)``, floored at the smallest float.
+
+    Reward-model outputs are logits of any sign; exp turns them into positive strengths
+    (the Bradley-Terry reading of a reward), and the vote's winner does not change when
+    every reward shifts by a constant. The floor keeps a far-below sample's vote present.
+    """
+    if rewards.size == 0:
+        return rewards
+    return np.maximum(np.exp(rewards - rewards.max()), np.finfo(np.float64).tiny)
+
+
+def _check_rewards(
+    rewards: np.ndarray, shape: tuple[int, ...], ks: Sequence[int], name: str
+) -> np.ndarray:
+    ks_arr = np.asarray(ks, dtype=np.int64).reshape(-1)
+    n = rewards.size
+    if rewards.ndim != 1 or shape != rewards.shape:
+        raise MonkeysError(f"{name}: pass one reward and one verdict per sample (1-d, same length)")
+    if not np.isfinite(rewards).all():
+        raise MonkeysError(
+            f"{name}: rewards must be finite numbers; rescore the samples with NaN/inf"
+        )
+    if ks_arr.size and (ks_arr.min() < 1 or ks_arr.max() > n):
+        raise MonkeysError(f"{name}@k needs 1 <= k <= {n} (the samples drawn)")
+    return ks_arr
+
+
+def _log_choose_ratio(n: int, ks: np.ndarray) -> np.ndarray:
+    """``log(C(a, k) / C(n, k))`` for a = 0..n (columns) and each k (rows); -inf for a < k.
+
+    ``C(a-1, k) / C(a, k) = 1 - k/a``, so the log ratio is a running sum of log1p(-k/j)
+    over j = a+1..n: each term exact, no large log-gamma values cancelling.
+    """
+    j = np.arange(1, n + 1, dtype=np.float64)
+    k = ks[:, None].astype(np.float64)
+    with np.errstate(divide="ignore"):
+        terms = np.where(j > k, np.log1p(-np.minimum(k / j, 1.0)), 0.0)
+    tail = np.zeros((ks.size, n + 1))
+    tail[:, :n] = np.cumsum(terms[:, ::-1], axis=1)[:, ::-1]
+    return np.where(np.arange(n + 1) >= k, tail, -np.inf)
+
+
+def _class_weights(cls: np.ndarray, weights: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows of sample classes and weights -> rows of total weight per class (no-vote dropped)."""
+    rows = np.arange(cls.shape[0])[:, None] * (n_classes + 1)
+    flat = rows + np.where(cls < 0, n_classes, cls)
+    totals = np.bincount(
+        flat.ravel(), np.broadcast_to(weights, cls.shape).ravel(), cls.shape[0] * (n_classes + 1)
+    )
+    return totals.reshape(cls.shape[0], n_classes + 1)[:, :n_classes]
+
+
+def _weighted_vote(totals: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Each row's credit: the share of correct classes among those tied at the top weight."""
+    top = totals.max(axis=1, keepdims=True)
+    tied = (totals >= top * (1 - _TIE_TOLERANCE)) & (top > 0)
+    count = tied.sum(axis=1)
+    return np.where(count > 0, (tied & correct).sum(axis=1) / np.maximum(count, 1), 0.0)
+
+
+def _sampled_votes(
+    rewards: np.ndarray,
+    cls: np.ndarray,
+    weights: np.ndarray,
+    correct: np.ndarray,
+    ks: np.ndarray,
+    subsets: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Monte-Carlo mean and standard error of the vote over random k-subsets, each k."""
+    seed = [_MC_SEED, zlib.crc32(rewards.tobytes()), zlib.crc32(cls.tobytes())]
+    rng = np.random.default_rng(seed)
+    order = np.argsort(ks)
+    n_classes, last = correct.size, int(ks.max())
+    perms = rng.permuted(np.broadcast_to(np.arange(rewards.size), (subsets, rewards.size)), axis=1)
+    perms = perms[:, :last]
+    totals = np.zeros((subsets, n_classes))
+    value, stderr = np.zeros(ks.size), np.zeros(ks.size)
+    done = 0
+    for i in order:  # grow every permutation's prefix from one k to the next
+        k = int(ks[i])
+        part = perms[:, done:k]
+        totals += _class_weights(cls[part], weights[part], n_classes)
+        done = k
+        credit = _weighted_vote(totals, correct)
+        value[i] = credit.mean()
+        stderr[i] = credit.std(ddof=1) / np.sqrt(subsets)
+    return value, stderr

@@ -1,25 +1,54 @@
 """Per-problem metrics over a ``ProblemSummary``, one registered function per name.
 
 lm-eval averages each ``name@k`` over problems, which gives the dataset-level figure
-because every metric here is an expectation per problem.
+because every metric here is an expectation per problem. Reward-model metrics
+(``@reward_metric``) take every k at once, since they share work across k (one sort by
+reward, one set of sampled subsets), and are computed only for summaries with rewards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from lm_eval_monkeys.estimators import coverage_at_k, majority_at_k
-from lm_eval_monkeys.selection import ProblemSummary
+import numpy as np
+
+from lm_eval_monkeys.estimators import (
+    coverage_at_k,
+    majority_at_k,
+    rm_best_at_k,
+    rm_majority_at_k,
+)
+from lm_eval_monkeys.selection import ProblemSummary, SampleRewards
 
 MetricFn = Callable[[ProblemSummary, int], float]
-_METRICS: dict[str, MetricFn] = {}
+CurveFn = Callable[[ProblemSummary, Sequence[int]], Sequence[float]]
+
+
+@dataclass(frozen=True)
+class _Registered:
+    curve: CurveFn  # every requested k at once
+    needs_rewards: bool
+
+
+_METRICS: dict[str, _Registered] = {}
 
 
 def metric(name: str) -> Callable[[MetricFn], MetricFn]:
     """Register ``fn(summary, k) -> float`` as metric ``name`` (reported as ``name@k``)."""
 
     def register(fn: MetricFn) -> MetricFn:
-        _METRICS[name] = fn
+        _METRICS[name] = _Registered(lambda summary, ks: [fn(summary, k) for k in ks], False)
+        return fn
+
+    return register
+
+
+def reward_metric(name: str) -> Callable[[CurveFn], CurveFn]:
+    """Register ``fn(summary, ks) -> values`` as ``name``, for summaries carrying rewards."""
+
+    def register(fn: CurveFn) -> CurveFn:
+        _METRICS[name] = _Registered(fn, True)
         return fn
 
     return register
@@ -37,12 +66,44 @@ def majority(summary: ProblemSummary, k: int) -> float:
     return majority_at_k(summary.class_sizes, summary.class_correct, summary.n_invalid, k)
 
 
-def metric_names(ks: Sequence[int], names: Sequence[str] | None = None) -> list[str]:
-    return [f"{name}@{k}" for name in (names or _METRICS) for k in ks]
+@reward_metric("rm_best")
+def rm_best(summary: ProblemSummary, ks: Sequence[int]) -> np.ndarray:
+    """Expected correctness of the highest-reward of k samples (ties share credit)."""
+    scores = _rewards(summary)
+    correct = np.append(np.asarray(summary.class_correct, dtype=bool), False)[scores.classes]
+    return rm_best_at_k(scores.rewards, correct, ks)
+
+
+@reward_metric("rm_majority")
+def rm_majority(summary: ProblemSummary, ks: Sequence[int]) -> np.ndarray:
+    """Expected accuracy of a reward-weighted majority vote over k samples."""
+    scores = _rewards(summary)
+    return rm_majority_at_k(scores.rewards, scores.classes, summary.class_correct, ks).value
+
+
+def _rewards(summary: ProblemSummary) -> SampleRewards:
+    if summary.rewards is None:
+        raise ValueError("reward metrics need a summary with rewards")  # problem_metrics skips
+    return summary.rewards
+
+
+def metric_names(
+    ks: Sequence[int], names: Sequence[str] | None = None, *, rewards: bool = False
+) -> list[str]:
+    """``name@k`` of the given metrics, or of every metric computable without (or with) rewards."""
+    chosen = names or [n for n, m in _METRICS.items() if rewards or not m.needs_rewards]
+    return [f"{name}@{k}" for name in chosen for k in ks]
 
 
 def problem_metrics(
     summary: ProblemSummary, ks: Sequence[int], names: Sequence[str] | None = None
 ) -> dict[str, float]:
-    """Every requested ``name@k`` for one problem."""
-    return {f"{name}@{k}": _METRICS[name](summary, k) for name in (names or _METRICS) for k in ks}
+    """Every requested ``name@k`` for one problem (reward metrics only if it has rewards)."""
+    values: dict[str, float] = {}
+    for name in names or _METRICS:
+        registered = _METRICS[name]
+        if registered.needs_rewards and summary.rewards is None:
+            continue
+        curve = registered.curve(summary, ks)
+        values.update({f"{name}@{k}": float(v) for k, v in zip(ks, curve, strict=True)})
+    return values

@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+
+import numpy as np
 
 from lm_eval_monkeys.verifiers import Checker
+
+
+@dataclass(frozen=True, eq=False)
+class SampleRewards:
+    """Each sample's reward-model score and vote class (-1: no parsable answer), in order."""
+
+    rewards: np.ndarray
+    classes: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -19,6 +29,7 @@ class ProblemSummary:
 
     All correct answers form one class (they all equal the reference); wrong answers are
     grouped by the checker's equivalence. ``n_invalid`` samples had no parsable answer.
+    ``rewards`` holds per-sample reward-model scores when a run has them (rm_* metrics).
     """
 
     n: int
@@ -27,15 +38,23 @@ class ProblemSummary:
     class_answers: tuple[str, ...]
     class_sizes: tuple[int, ...]
     class_correct: tuple[bool, ...]
+    rewards: SampleRewards | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class ScoredSamples:
-    """A summary together with each sample's answer key and verdict, in sample order."""
+    """A summary together with each sample's answer key, verdict and vote class (index into
+    the summary's classes, -1 for no answer), in sample order."""
 
     summary: ProblemSummary
     answers: list[str | None]
     correct: list[bool]
+    classes: list[int]
+
+    def with_rewards(self, rewards: Sequence[float]) -> ProblemSummary:
+        """The summary carrying one reward per sample (in sample order)."""
+        scores = SampleRewards(np.asarray(rewards, dtype=np.float64), np.asarray(self.classes))
+        return replace(self.summary, rewards=scores)
 
 
 class Grader:
@@ -89,16 +108,19 @@ def score_samples(completions: Sequence[object], target: str, grader: Grader) ->
     counts = Counter(a for a in answers if a is not None)
     verdict = dict(zip(counts, grader.verdicts(list(counts), target), strict=True))
     correct = [a is not None and verdict[a] for a in answers]
-    summary = _group(counts, verdict, len(answers), answers.count(None), grader.checker)
-    return ScoredSamples(summary, answers, correct)
+    summary, class_of = _group(counts, verdict, len(answers), answers.count(None), grader.checker)
+    classes = [-1 if a is None else class_of[a] for a in answers]
+    return ScoredSamples(summary, answers, correct, classes)
 
 
 def _group(
     counts: Counter[str], verdict: dict[str, bool], n: int, n_invalid: int, checker: Checker
-) -> ProblemSummary:
+) -> tuple[ProblemSummary, dict[str, int]]:
+    """The summary, and the vote class of each distinct answer."""
     answers: list[str] = []
     sizes: list[int] = []
     right = [a for a in counts if verdict[a]]
+    class_of = dict.fromkeys(right, 0)
     if right:
         answers.append(max(right, key=counts.__getitem__))
         sizes.append(sum(counts[a] for a in right))
@@ -110,11 +132,13 @@ def _group(
         for i in range(first_wrong, len(answers)):
             if checker.equivalent(answers[i], answer):
                 sizes[i] += size
+                class_of[answer] = i
                 break
         else:
+            class_of[answer] = len(answers)
             answers.append(answer)
             sizes.append(size)
-    return ProblemSummary(
+    summary = ProblemSummary(
         n=n,
         c=sum(sizes[:first_wrong]),
         n_invalid=n_invalid,
@@ -122,3 +146,4 @@ def _group(
         class_sizes=tuple(sizes),
         class_correct=tuple(i < first_wrong for i in range(len(answers))),
     )
+    return summary, class_of
