@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from lm_eval_monkeys.task_configs import TASK_DIR
 from lm_eval_monkeys.verifiers import get_verifier
 from lm_eval_monkeys.verifiers.swebench import SWEbenchChecker, extract_patch
 from lm_eval_monkeys.verifiers.swebench_local import LocalRunner, load_specs
+from swebench_toy import BREAKS_NEG, FLAKY_GOLD, FUZZY, GOLD, MALFORMED, WRONG, git, make_toy
 
 from lm_eval_monkeys.data import gold_files, oracle_prompt
 from lm_eval_monkeys.errors import MonkeysError
@@ -35,108 +34,14 @@ pytestmark = pytest.mark.skipif(
     reason="needs bubblewrap and the system python's pytest (README install command)",
 )  # fmt: skip
 
-CALC = "def add(a, b):\n    return a - b\n\n\ndef neg(a):\n    return -a\n"
-TESTS = "from calc import neg\n\n\ndef test_neg():\n    assert neg(2) == -2\n"
-
-
-def _diff(text: str) -> str:
-    """Diffs below write a blank context line as ``~`` (a lone space would be invisible)."""
-    return re.sub(r"(?m)^~$", " ", text)
-
-
-TEST_PATCH = _diff("""diff --git a/tests/test_calc.py b/tests/test_calc.py
---- a/tests/test_calc.py
-+++ b/tests/test_calc.py
-@@ -1,5 +1,9 @@
--from calc import neg
-+from calc import add, neg
-~
-~
- def test_neg():
-     assert neg(2) == -2
-+
-+
-+def test_add():
-+    assert add(2, 3) == 5
-""")
-GOLD = _diff("""diff --git a/calc.py b/calc.py
---- a/calc.py
-+++ b/calc.py
-@@ -1,5 +1,5 @@
- def add(a, b):
--    return a - b
-+    return a + b
-~
-~
- def neg(a):
-""")
-WRONG = GOLD.replace("+    return a + b", "+    return a * b")
-# Fixes add but breaks neg: FAIL_TO_PASS passes, PASS_TO_PASS fails.
-BREAKS_NEG = GOLD.replace(" def neg(a):\n", "-def neg(a):\n+def neg(a, unused):\n")
-MALFORMED = """diff --git a/calc.py b/calc.py
---- a/calc.py
-+++ b/calc.py
-@@ -7,3 +7,3 @@
- def nothing_like_this():
--    return 0
-+    return 1
-"""
-# Context lines off by a few: plain `git apply` refuses, GNU patch's fuzz applies it.
-FUZZY = GOLD.replace("@@ -1,5 +1,5 @@\n def add(a, b):", "@@ -1,5 +1,5 @@\n def add(a,b):")
-# The gold patch of the flaky instance: add() is right only for even sandbox uids. The
-# sandbox rotates uids, so consecutive runs alternate (deterministic "flakiness").
-FLAKY_GOLD = GOLD.replace(
-    "+    return a + b", "+    import os\n+    return a + b if os.getuid() % 2 == 0 else 0"
-).replace("@@ -1,5 +1,5 @@", "@@ -1,5 +1,6 @@")
-
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
 
 @pytest.fixture(scope="module")
 def swe(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("swebench")
-    mirror = root / "mirrors" / "acme__calc"
-    (mirror / "tests").mkdir(parents=True)
-    (mirror / "calc.py").write_text(CALC)
-    (mirror / "tests" / "test_calc.py").write_text(TESTS)
-    _git(mirror, "init", "-q")
-    _git(mirror, "add", ".")
-    _git(mirror, "commit", "-qm", "base")
-    base = _git(mirror, "rev-parse", "HEAD")
-    specs = root / "specs.json"
-    # The system python with Debian's pytest: an environment that needs no network.
-    spec = {"test_cmd": "python -m pytest -rA -p no:cacheprovider", "python": "/usr/bin/python3",
-            "system_site_packages": True}  # fmt: skip
-    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
-    # bwrap runs as an unprivileged uid: its work directory must be traversable by it.
-    sandbox_dir = Path(tempfile.mkdtemp(prefix="monkeys-test-", dir="/var/tmp"))
-    sandbox_dir.chmod(0o755)
-    env = {
-        "MONKEYS_SWEBENCH_REPOS": str(root / "mirrors"),
-        "MONKEYS_SWEBENCH_SPECS": str(specs),
-        "MONKEYS_SANDBOX_DIR": str(sandbox_dir),
-        "MONKEYS_CACHE_DIR": str(root / "cache"),
-    }
+    instance, env = make_toy(root)
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    instance = {
-        "repo": "acme/calc",
-        "instance_id": "acme__calc-1",
-        "base_commit": base,
-        "patch": GOLD,
-        "test_patch": TEST_PATCH,
-        "problem_statement": "add() subtracts",
-        "version": "1.0",
-        "environment_setup_commit": base,
-        "FAIL_TO_PASS": json.dumps(["tests/test_calc.py::test_add"]),
-        "PASS_TO_PASS": json.dumps(["tests/test_calc.py::test_neg"]),
-    }
+    sandbox_dir = Path(env["MONKEYS_SANDBOX_DIR"])
     yield {"instance": instance, "root": root, "sandbox_dir": sandbox_dir, "env": env}
     for key, value in saved.items():
         if value is None:
@@ -176,7 +81,7 @@ def test_local_runner_grades_with_swebench(swe: dict) -> None:
     # Worktrees are gone, and the mirror has no stale worktree left registered.
     assert not list((swe["sandbox_dir"] / "swebench" / "trees").iterdir())
     mirror = swe["root"] / "mirrors" / "acme__calc"
-    assert _git(mirror, "worktree", "list").count("\n") == 0
+    assert git(mirror, "worktree", "list").count("\n") == 0
 
 
 def test_identical_patches_run_once_and_verdicts_persist(swe: dict) -> None:

@@ -1,0 +1,131 @@
+"""A toy SWE-bench instance: a real git repository whose ``add`` subtracts.
+
+The instance's test patch adds the failing test ``test_add``; the patches below are a
+gold fix, wrong fixes, a malformed diff and one that only GNU patch's fuzz applies.
+Used by tests/test_swebench.py and benchmarks/bench_swebench.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def _diff(text: str) -> str:
+    """Diffs below write a blank context line as ``~`` (a lone space would be invisible)."""
+    return re.sub(r"(?m)^~$", " ", text)
+
+
+CALC = "def add(a, b):\n    return a - b\n\n\ndef neg(a):\n    return -a\n"
+TESTS = "from calc import neg\n\n\ndef test_neg():\n    assert neg(2) == -2\n"
+
+TEST_PATCH = _diff("""diff --git a/tests/test_calc.py b/tests/test_calc.py
+--- a/tests/test_calc.py
++++ b/tests/test_calc.py
+@@ -1,5 +1,9 @@
+-from calc import neg
++from calc import add, neg
+~
+~
+ def test_neg():
+     assert neg(2) == -2
++
++
++def test_add():
++    assert add(2, 3) == 5
+""")
+GOLD = _diff("""diff --git a/calc.py b/calc.py
+--- a/calc.py
++++ b/calc.py
+@@ -1,5 +1,5 @@
+ def add(a, b):
+-    return a - b
++    return a + b
+~
+~
+ def neg(a):
+""")
+WRONG = GOLD.replace("+    return a + b", "+    return a * b")
+# Fixes add but breaks neg: FAIL_TO_PASS passes, PASS_TO_PASS fails.
+BREAKS_NEG = GOLD.replace(" def neg(a):\n", "-def neg(a):\n+def neg(a, unused):\n")
+MALFORMED = """diff --git a/calc.py b/calc.py
+--- a/calc.py
++++ b/calc.py
+@@ -7,3 +7,3 @@
+ def nothing_like_this():
+-    return 0
++    return 1
+"""
+# Context lines off by a few: plain `git apply` refuses, GNU patch's fuzz applies it.
+FUZZY = GOLD.replace("@@ -1,5 +1,5 @@\n def add(a, b):", "@@ -1,5 +1,5 @@\n def add(a,b):")
+# The gold patch of the flaky instance: add() is right only for even sandbox uids. The
+# sandbox rotates uids, so consecutive runs alternate (deterministic "flakiness").
+FLAKY_GOLD = GOLD.replace(
+    "+    return a + b", "+    import os\n+    return a + b if os.getuid() % 2 == 0 else 0"
+).replace("@@ -1,5 +1,5 @@", "@@ -1,5 +1,6 @@")
+
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+# The system python with Debian's pytest: a test environment that needs no network.
+SPEC = {
+    "test_cmd": "python -m pytest -rA -p no:cacheprovider",
+    "python": "/usr/bin/python3",
+    "system_site_packages": True,
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+    return subprocess.run(
+        ["git", *args], cwd=cwd, env={**os.environ, **identity}, check=True,
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def make_toy(root: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The instance and the environment variables that point the runner at it."""
+    mirror = root / "mirrors" / "acme__calc"
+    (mirror / "tests").mkdir(parents=True)
+    (mirror / "calc.py").write_text(CALC)
+    (mirror / "tests" / "test_calc.py").write_text(TESTS)
+    git(mirror, "init", "-q")
+    git(mirror, "add", ".")
+    git(mirror, "commit", "-qm", "base")
+    base = git(mirror, "rev-parse", "HEAD")
+    specs = root / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": SPEC}}))
+    # bwrap runs as an unprivileged uid: its work directory must be traversable by it.
+    sandbox_dir = Path(tempfile.mkdtemp(prefix="monkeys-toy-", dir="/var/tmp"))
+    sandbox_dir.chmod(0o755)
+    env = {
+        "MONKEYS_SWEBENCH_REPOS": str(root / "mirrors"),
+        "MONKEYS_SWEBENCH_SPECS": str(specs),
+        "MONKEYS_SANDBOX_DIR": str(sandbox_dir),
+        "MONKEYS_CACHE_DIR": str(root / "cache"),
+    }
+    instance = {
+        "repo": "acme/calc",
+        "instance_id": "acme__calc-1",
+        "base_commit": base,
+        "patch": GOLD,
+        "test_patch": TEST_PATCH,
+        "problem_statement": "add() subtracts",
+        "version": "1.0",
+        "environment_setup_commit": base,
+        "FAIL_TO_PASS": json.dumps(["tests/test_calc.py::test_add"]),
+        "PASS_TO_PASS": json.dumps(["tests/test_calc.py::test_neg"]),
+    }
+    return instance, env
