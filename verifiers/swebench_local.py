@@ -153,6 +153,13 @@ class LocalRunner:
         sandbox: Sandbox | None = None,
         workdir: Path | None = None,
     ) -> None:
+        try:
+            import swebench.harness.grading  # noqa: F401  (grades every log)
+        except ImportError:
+            raise MonkeysError(
+                "the SWE-bench runner grades with the swebench package: "
+                'pip install -e ".[swebench]"'
+            ) from None
         root = mirrors or os.environ.get(REPOS_ENV)
         if not root or not Path(root).is_dir():
             raise MonkeysError(
