@@ -106,15 +106,22 @@ class SWEbenchChecker:
         """Results of distinct patches of one instance, graded in parallel, cached on disk."""
         instance = self._instances[target]
         self._check_gold(target, instance)
-        results = {a: self._cache.get(target, _hash(a)) for a in answers}
-        todo = [a for a, found in results.items() if found is None]
-        with ThreadPoolExecutor(max(1, min(len(todo), os.cpu_count() or 1))) as pool:
-            graded = pool.map(lambda patch: self.runner.evaluate(instance, patch), todo)
-            for answer, result in zip(todo, graded, strict=True):
-                results[answer] = result
-                self._cache.put(target, _hash(answer), result)
+        results: dict[str, dict[str, Any]] = {}
+        todo = []
+        for answer in answers:
+            cached = self._cache.get(target, _hash(answer))
+            if cached is None:
+                todo.append(answer)
+            else:
+                results[answer] = cached
+        if todo:
+            with ThreadPoolExecutor(min(len(todo), os.cpu_count() or 1)) as pool:
+                graded = pool.map(lambda patch: self.runner.evaluate(instance, patch), todo)
+                for answer, result in zip(todo, graded, strict=True):
+                    results[answer] = result
+                    self._cache.put(target, _hash(answer), result)
         flaky = self.flaky.get(instance["instance_id"])
-        return {a: {**r, "flaky": flaky} if flaky else r for a, r in results.items()}  # type: ignore[misc]
+        return {a: {**results[a], "flaky": flaky} if flaky else results[a] for a in answers}
 
     def equivalent(self, a: str, b: str) -> bool:
         return a == b
