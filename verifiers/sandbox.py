@@ -10,6 +10,7 @@ rlimits on address space, CPU, file size and processes and a wall-clock limit.
 from __future__ import annotations
 
 import collections
+import fcntl
 import json
 import os
 import shutil
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lm_eval_monkeys.errors import MonkeysError
 
@@ -30,6 +31,8 @@ UNSANDBOXED_ENV = "MONKEYS_UNSANDBOXED_I_TRUST_THIS_CODE"
 SHARED_DIR_ENV = "MONKEYS_SANDBOX_DIR"
 _FIRST_UID = 61_000  # a uid per concurrent sandbox: RLIMIT_NPROC counts per uid
 _UIDS_PER_SLOT = 8  # uids rotate, so a uid is reused only after its namespaces are gone
+_UID_BLOCK = 8192  # uids of one Sandbox: up to 1,024 slots
+_UID_LOCKS = Path(tempfile.gettempdir()) / "lm-eval-monkeys-uids"
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class Sandbox:
         count = slots or os.cpu_count() or 1
         self._running = 0
         self._slots = count
-        self._uids = collections.deque(range(_FIRST_UID, _FIRST_UID + _UIDS_PER_SLOT * count))
+        uids, self._uid_claim = _claim_uids(_UIDS_PER_SLOT * count, self.unsandboxed)
+        self._uids = collections.deque(uids)
         self._lock = threading.Condition()
 
     def run(
@@ -233,6 +237,29 @@ def _chown_tree(root: Path, uid: int) -> None:
     for directory, dirs, files in os.walk(root):
         for name in dirs + files:
             os.lchown(os.path.join(directory, name), uid, uid)
+
+
+def _claim_uids(count: int, unsandboxed: bool) -> tuple[range, IO[str] | None]:
+    """``count`` uids that no other Sandbox on this machine uses. Block i is held through
+    an flock on its lock file, which the kernel releases however the holder exits; without
+    it two processes (two verifiers, Ray workers of one node) would share uids and reap
+    each other's programs."""
+    if os.geteuid() != 0 or unsandboxed:  # no uid is dropped to, none reaped
+        return range(_FIRST_UID, _FIRST_UID + count), None
+    _UID_LOCKS.mkdir(exist_ok=True)
+    for block in range(256):
+        handle = open(_UID_LOCKS / f"{block}.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        first = _FIRST_UID + block * _UID_BLOCK
+        return range(first, first + min(count, _UID_BLOCK)), handle
+    raise MonkeysError(
+        f"256 code sandboxes are already open on this machine (locks in {_UID_LOCKS}); "
+        "wait for other verifiers to finish"
+    )
 
 
 def _reap(uid: int) -> None:
