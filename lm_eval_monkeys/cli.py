@@ -3,6 +3,7 @@
 lm-eval-monkeys --model hf --tasks monkeys_gsm8k --repeats 16 ...   # any lm_eval flags
 lm-eval-monkeys verify --task monkeys_gsm8k --input IN.jsonl --output OUT.jsonl
 lm-eval-monkeys task-dir    # the directory to pass to stock lm_eval --include_path
+lm-eval-monkeys reward RUN_DIR --reward_model PATH_OR_ID   # reward scores, kept in the store
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.task_configs import TASK_DIR
 
-OWN_COMMANDS = ("verify", "rescore", "export", "task-dir")
+OWN_COMMANDS = ("verify", "rescore", "export", "task-dir", "reward")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -46,6 +47,15 @@ def _own_command(argv: list[str]) -> None:
     rescore.add_argument("run_dir", type=Path, help="the run's --output_path")
     rescore.add_argument("--verifier", help="re-verify with another checker, e.g. gsm8k:flexible")
     rescore.add_argument("--ks", help="k values to report, e.g. 1,10,100")
+    rescore.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
+    reward = commands.add_parser("reward", help="score a stored run's samples with a reward model")
+    reward.add_argument("run_dir", type=Path, help="the run's --output_path")
+    reward.add_argument("--reward_model", required=True, help="sequence-classification model")
+    reward.add_argument("--batch_size", type=int, default=8, help="texts per forward pass")
+    reward.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    reward.add_argument("--max_length", type=int, default=4096, help="tokens kept per text")
+    reward.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
+    reward.add_argument("--trust_remote_code", action="store_true", help="needed by ArmoRM")
     export = commands.add_parser("export", help="write every stored sample with its verdict")
     export.add_argument("run_dir", type=Path, help="the run's --output_path")
     export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
@@ -60,9 +70,23 @@ def _own_command(argv: list[str]) -> None:
         from lm_eval_monkeys.tasks import parse_ks
 
         ks = parse_ks(args.ks, 1 << 62) if args.ks else None
-        results = rescore_run(args.run_dir, args.verifier, ks)
+        results = rescore_run(args.run_dir, args.verifier, ks, reward_model=args.reward_model)
         print(metric_table(results))
         print(f"\nwritten to {args.run_dir / RESCORE_FILE}")
+    elif args.command == "reward":
+        from lm_eval_monkeys.reward import score_run
+        from lm_eval_monkeys.store import STORE_FILE
+
+        scored = score_run(
+            args.run_dir,
+            args.reward_model,
+            args.batch_size,
+            args.device,
+            args.max_length,
+            args.dtype,
+            args.trust_remote_code,
+        )
+        print(f"{scored} samples scored with {args.reward_model} -> {args.run_dir / STORE_FILE}")
     elif args.command == "export":
         from lm_eval_monkeys.export import export_run
 

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.estimators import default_ks
 from lm_eval_monkeys.metrics import problem_metrics
+from lm_eval_monkeys.reward import all_or_none_rewarded, stored_reward_model, with_stored_rewards
 from lm_eval_monkeys.selection import Grader, ScoredSamples, score_samples
 from lm_eval_monkeys.store import Sample, SampleStore
 from lm_eval_monkeys.task_configs import TASK_DIR
@@ -48,26 +49,33 @@ def rescore_run(
     verifier: str | None = None,
     ks: Sequence[int] | None = None,
     on_problem: ProblemHook | None = None,
+    reward_model: str | None = None,
 ) -> dict[str, dict[str, float | int | str]]:
     """Metrics of every task in the run, averaged over problems; also written to rescore.json.
 
     ``on_problem(task, samples, scored)`` sees every scored problem on the way, so callers
     needing per-problem data (the report: counts, verdicts, tokens) verify only once.
+    Tasks whose samples all have rewards also get ``rm_best@k`` and ``rm_majority@k``,
+    from ``reward_model``'s scores (default: the only reward model in the store).
     """
     store = SampleStore(run_dir, writer=False)
     results: dict[str, dict[str, float | int | str]] = {}
     try:
+        reward_model = stored_reward_model(store, reward_model)
         for task in store.tasks():
             spec, grader = grader_for(task, verifier)
             summaries = []
-            for _, samples, scored in tqdm(
+            for doc_id, samples, scored in tqdm(
                 scored_problems(store, task, grader), desc=f"rescore {task}", unit="problem"
             ):
                 if on_problem is not None:
                     on_problem(task, samples, scored)
-                summaries.append(scored.summary)
+                summaries.append(
+                    with_stored_rewards(store, reward_model, task, doc_id, samples, scored)
+                )
             if not summaries:
                 continue
+            summaries = all_or_none_rewarded(summaries, task, reward_model)
             fewest = min(s.n for s in summaries)
             task_ks = sorted(ks) if ks else default_ks(fewest)
             if task_ks[-1] > fewest:
@@ -84,6 +92,8 @@ def rescore_run(
                 "problems": len(summaries),
                 "verifier": spec,
             }
+            if summaries[0].rewards is not None:
+                results[task]["reward_model"] = reward_model
     finally:
         store.close()
     try:

@@ -37,6 +37,11 @@ CREATE TABLE IF NOT EXISTS samples (
     completion TEXT NOT NULL, prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
     PRIMARY KEY (task, doc_id, sample_idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rewards (
+    model TEXT NOT NULL, task TEXT NOT NULL, doc_id INTEGER NOT NULL, sample_idx INTEGER NOT NULL,
+    reward REAL NOT NULL,
+    PRIMARY KEY (model, task, doc_id, sample_idx)
+) WITHOUT ROWID;
 """
 
 
@@ -172,6 +177,54 @@ class SampleStore:
             (task, doc_id),
         )
         return [Sample(*r) for r in rows]
+
+    # -- reward-model scores --------------------------------------------------------------
+
+    def add_rewards(self, model: str, rows: Iterable[tuple[str, int, int, float]]) -> None:
+        """Commit (task, doc_id, sample_idx, reward) scores of one reward model together."""
+        values = [(model, task, doc_id, idx, reward) for task, doc_id, idx, reward in rows]
+        self._write(
+            lambda: self.db.executemany(
+                "INSERT OR IGNORE INTO rewards VALUES (?, ?, ?, ?, ?)", values
+            )
+        )
+
+    def reward_models(self) -> list[str]:
+        """The reward models (as named when scoring) with scores in this store."""
+        try:
+            rows = self.db.execute("SELECT DISTINCT model FROM rewards ORDER BY model").fetchall()
+        except sqlite3.OperationalError:  # a store from before rewards were kept
+            return []
+        return [r[0] for r in rows]
+
+    def rewards(self, model: str, task: str, doc_id: int) -> dict[int, float]:
+        """One problem's scores from one reward model, by sample index."""
+        rows = self.db.execute(
+            "SELECT sample_idx, reward FROM rewards WHERE model = ? AND task = ? AND doc_id = ?",
+            (model, task, doc_id),
+        )
+        return dict(rows.fetchall())
+
+    def unrewarded(self, model: str, task: str, doc_id: int) -> list[tuple[int, str]]:
+        """(sample_idx, completion) of one problem's samples that ``model`` has not scored."""
+        rows = self.db.execute(
+            "SELECT s.sample_idx, s.completion FROM samples s LEFT JOIN rewards r "
+            "ON r.model = ? AND r.task = s.task AND r.doc_id = s.doc_id "
+            "AND r.sample_idx = s.sample_idx "
+            "WHERE s.task = ? AND s.doc_id = ? AND r.reward IS NULL ORDER BY s.sample_idx",
+            (model, task, doc_id),
+        )
+        return rows.fetchall()
+
+    def count_unrewarded(self, model: str) -> int:
+        """How many stored samples ``model`` has not scored."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM samples s WHERE NOT EXISTS (SELECT 1 FROM rewards r "
+            "WHERE r.model = ? AND r.task = s.task AND r.doc_id = s.doc_id "
+            "AND r.sample_idx = s.sample_idx)",
+            (model,),
+        ).fetchone()
+        return row[0]
 
     def close(self) -> None:
         self.db.close()
