@@ -4,9 +4,10 @@ FLOPs follow the usual inference approximation of 2 FLOPs per parameter per toke
 
     FLOPs(k) = 2 * N_params * (prompt_tokens + k * completion_tokens_per_sample)
 
-summed over problems, with each problem's prompt counted once (its k samples share the
-prompt's KV cache, as with ``monkeys-hf`` or vLLM's ``n=k``) and its decoded tokens counted
-per sample (the problem's mean over the stored samples, times k). Attention over the
+per problem, averaged over the task's problems: each problem's prompt is counted once (its
+k samples share the prompt's KV cache, as with ``monkeys-hf`` or vLLM's ``n=k``) and its
+decoded tokens per sample (the mean over its stored samples, times k). Costs are per
+problem so that runs over different numbers of problems compare. Attention over the
 context (2 * n_layers * context * d_model per token) is left out: it needs the architecture,
 and is a few percent of 2N for billion-parameter models at GSM8K-sized contexts (about 14%
 for the 135M embedded model at a 1,000-token context).
@@ -48,7 +49,7 @@ def parse_count(text: str) -> float:
 
 @dataclass(frozen=True)
 class Budget:
-    """A total spend on one task: FLOPs or US dollars."""
+    """A spend per problem: FLOPs or US dollars."""
 
     amount: float
     unit: Unit
@@ -64,7 +65,7 @@ class Budget:
         return cls(_positive(parse_count(re.sub(r"(?i)flops?$", "", raw)), text), "flops")
 
     def __str__(self) -> str:
-        return f"${self.amount:,.2f}" if self.unit == "usd" else f"{self.amount:.3g} FLOPs"
+        return f"${self.amount:.4g}" if self.unit == "usd" else f"{self.amount:.3g} FLOPs"
 
 
 def _positive(value: float, text: str) -> float:
@@ -137,20 +138,19 @@ def _safetensors_parameters(path: Path) -> int:
 
 @dataclass(frozen=True)
 class RunCost:
-    """Token totals of one run on one task, and what a token costs.
+    """Tokens of one run on one task, per problem, and what a token costs.
 
-    ``prompt_tokens``: summed over problems (each prompt once); ``completion_tokens_per_k``:
-    summed over problems of the mean completion length, i.e. the decoded tokens that one
-    more sample of every problem adds.
+    ``prompt_tokens``: the mean prompt length (each prompt counted once);
+    ``completion_tokens``: the mean decoded tokens of one sample.
     """
 
     prompt_tokens: float
-    completion_tokens_per_k: float
+    completion_tokens: float
     n_params: float | None = None
     price: Price | None = None
 
     def tokens(self, k: float) -> tuple[float, float]:
-        return self.prompt_tokens, k * self.completion_tokens_per_k
+        return self.prompt_tokens, k * self.completion_tokens
 
     def flops(self, k: float) -> float | None:
         if self.n_params is None:
@@ -168,7 +168,8 @@ class RunCost:
         return self.flops(k) if unit == "flops" else self.dollars(k)
 
     def affordable_k(self, budget: Budget) -> float | None:
-        """Samples per problem the budget pays for (fractional); None without a cost model."""
+        """Samples per problem a per-problem budget pays for (fractional); None without a
+        cost model."""
         fixed, per_k = self.at(0, budget.unit), self.at(1, budget.unit)
         if fixed is None or per_k is None or per_k <= fixed:
             return None
@@ -184,8 +185,8 @@ def run_cost(
 ) -> RunCost:
     """A ``RunCost`` from per-problem prompt tokens, summed completion tokens and samples."""
     return RunCost(
-        float(np.sum(prompt_tokens)),
-        float(np.sum(np.asarray(completion_tokens) / np.asarray(n))),
+        float(np.mean(prompt_tokens)),
+        float(np.sum(completion_tokens) / np.sum(n)),
         n_params,
         price,
     )
@@ -196,7 +197,8 @@ Coverage = Callable[[float], tuple[float, str]]
 
 
 def coverage_for_budget(coverage: Coverage, cost: RunCost, budget: Budget) -> tuple[float, str]:
-    """Coverage the budget buys: at the largest whole k it pays for; (nan, reason) if none."""
+    """Coverage a per-problem budget buys: at the largest whole k it pays for; (nan,
+    reason) if none."""
     k = cost.affordable_k(budget)
     if k is None:
         return math.nan, "no cost model"

@@ -21,7 +21,10 @@ from lm_eval_monkeys.cost import Unit
 
 _DPI = 110
 _LABELS = {"coverage": "coverage@k (any sample correct)", "majority": "majority@k (majority vote)"}
-_UNIT_AXIS = {"flops": "inference FLOPs (log scale)", "usd": "cost in US dollars (log scale)"}
+_UNIT_AXIS = {
+    "flops": "inference FLOPs per problem (log scale)",
+    "usd": "US dollars per problem (log scale)",
+}
 
 
 def _png(fig: Figure) -> bytes:

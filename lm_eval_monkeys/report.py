@@ -96,8 +96,8 @@ LEADERBOARD_COLUMNS = [
     "power_law@forecast_k",
     "forecast@forecast_k",
     "params",
-    "flops@max_k",
-    "usd@max_k",
+    "flops_per_problem@max_k",
+    "usd_per_problem@max_k",
     "target",
     "k_for_target",
     "k_for_target_source",
@@ -346,11 +346,11 @@ def _leaderboard_row(result: TaskAnalysis, target: float) -> dict[str, object]:
         "forecast_k": forecast_k,
         "power_law@forecast_k": result.power_law_at(forecast_k),
         "forecast@forecast_k": result.coverage(forecast_k)[0],
-        "params": result.cost.n_params,
-        "flops@max_k": result.cost.flops(max_k),
-        "usd@max_k": result.cost.dollars(max_k),
+        "params": None if result.cost.n_params is None else int(result.cost.n_params),
+        "flops_per_problem@max_k": result.cost.flops(max_k),
+        "usd_per_problem@max_k": result.cost.dollars(max_k),
         "target": target,
-        "k_for_target": k_target,
+        "k_for_target": int(k_target) if math.isfinite(k_target) else k_target,
         "k_for_target_source": source,
         "backtest_m": result.backtest.m if result.backtest else None,
         "backtest_mae_power_law": errors[0],
@@ -365,9 +365,7 @@ def _cell(value: object) -> str:
     if isinstance(value, float):
         if math.isinf(value):
             return "∞"
-        if value.is_integer() and abs(value) < 1e15:
-            return f"{int(value):,}"
-        return f"{value:.4g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.4f}"
+        return f"{value:.4g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3 else f"{value:.4f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -396,27 +394,27 @@ def _cost_tables(
             for r in results:
                 value, source = coverage_for_budget(r.coverage, r.cost, Budget(amount, unit))
                 cells.append(f"{_cell(value)} ({source})")
-            rows.append([f"{Budget(amount, unit)} (all of {owner}'s samples)", *cells])
+            rows.append([f"{Budget(amount, unit)} ({owner}'s samples)", *cells])
         tables.append(
             Table(
-                f"{task}: coverage at equal cost",
+                f"{task}: coverage at equal cost per problem",
                 ["cost", *[r.run for r in results]],
                 rows,
             )
         )
     if budget is not None:
+        bought = {r.run: coverage_for_budget(r.coverage, r.cost, budget) for r in results}
+        affordable = [(value, run) for run, (value, _) in bought.items() if not math.isnan(value)]
+        best = max(affordable)[1] if affordable else None
         rows = []
         for r in results:
             k = r.cost.affordable_k(budget)
-            value, source = coverage_for_budget(r.coverage, r.cost, budget)
-            rows.append([r.run, _cell(None if k is None else math.floor(k)), _cell(value), source])
-        scored = [(float(row[2].replace(",", "")), row[0]) for row in rows if row[2] != "–"]
-        best = max(scored)[1] if scored else None
-        for row in rows:
-            row.append("best" if row[0] == best else "")
+            value, source = bought[r.run]
+            samples = None if k is None else math.floor(k)
+            rows.append([r.run, _cell(samples), _cell(value), source, "best" * (r.run == best)])
         tables.append(
             Table(
-                f"{task}: what a budget of {budget} buys",
+                f"{task}: what {budget} per problem buys",
                 ["run", "samples per problem", "coverage", "source", ""],
                 rows,
             )
