@@ -24,30 +24,30 @@ from lm_eval_monkeys.cost import (
 from lm_eval_monkeys.errors import MonkeysError
 
 # Two problems, 4 samples each: prompts of 100 and 200 tokens; 40 and 80 completion
-# tokens in all, i.e. 10 + 20 = 30 decoded tokens per extra sample of both problems.
+# tokens in all. Per problem: a 150-token prompt and 120 / 8 = 15 tokens per sample.
 COST = run_cost(np.array([100, 200]), np.array([40, 80]), np.array([4, 4]), 1e9, Price(0.5, 1.5))
 
 
 def test_flops_count_prompts_once_and_decoded_tokens_per_sample() -> None:
-    assert COST.prompt_tokens == 300 and COST.completion_tokens_per_k == 30
-    assert COST.flops(4) == pytest.approx(2 * 1e9 * (300 + 4 * 30))  # 8.4e11
-    assert COST.flops(1) == pytest.approx(6.6e11)
+    assert COST.prompt_tokens == 150 and COST.completion_tokens == 15
+    assert COST.flops(4) == pytest.approx(2 * 1e9 * (150 + 4 * 15))  # 4.2e11
+    assert COST.flops(1) == pytest.approx(3.3e11)
 
 
 def test_dollars_from_prices_per_million_tokens() -> None:
-    # 300 input tokens at $0.5/M + 120 output tokens at $1.5/M
-    assert COST.dollars(4) == pytest.approx((300 * 0.5 + 120 * 1.5) / 1e6)
+    # 150 input tokens at $0.5/M + 60 output tokens at $1.5/M
+    assert COST.dollars(4) == pytest.approx((150 * 0.5 + 60 * 1.5) / 1e6)
 
 
 def test_budget_buys_whole_samples() -> None:
-    assert COST.affordable_k(Budget(8.4e11, "flops")) == pytest.approx(4)
-    assert COST.affordable_k(Budget(3.3e-4, "usd")) == pytest.approx(4)
+    assert COST.affordable_k(Budget(4.2e11, "flops")) == pytest.approx(4)
+    assert COST.affordable_k(Budget(1.65e-4, "usd")) == pytest.approx(4)
 
     def coverage(k: float) -> tuple[float, str]:
         return k / 10, "measured"
 
-    assert coverage_for_budget(coverage, COST, Budget(8.5e11, "flops")) == (0.4, "measured")
-    value, why = coverage_for_budget(coverage, COST, Budget(6.0e11, "flops"))
+    assert coverage_for_budget(coverage, COST, Budget(4.4e11, "flops")) == (0.4, "measured")
+    value, why = coverage_for_budget(coverage, COST, Budget(3.2e11, "flops"))
     assert math.isnan(value) and why == "budget below one sample"
     no_price = run_cost(np.array([1]), np.array([1]), np.array([1]))
     assert coverage_for_budget(coverage, no_price, Budget(1.0, "usd"))[1] == "no cost model"
