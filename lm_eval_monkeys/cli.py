@@ -16,7 +16,7 @@ from pathlib import Path
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.task_configs import TASK_DIR
 
-OWN_COMMANDS = ("verify", "rescore", "export", "task-dir", "reward")
+OWN_COMMANDS = ("verify", "rescore", "export", "task-dir", "reward", "report")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,6 +56,18 @@ def _own_command(argv: list[str]) -> None:
     reward.add_argument("--max_length", type=int, default=4096, help="tokens kept per text")
     reward.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"))
     reward.add_argument("--trust_remote_code", action="store_true", help="needed by ArmoRM")
+    report = commands.add_parser("report", help="figures, fits, forecasts and costs of runs")
+    report.add_argument(
+        "run_dirs", nargs="+", type=Path, help="runs' --output_path", metavar="RUN_DIR"
+    )
+    report.add_argument("--output", required=True, type=Path, help="directory the report goes to")
+    report.add_argument("--prices", type=Path, help="YAML/JSON: model: {input: $/1M, output: $/1M}")
+    report.add_argument("--params", nargs="+", default=[], metavar="MODEL=N", help="e.g. run=135M")
+    report.add_argument("--target", type=float, default=0.9, help="coverage to find k for")
+    report.add_argument("--budget", help="per problem: FLOPs (1e15) or dollars ($0.01)")
+    report.add_argument("--verifier", help="verify with another checker")
+    report.add_argument("--ks", help="k values to compute metrics at (default: powers of two)")
+    report.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
     export = commands.add_parser("export", help="write every stored sample with its verdict")
     export.add_argument("run_dir", type=Path, help="the run's --output_path")
     export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
@@ -87,6 +99,8 @@ def _own_command(argv: list[str]) -> None:
             args.trust_remote_code,
         )
         print(f"{scored} samples scored with {args.reward_model} -> {args.run_dir / STORE_FILE}")
+    elif args.command == "report":
+        _report(args)
     elif args.command == "export":
         from lm_eval_monkeys.export import export_run
 
@@ -107,6 +121,33 @@ def _verify(args: argparse.Namespace) -> None:
     spec = args.verifier or task_verifier(args.task, dirs)
     lines, correct = verify_file(args.input, args.output, Grader(get_verifier(spec, args.task)))
     print(f"{lines} samples verified with {spec}: {correct} correct -> {args.output}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from lm_eval_monkeys.cost import Budget, parse_count
+    from lm_eval_monkeys.report import build_report
+    from lm_eval_monkeys.tasks import parse_ks
+
+    params = {}
+    for item in args.params:
+        name, sep, count = item.rpartition("=")
+        if not sep or not name:
+            raise MonkeysError(f"--params takes MODEL=N (a run or model name), got {item!r}")
+        params[name] = parse_count(count)
+    report = build_report(
+        args.run_dirs,
+        args.output,
+        prices=args.prices,
+        params=params,
+        target=args.target,
+        budget=Budget.parse(args.budget) if args.budget else None,
+        verifier=args.verifier,
+        ks=parse_ks(args.ks, 1 << 62) if args.ks else None,
+        reward_model=args.reward_model,
+    )
+    print(f"report of {len(args.run_dirs)} runs -> {report.output / 'report.html'}")
+    for path in report.files:
+        print(f"  {path}")
 
 
 def _run_lm_eval(argv: list[str]) -> None:
