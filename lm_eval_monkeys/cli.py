@@ -11,12 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.task_configs import TASK_DIR
 
-OWN_COMMANDS = ("verify", "rescore", "export", "task-dir", "reward", "report")
+OWN_COMMANDS = ("verify", "rescore", "export", "task-dir", "merge", "reward", "report")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,11 +46,16 @@ def _own_command(argv: list[str]) -> None:
     verify.add_argument("--output", required=True, type=Path, help="JSONL written with verdicts")
     verify.add_argument("--verifier", help="override the task's checker, e.g. gsm8k:flexible")
     verify.add_argument("--include_path", type=Path, help="another directory of task configs")
+    _add_backend_flags(verify)
     rescore = commands.add_parser("rescore", help="recompute a stored run's metrics, no model")
     rescore.add_argument("run_dir", type=Path, help="the run's --output_path")
     rescore.add_argument("--verifier", help="re-verify with another checker, e.g. gsm8k:flexible")
     rescore.add_argument("--ks", help="k values to report, e.g. 1,10,100")
     rescore.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
+    _add_backend_flags(rescore)
+    merge = commands.add_parser("merge", help="merge the stores of a sharded run's shards")
+    merge.add_argument("shard_dirs", nargs="+", type=Path, help="every shard's --output_path")
+    merge.add_argument("--output", required=True, type=Path, help="the merged run's directory")
     reward = commands.add_parser("reward", help="score a stored run's samples with a reward model")
     reward.add_argument("run_dir", type=Path, help="the run's --output_path")
     reward.add_argument("--reward_model", required=True, help="sequence-classification model")
@@ -82,7 +90,10 @@ def _own_command(argv: list[str]) -> None:
         from lm_eval_monkeys.tasks import parse_ks
 
         ks = parse_ks(args.ks, 1 << 62) if args.ks else None
-        results = rescore_run(args.run_dir, args.verifier, ks, reward_model=args.reward_model)
+        with _backend(args) as backend:
+            results = rescore_run(
+                args.run_dir, args.verifier, ks, backend=backend, reward_model=args.reward_model
+            )
         print(metric_table(results))
         print(f"\nwritten to {args.run_dir / RESCORE_FILE}")
     elif args.command == "reward":
@@ -107,6 +118,14 @@ def _own_command(argv: list[str]) -> None:
         count = export_run(args.run_dir, args.format, args.output, args.verifier)
         if args.output:
             print(f"{count} samples -> {args.output}")
+    elif args.command == "merge":
+        from lm_eval_monkeys.shards import merge_shards
+
+        merged = merge_shards(args.shard_dirs, args.output)
+        print(
+            f"{merged.shards} shards merged: {merged.tasks} tasks, {merged.problems} problems, "
+            f"{merged.samples} samples -> {args.output}"
+        )
     else:
         _verify(args)
 
@@ -119,7 +138,16 @@ def _verify(args: argparse.Namespace) -> None:
 
     dirs = [TASK_DIR, *([args.include_path] if args.include_path else [])]
     spec = args.verifier or task_verifier(args.task, dirs)
-    lines, correct = verify_file(args.input, args.output, Grader(get_verifier(spec, args.task)))
+    if args.verify_backend == "local":
+        lines, correct = verify_file(args.input, args.output, Grader(get_verifier(spec, args.task)))
+    else:
+        from lm_eval_monkeys.verify_backends import VerdictResolver, known_grader
+
+        with _backend(args) as backend:
+            resolver = VerdictResolver(backend)
+            grader = known_grader(args.task, spec)
+            lines, correct = verify_file(args.input, args.output, grader, resolver)
+            resolver.close()
     print(f"{lines} samples verified with {spec}: {correct} correct -> {args.output}")
 
 
@@ -150,6 +178,28 @@ def _report(args: argparse.Namespace) -> None:
         print(f"  {path}")
 
 
+def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--verify_backend",
+        choices=("local", "ray"),
+        default="local",
+        help="where answers are verified: this machine, or a Ray cluster's workers",
+    )
+    parser.add_argument("--ray_address", help="the Ray head's HOST:PORT (default: $RAY_ADDRESS)")
+
+
+@contextmanager
+def _backend(args: argparse.Namespace) -> Iterator[Any]:
+    """The verification backend the flags ask for, closed afterwards."""
+    from lm_eval_monkeys.verify_backends import get_verify_backend
+
+    backend = get_verify_backend(args.verify_backend, address=args.ray_address)
+    try:
+        yield backend
+    finally:
+        backend.close()
+
+
 def _run_lm_eval(argv: list[str]) -> None:
     """Run lm_eval's own CLI with our task directory included and --repeats/--ks applied."""
     from lm_eval._cli import HarnessCLI
@@ -158,6 +208,7 @@ def _run_lm_eval(argv: list[str]) -> None:
     own = argparse.ArgumentParser(add_help=False)
     own.add_argument("--repeats", help="k: samples drawn per problem")
     own.add_argument("--ks", help="k values to report, e.g. 1,4,16 (default: powers of two)")
+    own.add_argument("--shard", help="i/N: generate only every N-th problem, from the i-th")
     extra, rest = own.parse_known_args(argv)
     # Fail on bad input before lm-eval spends a minute loading a model.
     from lm_eval_monkeys.data import local_data_dir
@@ -167,6 +218,9 @@ def _run_lm_eval(argv: list[str]) -> None:
     repeats = None if extra.repeats is None else parse_repeats(extra.repeats)
     if repeats is not None and extra.ks is not None:
         parse_ks(extra.ks, repeats)
+    from lm_eval_monkeys.shards import bind_shard, parse_shard
+
+    shard = parse_shard(extra.shard)
 
     flags = {arg.split("=", 1)[0] for arg in rest}
     if _is_run(rest) and not {"--model", "-M", "--model_args", "-a"} & flags:
@@ -187,18 +241,31 @@ def _run_lm_eval(argv: list[str]) -> None:
         out = Path(args.output_path)
         run_dir = out.parent if out.suffix == ".json" else out
         args.model_args = {"run_dir": str(run_dir), **(args.model_args or {})}
+        bind_shard(run_dir, shard)  # a shard's store says which shard it holds
+    elif shard is not None:
+        raise MonkeysError(
+            "--shard writes each shard's samples to its own store: use a monkeys-* model "
+            "and --output_path (then `lm-eval-monkeys merge`)"
+        )
     if hasattr(args, "metadata"):
         metadata = dict(args.metadata or {})
         if repeats is not None:
             metadata["repeats"] = repeats
         if extra.ks is not None:
             metadata["ks"] = extra.ks
+        if shard is not None:
+            metadata["shard"] = str(shard)
         args.metadata = metadata
     results = _capture_results()
     try:
         cli.execute(args)
     except ValueError as err:
         # lm-eval reports unknown task names this way, before any model is loaded.
+        if shard is not None and "did not find any docs" in str(err):
+            raise MonkeysError(
+                f"shard {shard} holds no problems of some task (fewer problems than shards); "
+                "use fewer shards"
+            ) from None
         if not str(err).startswith("Tasks not found"):
             raise
         ours = ", ".join(sorted(path.stem for path in TASK_DIR.glob("monkeys*.yaml")))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 
 from tqdm import tqdm
@@ -20,25 +21,36 @@ from lm_eval_monkeys.selection import Grader, ScoredSamples, score_samples
 from lm_eval_monkeys.store import Sample, SampleStore
 from lm_eval_monkeys.task_configs import TASK_DIR
 from lm_eval_monkeys.tasks import task_verifier
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verify_backends import VerdictResolver, VerifyBackend, known_grader
 
 RESCORE_FILE = "rescore.json"
+_PREFETCH_PROBLEMS = 64  # problems whose distinct answers are verified together
 
 
 def scored_problems(
-    store: SampleStore, task: str, grader: Grader
+    store: SampleStore, task: str, grader: Grader, resolver: VerdictResolver | None = None
 ) -> Iterator[tuple[int, list[Sample], ScoredSamples]]:
-    """Each stored problem of a task with its samples and their verdicts."""
-    for doc_id, doc in store.docs(task):
-        samples = store.samples(task, doc_id)
-        if samples:
-            target = grader.checker.target(doc)
-            yield doc_id, samples, score_samples([s.completion for s in samples], target, grader)
+    """Each stored problem of a task with its samples and their verdicts. The distinct
+    answers of a chunk of problems are resolved together first (the store's verdict cache,
+    then ``resolver``'s backend: local by default, or a Ray cluster)."""
+    resolver = resolver or VerdictResolver(store=store)
+    docs = store.docs(task)
+    while chunk := list(islice(docs, _PREFETCH_PROBLEMS)):
+        resolver.prefetch(
+            grader,
+            ((doc, map(grader.answer, set(store.completions(task, i)))) for i, doc in chunk),
+        )
+        for doc_id, doc in chunk:
+            samples = store.samples(task, doc_id)
+            if samples:
+                target = grader.checker.target(doc)
+                completions = [s.completion for s in samples]
+                yield doc_id, samples, score_samples(completions, target, grader)
 
 
 def grader_for(task: str, verifier: str | None) -> tuple[str, Grader]:
     spec = verifier or task_verifier(task, [TASK_DIR])
-    return spec, Grader(get_verifier(spec, task))
+    return spec, known_grader(task, spec)
 
 
 ProblemHook = Callable[[str, list[Sample], ScoredSamples], None]
@@ -49,6 +61,7 @@ def rescore_run(
     verifier: str | None = None,
     ks: Sequence[int] | None = None,
     on_problem: ProblemHook | None = None,
+    backend: VerifyBackend | None = None,
     reward_model: str | None = None,
 ) -> dict[str, dict[str, float | int | str]]:
     """Metrics of every task in the run, averaged over problems; also written to rescore.json.
@@ -59,6 +72,7 @@ def rescore_run(
     from ``reward_model``'s scores (default: the only reward model in the store).
     """
     store = SampleStore(run_dir, writer=False)
+    resolver = VerdictResolver(backend, store)  # verdicts cached in the store
     results: dict[str, dict[str, float | int | str]] = {}
     try:
         reward_model = stored_reward_model(store, reward_model)
@@ -66,7 +80,9 @@ def rescore_run(
             spec, grader = grader_for(task, verifier)
             summaries = []
             for doc_id, samples, scored in tqdm(
-                scored_problems(store, task, grader), desc=f"rescore {task}", unit="problem"
+                scored_problems(store, task, grader, resolver),
+                desc=f"rescore {task}",
+                unit="problem",
             ):
                 if on_problem is not None:
                     on_problem(task, samples, scored)
@@ -95,6 +111,7 @@ def rescore_run(
             if summaries[0].rewards is not None:
                 results[task]["reward_model"] = reward_model
     finally:
+        resolver.close()
         store.close()
     try:
         (run_dir / RESCORE_FILE).write_text(json.dumps(results, indent=2) + "\n")

@@ -42,7 +42,27 @@ CREATE TABLE IF NOT EXISTS rewards (
     reward REAL NOT NULL,
     PRIMARY KEY (model, task, doc_id, sample_idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS requested (
+    task TEXT NOT NULL, doc_id INTEGER NOT NULL, repeats INTEGER NOT NULL,
+    PRIMARY KEY (task, doc_id)
+) WITHOUT ROWID;
 """
+# Verdicts of distinct (target, answer) pairs by hash: a cache any verification backend
+# fills and reads, created on first use (also by readers such as rescore).
+_VERDICTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS verdicts (
+    task TEXT NOT NULL, verifier TEXT NOT NULL, target TEXT NOT NULL, answer TEXT NOT NULL,
+    correct INTEGER NOT NULL, PRIMARY KEY (task, verifier, target, answer)
+) WITHOUT ROWID;
+"""
+# Tables that merging shards copies, with the columns that must agree between copies.
+_MERGED = {
+    "docs": (("task", "doc_id"), ("doc", "prompt_hash", "gen_kwargs")),
+    "samples": (
+        ("task", "doc_id", "sample_idx"),
+        ("completion", "prompt_tokens", "completion_tokens"),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -177,6 +197,159 @@ class SampleStore:
             (task, doc_id),
         )
         return [Sample(*r) for r in rows]
+
+    # -- shards, requested counts, merging ------------------------------------------------
+
+    def config(self) -> dict[str, Any] | None:
+        stored = self._meta("config")
+        return None if stored is None else json.loads(stored)
+
+    def shard(self) -> str | None:
+        """The ``i/N`` shard this run generates, None for a whole run."""
+        return self._meta("shard")
+
+    def bind_shard(self, shard: str | None) -> None:
+        """Record the run's shard, or refuse a rerun with another one (or with none)."""
+        stored = self.shard()
+        has_samples = self.db.execute("SELECT 1 FROM docs LIMIT 1").fetchone() is not None
+        if stored == shard or (stored is None and not has_samples):
+            if shard is not None and stored is None:
+                self._write(lambda: self._set_meta("shard", shard))
+            return
+        held = f"shard {stored}" if stored else "a whole (unsharded) run"
+        wanted = f"--shard {shard}" if shard else "a run without --shard"
+        raise MonkeysError(f"{self.run_dir} holds {held}; use a new --output_path for {wanted}")
+
+    def record_requested(self, rows: list[tuple[str, int, int]]) -> None:
+        """Record how many samples (task, doc_id, repeats) a run asked for (the largest so far)."""
+        self._write(
+            lambda: self.db.executemany(
+                "INSERT INTO requested VALUES (?, ?, ?) ON CONFLICT (task, doc_id) "
+                "DO UPDATE SET repeats = MAX(repeats, excluded.repeats)",
+                rows,
+            )
+        )
+
+    def incomplete(self, limit: int = 3) -> tuple[int, list[tuple[str, int, int, int]]]:
+        """Problems holding fewer samples than requested: their count and the first few
+        as (task, doc_id, held, requested); requested is 0 where it was never recorded
+        (a run stopped between registering its problems and recording their counts)."""
+        query = (
+            "SELECT d.task, d.doc_id, COUNT(s.sample_idx), COALESCE(r.repeats, 0) FROM docs d "
+            "LEFT JOIN requested r ON r.task = d.task AND r.doc_id = d.doc_id "
+            "LEFT JOIN samples s ON s.task = d.task AND s.doc_id = d.doc_id "
+            "AND s.sample_idx < r.repeats GROUP BY d.task, d.doc_id "
+            "HAVING r.repeats IS NULL OR COUNT(s.sample_idx) < r.repeats "
+            "ORDER BY d.task, d.doc_id"
+        )
+        try:
+            rows = self.db.execute(query).fetchall()
+        except sqlite3.OperationalError:  # a store written before counts were recorded
+            return 0, []
+        return len(rows), rows[:limit]
+
+    def doc_ids(self) -> dict[str, list[int]]:
+        """Every task's registered doc ids."""
+        found: dict[str, list[int]] = {}
+        for task, doc_id in self.db.execute("SELECT task, doc_id FROM docs ORDER BY task, doc_id"):
+            found.setdefault(task, []).append(doc_id)
+        return found
+
+    def requested(self) -> dict[str, set[int]]:
+        """The distinct requested sample counts of each task."""
+        found: dict[str, set[int]] = {}
+        try:
+            rows = self.db.execute("SELECT DISTINCT task, repeats FROM requested").fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        for task, repeats in rows:
+            found.setdefault(task, set()).add(repeats)
+        return found
+
+    def differences(self, other: Path, limit: int = 3) -> list[str]:
+        """Rows that ``other``'s store holds under the same key with different content."""
+        found: list[str] = []
+        with self._attached(other):
+            for table, (keys, values) in _MERGED.items():
+                differs = " OR ".join(f"m.{v} IS NOT o.{v}" for v in values)
+                rows = self.db.execute(
+                    f"SELECT {', '.join('m.' + k for k in keys)} FROM other.{table} o "
+                    f"JOIN main.{table} m USING ({', '.join(keys)}) WHERE {differs} LIMIT ?",
+                    (limit - len(found),),
+                ).fetchall()
+                found += [f"{table} " + " ".join(map(str, row)) for row in rows]
+                if len(found) >= limit:
+                    break
+        return found
+
+    def absorb(self, other: Path) -> None:
+        """Copy ``other``'s docs, samples, requested counts and verdicts in one transaction;
+        rows already held are kept (callers check ``differences`` first)."""
+        with self._attached(other):
+            present = {r[0] for r in self.db.execute("SELECT name FROM other.sqlite_master")}
+
+            def copy() -> None:
+                self.db.execute(_VERDICTS_SCHEMA)
+                for table in ("docs", "samples", "verdicts"):
+                    if table in present:
+                        self.db.execute(
+                            f"INSERT OR IGNORE INTO main.{table} SELECT * FROM other.{table}"
+                        )
+                if "requested" in present:
+                    self.db.execute(
+                        "INSERT INTO main.requested SELECT * FROM other.requested WHERE true "
+                        "ON CONFLICT (task, doc_id) DO UPDATE "
+                        "SET repeats = MAX(repeats, excluded.repeats)"
+                    )
+
+            self._write(copy)
+
+    @contextmanager
+    def _attached(self, other: Path) -> Iterator[None]:
+        try:
+            self.db.execute("ATTACH DATABASE ? AS other", (str(Path(other) / STORE_FILE),))
+        except sqlite3.DatabaseError as err:
+            raise _store_error(Path(other) / STORE_FILE, err) from None
+        try:
+            yield
+        finally:
+            self.db.execute("DETACH DATABASE other")
+
+    # -- verdict cache ---------------------------------------------------------------------
+
+    def known_verdicts(
+        self, task: str, verifier: str, pairs: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], bool]:
+        """Cached verdicts of (target, answer) pairs; pairs never verified are left out."""
+        keyed = {(_digest(t), _digest(a)): (t, a) for t, a in pairs}
+        found: dict[tuple[str, str], bool] = {}
+        keys = list(keyed)
+        try:
+            for start in range(0, len(keys), 400):
+                chunk = keys[start : start + 400]
+                where = " OR ".join(["(target = ? AND answer = ?)"] * len(chunk))
+                rows = self.db.execute(
+                    f"SELECT target, answer, correct FROM verdicts WHERE task = ? AND "
+                    f"verifier = ? AND ({where})",
+                    (task, verifier, *(x for key in chunk for x in key)),
+                )
+                for target, answer, correct in rows:
+                    found[keyed[(target, answer)]] = bool(correct)
+        except sqlite3.OperationalError:  # no verdicts table yet
+            return {}
+        return found
+
+    def add_verdicts(self, task: str, verifier: str, verdicts: dict[tuple[str, str], bool]) -> None:
+        """Cache verdicts of (target, answer) pairs (a pair verified twice keeps the first)."""
+        rows = [
+            (task, verifier, _digest(t), _digest(a), int(ok)) for (t, a), ok in verdicts.items()
+        ]
+
+        def insert() -> None:
+            self.db.execute(_VERDICTS_SCHEMA)
+            self.db.executemany("INSERT OR IGNORE INTO verdicts VALUES (?, ?, ?, ?, ?)", rows)
+
+        self._write(insert)
 
     # -- reward-model scores --------------------------------------------------------------
 
@@ -346,3 +519,7 @@ class StoredSamples(str):
 
 
 _readers: dict[str, SampleStore] = {}
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]

@@ -1,14 +1,17 @@
 """The lm-eval task class behind every ``monkeys_*`` config.
 
 A YAML config names its checker (``metadata.verifier``); k and the reported k values come
-from lm-eval's ``--metadata`` (``repeats=K``, ``ks=[...]``) or the config's ``repeats``.
+from lm-eval's ``--metadata`` (``repeats=K``, ``ks=[...]``) or the config's ``repeats``;
+``shard=i/N`` keeps every N-th problem (see ``lm_eval_monkeys.shards``).
 Each problem's k completions become one ``ProblemSummary`` and its ``name@k`` metrics.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.estimators import default_ks
 from lm_eval_monkeys.metrics import metric_names, problem_metrics
 from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.shards import parse_shard
 from lm_eval_monkeys.store import StoredSamples
 from lm_eval_monkeys.verifiers import get_verifier
 
@@ -34,6 +38,8 @@ class MonkeysTask(ConfigurableTask):
         meta = config.get("metadata") or {}
         k = parse_repeats(meta.get("repeats", config.get("repeats", 1)))
         self.ks = parse_ks(meta.get("ks"), k)
+        self.shard = parse_shard(meta.get("shard"))
+        self._fewshot_seed: int | None = None
         self.grader = Grader(get_verifier(meta["verifier"], task=config.get("task", "")))
         super().__init__(config={**config, "repeats": k})
         available = len(self.sampler.df) if hasattr(self, "sampler") else 0
@@ -46,6 +52,25 @@ class MonkeysTask(ConfigurableTask):
                 available,
             )
             self.config.num_fewshot = available
+
+    def doc_iterator(self, **kwargs: Any) -> Iterator[tuple[int, Any]]:
+        """lm-eval's docs (after ``--limit``), only this shard's; ids stay dataset indices."""
+        docs = super().doc_iterator(**kwargs)
+        shard = self.shard
+        return docs if shard is None else ((i, doc) for i, doc in docs if shard.holds(i))
+
+    def set_fewshot_seed(self, seed: int | None = None) -> None:
+        self._fewshot_seed = seed
+        super().set_fewshot_seed(seed)
+
+    def fewshot_context(self, doc: dict, num_fewshot: int, **kwargs: Any) -> Any:
+        # lm-eval draws every problem's examples from one stream, so a problem's prompt
+        # would depend on the problems before it; a stream per problem makes a shard's
+        # prompts (and any subset's) those of the whole run.
+        if hasattr(self, "sampler"):
+            key = json.dumps([self._fewshot_seed, doc], sort_keys=True, default=str)
+            self.sampler.set_rnd(int(hashlib.sha256(key.encode()).hexdigest()[:16], 16))
+        return super().fewshot_context(doc, num_fewshot, **kwargs)
 
     def process_results(self, doc: dict, results: list) -> dict[str, float]:
         # The config's empty filter keeps all k responses of the doc's one request.

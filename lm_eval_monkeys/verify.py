@@ -20,12 +20,17 @@ from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.selection import Grader
+from lm_eval_monkeys.verify_backends import VerdictResolver
 
 _CHUNK = 1024  # lines scored together (bounded memory, parallel program runs)
 
 
-def verify_file(input_path: Path, output_path: Path, grader: Grader) -> tuple[int, int]:
-    """Score every line of ``input_path`` into ``output_path``; returns (lines, correct)."""
+def verify_file(
+    input_path: Path, output_path: Path, grader: Grader, resolver: VerdictResolver | None = None
+) -> tuple[int, int]:
+    """Score every line of ``input_path`` into ``output_path``; returns (lines, correct).
+    With ``resolver`` (and a ``known_grader``), each chunk's distinct answers are verified
+    through its backend (e.g. a Ray cluster) first."""
     lines = correct = 0
     output_path = output_path.resolve()
     try:
@@ -40,7 +45,7 @@ def verify_file(input_path: Path, output_path: Path, grader: Grader) -> tuple[in
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as out:
             bar = tqdm(desc="verify", unit="sample")
             for chunk in _chunks(_records(input_path), _CHUNK):
-                for record in _score_chunk(chunk, grader, input_path):
+                for record in _score_chunk(chunk, grader, input_path, resolver):
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
                     correct += record["correct"]
                 lines += len(chunk)
@@ -53,7 +58,9 @@ def verify_file(input_path: Path, output_path: Path, grader: Grader) -> tuple[in
     return lines, correct
 
 
-def _score_chunk(chunk: list[dict[str, Any]], grader: Grader, path: Path) -> list[dict[str, Any]]:
+def _score_chunk(
+    chunk: list[dict[str, Any]], grader: Grader, path: Path, resolver: VerdictResolver | None
+) -> list[dict[str, Any]]:
     """Verdicts for a chunk of lines: the distinct answers of each problem are checked
     together, so checkers that run programs run them in parallel."""
     targets = []
@@ -70,6 +77,9 @@ def _score_chunk(chunk: list[dict[str, Any]], grader: Grader, path: Path) -> lis
     for target, answer in zip(targets, answers, strict=True):
         if answer is not None:
             by_target.setdefault(target, set()).add(answer)
+    if resolver is not None:
+        docs = {target: record["doc"] for target, record in zip(targets, chunk, strict=True)}
+        resolver.prefetch(grader, [(docs[t], distinct) for t, distinct in by_target.items()])
     for target, distinct in by_target.items():
         grader.verdicts(sorted(distinct), target)
     for record, target, answer in zip(chunk, targets, answers, strict=True):

@@ -109,6 +109,7 @@ class KSampleLM(LM):
                 for p in plans
             ]
         )
+        store.record_requested([(p.task, p.doc_id, len(p.indices)) for p in plans])
         return [
             replace(
                 p, indices=tuple(sorted(set(p.indices) - store.existing_indices(p.task, p.doc_id)))
