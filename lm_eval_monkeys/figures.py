@@ -101,7 +101,7 @@ def cost_figure(task: str, results: list[TaskAnalysis], units: list[Unit]) -> by
         ax.set_ylim(0, 1.02)
         ax.set_xlabel(_UNIT_AXIS[unit])
         ax.set_ylabel("coverage (fraction of problems solved)")
-        ax.set_title(f"{task}: coverage vs cost")
+        ax.set_title(f"{task}: coverage vs {'FLOPs' if unit == 'flops' else 'dollars'}")
         ax.grid(True, which="major", alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
