@@ -492,7 +492,9 @@ def _band_at(result: TaskAnalysis, k: int) -> str:
 
 
 def _runs_table(runs: list, results: dict[str, list[TaskAnalysis]]) -> Table:
-    params = {r.run: r.cost.n_params for rs in results.values() for r in rs}
+    params = {
+        r.run: r.cost.n_params and int(r.cost.n_params) for rs in results.values() for r in rs
+    }
     rows = [
         [
             run.label,
