@@ -4,6 +4,7 @@ lm-eval-monkeys --model hf --tasks monkeys_gsm8k --repeats 16 ...   # any lm_eva
 lm-eval-monkeys verify --task monkeys_gsm8k --input IN.jsonl --output OUT.jsonl
 lm-eval-monkeys task-dir    # the directory to pass to stock lm_eval --include_path
 lm-eval-monkeys reward RUN_DIR --reward_model PATH_OR_ID   # reward scores, kept in the store
+lm-eval-monkeys merge DIR_0 DIR_1 ... --output RUN_DIR   # runs made with --shard i/N
 """
 
 from __future__ import annotations

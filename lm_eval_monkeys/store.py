@@ -4,6 +4,8 @@
 counts, the prompt hash and the document, plus the run's configuration (model, model
 args, seed). It is the source of truth: resume and extend read it to skip samples that
 exist; rescore and export read it without a model. A lock file keeps a second writer out.
+A shard's store also records its shard and each problem's requested sample count (what
+merging checks), and any verification backend caches verdicts in its ``verdicts`` table.
 """
 
 from __future__ import annotations
@@ -283,14 +285,14 @@ class SampleStore:
         return found
 
     def absorb(self, other: Path) -> None:
-        """Copy ``other``'s docs, samples, requested counts and verdicts in one transaction;
-        rows already held are kept (callers check ``differences`` first)."""
+        """Copy ``other``'s docs, samples, requested counts, verdicts and rewards in one
+        transaction; rows already held are kept (callers check ``differences`` first)."""
         with self._attached(other):
             present = {r[0] for r in self.db.execute("SELECT name FROM other.sqlite_master")}
 
             def copy() -> None:
                 self.db.execute(_VERDICTS_SCHEMA)
-                for table in ("docs", "samples", "verdicts"):
+                for table in ("docs", "samples", "verdicts", "rewards"):
                     if table in present:
                         self.db.execute(
                             f"INSERT OR IGNORE INTO main.{table} SELECT * FROM other.{table}"

@@ -18,6 +18,7 @@ from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.export import sample_records
 from lm_eval_monkeys.rescore import rescore_run
 from lm_eval_monkeys.shards import merge_shards
+from lm_eval_monkeys.store import SampleStore
 
 RUN = ["--model", "monkeys-synthetic", "--tasks", "monkeys_gsm8k", "--limit", "14"]
 TABLES = {
@@ -158,3 +159,30 @@ def test_bad_shard_flags_are_clear_errors(runs: dict[str, Path], tmp_path: Path)
         run(runs["s0"])
     with pytest.raises(SystemExit, match="--shard writes each shard's samples to its own store"):
         main([*RUN, "--shard", "0/2"])
+
+
+def test_shard_verdicts_and_rewards_carry_into_the_merge(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    copies = []
+    for i, shard in enumerate(shards(runs)):
+        copies.append(tmp_path / f"s{i}")
+        shutil.copytree(shard, copies[-1])
+        rescore_run(copies[-1])  # fills the shard's verdicts table
+        store = SampleStore(copies[-1])
+        ids = [row[1:3] for row in content(copies[-1])["samples"]]
+        store.add_rewards("rm", [("monkeys_gsm8k", d, s, d + s / 10) for d, s in ids])
+        store.close()
+    merged = tmp_path / "merged"
+    merge_shards(copies, merged)
+    with sqlite3.connect(merged / "samples.sqlite") as db:
+        verdicts = db.execute("SELECT * FROM verdicts ORDER BY 1, 2, 3, 4").fetchall()
+        rewards = db.execute("SELECT COUNT(*) FROM rewards").fetchone()[0]
+    shard_verdicts = set()
+    for copy in copies:
+        with sqlite3.connect(copy / "samples.sqlite") as db:
+            shard_verdicts |= set(db.execute("SELECT * FROM verdicts").fetchall())
+    assert set(verdicts) == shard_verdicts and rewards == 14 * 4
+    rescore_run(merged)  # every verdict is already there: nothing new is added
+    with sqlite3.connect(merged / "samples.sqlite") as db:
+        assert db.execute("SELECT * FROM verdicts ORDER BY 1, 2, 3, 4").fetchall() == verdicts
