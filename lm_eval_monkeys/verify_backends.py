@@ -49,6 +49,8 @@ class Problem:
 
 
 class VerifyBackend(Protocol):
+    name: str
+
     def verify(self, task: str, spec: str, problems: Sequence[Problem]) -> Iterator[Verdicts]:
         """Verdicts of every answer of every problem, yielded in parts as they are ready."""
 
@@ -110,6 +112,8 @@ def check_answers(
 class LocalBackend:
     """Verify in this process, problem by problem."""
 
+    name = "local"
+
     def __init__(self, **_: Any) -> None:
         pass
 
@@ -127,6 +131,8 @@ class RayBackend:
     """Verify on a Ray cluster's workers: ``batch`` answers of one problem per task (one
     CPU each), at most ``in_flight`` tasks submitted at once (default: twice the cluster's
     CPUs), each retried by Ray ``retries`` times when its worker or node dies."""
+
+    name = "ray"
 
     def __init__(
         self,
@@ -306,7 +312,7 @@ class VerdictResolver:
 
     def _verify(self, task: str, spec: str, problems: list[Problem]) -> Verdicts:
         if self._bar is None:
-            self._bar = tqdm(total=0, desc=f"verify ({type(self.backend).__name__})", unit="answer")
+            self._bar = tqdm(total=0, desc=f"verify ({self.backend.name})", unit="answer")
         self._bar.total += sum(len(p.answers) for p in problems)
         self._bar.refresh()
         found: Verdicts = {}

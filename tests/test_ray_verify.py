@@ -186,6 +186,20 @@ def test_verdicts_cached_in_the_store_are_never_verified_again(
     assert len(verdict_rows(run_dir)) == distinct
 
 
+def test_a_checker_failing_on_a_worker_stops_with_its_message(
+    cluster: LocalRayCluster, tmp_path: Path, data_dir: Path
+) -> None:
+    """A checker error is no worker fault: it is not retried, and its message comes back."""
+    run_dir = tmp_path / "run"
+    make_store(run_dir, "monkeys_gsm8k", gsm8k_problems(data_dir, count=2, k=4))
+    backend = get_verify_backend("ray", address=cluster.address)
+    try:
+        with pytest.raises(MonkeysError, match="a Ray worker could not verify monkeys_gsm8k: "):
+            rescore_run(run_dir, f"command:{tmp_path / 'no-such-verifier'}", backend=backend)
+    finally:
+        backend.close()
+
+
 def rescore_while(cluster: LocalRayCluster, run_dir: Path, fault: callable) -> dict:
     """Rescore on the cluster in a thread while ``fault`` strikes a running task."""
     backend = get_verify_backend("ray", address=cluster.address, batch=1)
