@@ -9,7 +9,7 @@ k samples share the prompt's KV cache, as with ``monkeys-hf`` or vLLM's ``n=k``)
 decoded tokens per sample (the mean over its stored samples, times k). Costs are per
 problem so that runs over different numbers of problems compare. Attention over the
 context (2 * n_layers * context * d_model per token) is left out: it needs the architecture,
-and is a few percent of 2N for billion-parameter models at GSM8K-sized contexts (about 14%
+and is a few percent of 2N for billion-parameter models at GSM8K-sized contexts (about 13%
 for the 135M embedded model at a 1,000-token context).
 
 Dollars use the same token counts with a price table of $ per 1M input (prompt) and
