@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from functools import lru_cache
 from itertools import combinations
 from math import comb
 from typing import NamedTuple
@@ -219,7 +220,7 @@ def rm_best_at_k(rewards: ArrayLike, correct: ArrayLike, ks: Sequence[int]) -> n
     values, group, sizes = np.unique(r, return_inverse=True, return_counts=True)
     share = np.bincount(group, weights=ok, minlength=values.size) / sizes
     above = np.cumsum(sizes)
-    log_top = _log_choose_ratio(r.size, ks_arr)
+    log_top = _log_choose_ratio(r.size, tuple(ks_arr.tolist()))
     p_top = np.exp(log_top[:, above]) - np.exp(log_top[:, above - sizes])
     return p_top @ share
 
@@ -309,19 +310,23 @@ def _check_rewards(
     return ks_arr
 
 
-def _log_choose_ratio(n: int, ks: np.ndarray) -> np.ndarray:
+@lru_cache(maxsize=8)
+def _log_choose_ratio(n: int, ks: tuple[int, ...]) -> np.ndarray:
     """``log(C(a, k) / C(n, k))`` for a = 0..n (columns) and each k (rows); -inf for a < k.
 
     ``C(a-1, k) / C(a, k) = 1 - k/a``, so the log ratio is a running sum of log1p(-k/j)
-    over j = a+1..n: each term exact, no large log-gamma values cancelling.
+    over j = a+1..n: each term exact, no large log-gamma values cancelling. Cached: a
+    run's problems mostly share n and the k values, and the table is most of the cost.
     """
     j = np.arange(1, n + 1, dtype=np.float64)
-    k = ks[:, None].astype(np.float64)
+    k = np.asarray(ks, dtype=np.float64)[:, None]
     with np.errstate(divide="ignore"):
         terms = np.where(j > k, np.log1p(-np.minimum(k / j, 1.0)), 0.0)
-    tail = np.zeros((ks.size, n + 1))
+    tail = np.zeros((len(ks), n + 1))
     tail[:, :n] = np.cumsum(terms[:, ::-1], axis=1)[:, ::-1]
-    return np.where(np.arange(n + 1) >= k, tail, -np.inf)
+    table = np.where(np.arange(n + 1) >= k, tail, -np.inf)
+    table.setflags(write=False)
+    return table
 
 
 def _class_weights(cls: np.ndarray, weights: np.ndarray, n_classes: int) -> np.ndarray:
