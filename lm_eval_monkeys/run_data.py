@@ -7,7 +7,6 @@ each problem's verdicts in sample order and token counts, for fits, forecasts an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +67,9 @@ def read_config(run_dir: Path) -> dict[str, Any]:
     ``run_dir`` is not a run store."""
     store = SampleStore(run_dir, writer=False)
     try:
-        row = store.db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        return store.config() or {}
     finally:
         store.close()
-    return json.loads(row[0]) if row else {}
 
 
 def read_run(
