@@ -23,6 +23,9 @@ from lm_eval_monkeys.errors import MonkeysError
 # Probability mass below this is dropped from the majority-vote recursion; the answer
 # stays exact to ~1e-12 absolute (documented in README).
 _NEGLIGIBLE = 1e-15
+# Events whose probability is bounded below this are settled without the recursion (the
+# bounds are summed over rivals and vote counts, so this sits well below _NEGLIGIBLE).
+_PRUNE = 1e-18
 
 
 def default_ks(n: int) -> list[int]:
@@ -101,13 +104,43 @@ def _full_vote(sizes: np.ndarray, correct: np.ndarray) -> float:
 
 def _win_probability(m_gold: int, others: np.ndarray, n: int, k: int) -> float:
     """P(a class of size m_gold wins the vote of a random k-subset), ties split fairly."""
+    decided = _decided(m_gold, others, n, k)
+    if decided is not None:
+        return decided
     xs = np.arange(1, min(m_gold, k) + 1)
     p_xs = hypergeom(n, m_gold, k).pmf(xs)
-    return sum(
-        p_x * _no_rival_beats(int(x), others[others >= x], n - m_gold, k - int(x))
-        for x, p_x in zip(xs, p_xs, strict=True)
-        if p_x > _NEGLIGIBLE
-    )
+    pool = n - m_gold
+    total = 0.0
+    for x, p_x in zip(xs.tolist(), p_xs, strict=True):
+        if p_x > _NEGLIGIBLE:
+            # Rivals that reach x only with negligible probability join the non-rival pool.
+            rivals = others[(others >= x) & (_tail_bound(x, others, pool, k - x) > _PRUNE)]
+            total += p_x * _no_rival_beats(x, rivals, pool, k - x)
+    return total
+
+
+def _decided(m_gold: int, others: np.ndarray, n: int, k: int) -> float | None:
+    """0 or 1 when Hoeffding's bound (which holds for draws without replacement) puts the
+    outcome beyond doubt to within ``_PRUNE``; None when the recursion is needed.
+
+    For a rival r, D = (gold votes) - (r's votes) sums k draws valued in [-1, 1], so
+    P(D - E[D] <= -t) <= exp(-t^2 / 2k): a large expected lead settles the pair.
+    """
+    lead = k * (m_gold - others.astype(np.float64)) / n
+    bound = np.exp(-(lead**2) / (2 * k))
+    if np.any((lead < 0) & (bound < _PRUNE)):
+        return 0.0  # a rival out-votes gold except with negligible probability
+    if others.size and np.all(lead > 0) and bound.sum() < _PRUNE:
+        return 1.0  # gold out-votes every rival except with negligible probability
+    return None
+
+
+def _tail_bound(x: int, sizes: np.ndarray, pool: int, draws: int) -> np.ndarray:
+    """Hoeffding's bound on P(a class of each size gets >= x of ``draws`` from ``pool``)."""
+    if draws <= 0:
+        return np.zeros(sizes.shape)
+    gap = np.maximum(x - draws * sizes / pool, 0.0)
+    return np.exp(-2 * gap**2 / draws)
 
 
 def _no_rival_beats(x: int, rivals: np.ndarray, pool: int, draws: int) -> float:

@@ -124,3 +124,24 @@ def test_majority_at_paper_scale_is_a_probability_that_rises_with_k() -> None:
 def test_majority_rejects_k_beyond_samples() -> None:
     with pytest.raises(MonkeysError, match="majority@5"):
         majority_at_k([2, 1], [True, False], 1, 5)
+
+
+def test_majority_pruning_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rivals and votes settled by Hoeffding's bound give the same values as the full
+    recursion (pruning off) on problems large enough for the bounds to bite."""
+    from lm_eval_monkeys import estimators
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for _ in range(4):
+        gold = int(rng.integers(20, 1500))
+        rivals = rng.multinomial(2000 - gold - 100, np.arange(1, 9) ** -1.5 / 2.12).tolist()
+        cases.append(([gold, *rivals], [True] + [False] * len(rivals), 100))
+    ks = (1, 7, 64, 300, 1200)
+    pruned = [[majority_at_k(s, c, inv, k) for k in ks] for s, c, inv in cases]
+    # Settled outright: gold far ahead of (or behind) its rivals.
+    assert majority_at_k([9000, 500, 300], [True, False, False], 200, 1000) == 1.0
+    assert majority_at_k([300, 9000, 500], [True, False, False], 200, 1000) == 0.0
+    monkeypatch.setattr(estimators, "_PRUNE", 0.0)
+    full = [[majority_at_k(s, c, inv, k) for k in ks] for s, c, inv in cases]
+    assert np.allclose(pruned, full, rtol=0, atol=1e-12)
