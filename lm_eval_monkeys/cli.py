@@ -210,6 +210,9 @@ def _run_lm_eval(argv: list[str]) -> None:
     own.add_argument("--repeats", help="k: samples drawn per problem")
     own.add_argument("--ks", help="k values to report, e.g. 1,4,16 (default: powers of two)")
     own.add_argument("--shard", help="i/N: generate only every N-th problem, from the i-th")
+    own.add_argument("--shards_on_ray", type=int, help="N: run N shards as Ray tasks, merged")
+    own.add_argument("--ray_address", help="the Ray cluster (default: RAY_ADDRESS)")
+    own.add_argument("--ray_gpus_per_shard", type=float, default=0.0)
     extra, rest = own.parse_known_args(argv)
     # Fail on bad input before lm-eval spends a minute loading a model.
     from lm_eval_monkeys.data import local_data_dir
@@ -222,6 +225,9 @@ def _run_lm_eval(argv: list[str]) -> None:
     from lm_eval_monkeys.shards import bind_shard, parse_shard
 
     shard = parse_shard(extra.shard)
+    if extra.shards_on_ray is not None:
+        _run_shards_on_ray(extra, rest)
+        return
 
     flags = {arg.split("=", 1)[0] for arg in rest}
     if _is_run(rest) and not {"--model", "-M", "--model_args", "-a"} & flags:
@@ -275,6 +281,36 @@ def _run_lm_eval(argv: list[str]) -> None:
         from lm_eval_monkeys.report import metric_table
 
         print("\n" + metric_table(results["results"]))
+
+
+def _run_shards_on_ray(extra: argparse.Namespace, rest: list[str]) -> None:
+    """The run as ``--shards_on_ray`` shards on a Ray cluster, merged into --output_path."""
+    from lm_eval_monkeys.ray_shards import run_shards_on_ray
+    from lm_eval_monkeys.report import metric_table
+    from lm_eval_monkeys.rescore import rescore_run
+
+    if extra.shard is not None:
+        raise MonkeysError("--shards_on_ray chooses the shards itself: drop --shard")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--output_path", "-o")
+    found, argv = output.parse_known_args(rest)
+    if not found.output_path:
+        raise MonkeysError(
+            "--shards_on_ray needs --output_path RUN_DIR on storage every node sees: "
+            "the shards write under RUN_DIR/shards and are merged into RUN_DIR"
+        )
+    for flag in ("repeats", "ks"):
+        if getattr(extra, flag) is not None:
+            argv += [f"--{flag}", str(getattr(extra, flag))]
+    run_dir = Path(found.output_path)
+    merged = run_shards_on_ray(
+        argv, extra.shards_on_ray, run_dir, extra.ray_address, extra.ray_gpus_per_shard
+    )
+    print(
+        f"{merged.shards} shards run on Ray and merged into {run_dir}: {merged.tasks} tasks, "
+        f"{merged.problems} problems, {merged.samples} samples\n"
+    )
+    print(metric_table(rescore_run(run_dir)))
 
 
 def _capture_results() -> dict:

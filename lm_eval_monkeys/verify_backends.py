@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.ray_connect import connect
 from lm_eval_monkeys.selection import Grader
 from lm_eval_monkeys.store import SampleStore
 from lm_eval_monkeys.verifiers import Checker, get_verifier
@@ -36,7 +36,6 @@ from lm_eval_monkeys.verifiers import Checker, get_verifier
 logger = logging.getLogger(__name__)
 
 Verdicts = dict[tuple[str, str], bool]  # (target, answer) -> correct
-RAY_INSTALL = "pip install 'lm-eval-monkeys[ray]'"
 
 
 @dataclass(frozen=True)
@@ -142,21 +141,8 @@ class RayBackend:
         retries: int = 3,
         **_: Any,
     ) -> None:
-        self.ray = _import_ray()
-        self.address = address or os.environ.get("RAY_ADDRESS") or ""
-        if not self.address:
-            raise MonkeysError(
-                "--verify_backend ray needs the cluster's address: --ray_address HEAD_IP:6379 "
-                "or RAY_ADDRESS=HEAD_IP:6379 (what `ray start --head` printed)"
-            )
-        _check_reachable(self.address)
-        try:
-            self.ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as err:
-            raise MonkeysError(
-                f"cannot connect to the Ray cluster at {self.address} ({err}); check that "
-                "`ray status` works on this machine and that it runs the same Ray and Python"
-            ) from None
+        self.ray = connect(address, "--verify_backend ray")
+        self.address = address or os.environ.get("RAY_ADDRESS", "")
         cpus = int(self.ray.cluster_resources().get("CPU", 0))
         if cpus < 1:
             self.close()
@@ -211,30 +197,6 @@ class RayBackend:
     def close(self) -> None:
         if self.ray.is_initialized():
             self.ray.shutdown()
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise MonkeysError(
-            f"--verify_backend ray needs Ray on this machine and every node: {RAY_INSTALL}"
-        ) from None
-    return ray
-
-
-def _check_reachable(address: str) -> None:
-    """Fail in seconds, not Ray's minute of retries, when nothing listens at HOST:PORT."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        return  # "auto" and the like: Ray resolves them
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except OSError as err:
-        raise MonkeysError(
-            f"cannot reach the Ray cluster at {address} ({err.strerror or err}); start it with "
-            "`ray start --head` on the head node, or fix --ray_address / RAY_ADDRESS"
-        ) from None
 
 
 # -- the driver side: the store's verdict cache in front of a backend -------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from ray_cluster import LocalRayCluster, free_port
+from test_shards import content
 
 from lm_eval_monkeys.cli import main
 from lm_eval_monkeys.errors import MonkeysError
@@ -287,3 +288,24 @@ def test_unreachable_cluster_and_missing_ray_are_clear_errors(
     )  # fmt: skip
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert "pip install 'lm-eval-monkeys[ray]'" in missing.stderr
+
+
+def test_a_run_sharded_across_the_cluster_equals_the_whole_run(
+    cluster: LocalRayCluster, tmp_path: Path
+) -> None:
+    common = ["--model", "monkeys-synthetic", "--model_args", "seed=0",
+              "--tasks", "monkeys_gsm8k", "--limit", "6", "--repeats", "4"]  # fmt: skip
+    main([*common, "--output_path", str(tmp_path / "whole")])
+    on_ray = [*common, "--shards_on_ray", "2", "--ray_address", cluster.address,
+              "--output_path", str(tmp_path / "on-ray")]  # fmt: skip
+    main(on_ray)
+    shards = sorted(p.name for p in (tmp_path / "on-ray" / "shards").iterdir())
+    assert shards == ["0-of-2", "1-of-2"]
+    assert content(tmp_path / "on-ray") == content(tmp_path / "whole")
+    main(on_ray)  # a rerun: every shard is complete, the merge changes nothing
+    assert content(tmp_path / "on-ray") == content(tmp_path / "whole")
+
+    failing = [*on_ray[:-1], str(tmp_path / "failing")]
+    failing[failing.index("monkeys_gsm8k")] = "monkeys_no_such_task"
+    with pytest.raises(SystemExit, match=r"2 of 2 shards failed \(shard 0/2: exit 1: .*no_such"):
+        main(failing)
