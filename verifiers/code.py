@@ -8,19 +8,17 @@ programs of a problem run in parallel, one sandbox per core.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from lm_eval_monkeys.verifiers import verifier
 from lm_eval_monkeys.verifiers.sandbox import Limits, Sandbox, shared_dir
+from lm_eval_monkeys.verifiers.verdict_cache import VerdictCache, default_cache_dir, digest
 
 from lm_eval_monkeys.errors import MonkeysError
 
@@ -34,7 +32,6 @@ _LANGUAGES = {
     "cc": "cpp",
     "cxx": "cpp",
 }
-CACHE_ENV = "MONKEYS_CACHE_DIR"
 TIME_SLACK_S = 1.0
 
 
@@ -82,15 +79,17 @@ class CodeChecker:
         slack_s: float = TIME_SLACK_S,
     ) -> None:
         self._sandbox = sandbox
+        self._sandbox_lock = threading.Lock()
         self.slack_s = slack_s
         self._problems: dict[str, dict[str, Any]] = {}
-        self._cache = VerdictCache(cache_dir or default_cache_dir())
+        self._cache = VerdictCache(cache_dir or default_cache_dir(), "code_verdicts.sqlite")
 
     @property
     def sandbox(self) -> Sandbox:
-        if self._sandbox is None:  # started on first use: `verify` of no code needs no bwrap
-            self._sandbox = Sandbox(pch=lambda: precompiled_header_dir(shared_dir("pch")))
-        return self._sandbox
+        with self._sandbox_lock:  # one sandbox (one set of uid slots) for every thread
+            if self._sandbox is None:  # started on first use: `verify` of no code needs no bwrap
+                self._sandbox = Sandbox(pch=lambda: precompiled_header_dir(shared_dir("pch")))
+            return self._sandbox
 
     def extract(self, completion: str) -> str | None:
         return extract_program(completion)
@@ -98,7 +97,7 @@ class CodeChecker:
     def target(self, doc: dict[str, Any]) -> str:
         tests = problem_tests(doc)
         limits = problem_limits(doc, self.slack_s)
-        key = _hash(json.dumps([tests, limits.time_s, limits.memory_bytes]))
+        key = digest(json.dumps([tests, limits.time_s, limits.memory_bytes]))
         self._problems.setdefault(key, {"tests": tests, "limits": limits})
         return key
 
@@ -112,62 +111,15 @@ class CodeChecker:
 
     def details_many(self, answers: list[str], target: str) -> dict[str, dict[str, Any]]:
         problem = self._problems[target]
-        results = {a: self._cache.get(target, _hash(a)) for a in answers}
-        todo = [a for a, found in results.items() if found is None]
-        if todo:
-            sandbox = self.sandbox  # one sandbox (and one set of uid slots) for all threads
 
-            def run(answer: str) -> dict[str, Any]:
-                language, _, source = answer.partition("\n")
-                return sandbox.run(language, source, problem["tests"], problem["limits"])
+        def run(answer: str) -> dict[str, Any]:
+            language, _, source = answer.partition("\n")
+            return self.sandbox.run(language, source, problem["tests"], problem["limits"])
 
-            workers = max(1, min(len(todo), os.cpu_count() or 1))
-            with ThreadPoolExecutor(workers) as pool:
-                for answer, result in zip(todo, pool.map(run, todo), strict=True):
-                    results[answer] = result
-                    self._cache.put(target, _hash(answer), result)
-        return results  # type: ignore[return-value]
+        return self._cache.results(target, answers, run)
 
     def equivalent(self, a: str, b: str) -> bool:
         return a == b
-
-
-class VerdictCache:
-    """Verdicts on disk by (problem key, program hash), shared by runs and rescoring."""
-
-    def __init__(self, directory: Path, filename: str = "code_verdicts.sqlite") -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            directory / filename,
-            check_same_thread=False,
-            isolation_level=None,
-            timeout=30,
-        )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS verdicts (problem TEXT, program TEXT, "
-            "result TEXT, PRIMARY KEY (problem, program)) WITHOUT ROWID"
-        )
-        self._lock = threading.Lock()
-
-    def get(self, problem: str, program: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT result FROM verdicts WHERE problem = ? AND program = ?", (problem, program)
-            ).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def put(self, problem: str, program: str, result: dict[str, Any]) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO verdicts VALUES (?, ?, ?)",
-                (problem, program, json.dumps(result)),
-            )
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "lm-eval-monkeys")
 
 
 def precompiled_header_dir(root: Path) -> Path | None:
@@ -204,10 +156,6 @@ def precompiled_header_dir(root: Path) -> Path | None:
         partial.chmod(0o644)
         os.replace(partial, target)
     return target.parent.parent
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 @verifier("code")

@@ -14,18 +14,16 @@ sandbox); plain ``swebench`` takes Docker when a daemon answers, else the local 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import re
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 from typing import Any, Protocol
 
 from lm_eval_monkeys.verifiers import verifier
-from lm_eval_monkeys.verifiers.code import VerdictCache, default_cache_dir
+from lm_eval_monkeys.verifiers.verdict_cache import VerdictCache, default_cache_dir, digest
 
 from lm_eval_monkeys.errors import MonkeysError
 
@@ -76,22 +74,24 @@ class SWEbenchChecker:
         cache_dir: Path | None = None,
     ) -> None:
         self._runner, self.backend, self.gold_runs = runner, backend, gold_runs
+        self._runner_lock = threading.Lock()
         self._instances: dict[str, dict[str, Any]] = {}
         self._cache = VerdictCache(cache_dir or default_cache_dir(), "swebench_verdicts.sqlite")
         self.flaky: dict[str, str] = {}  # instance_id -> "resolved r of n gold runs"
 
     @property
     def runner(self) -> Runner:
-        if self._runner is None:  # built on first use: extracting patches needs neither
-            self._runner = make_runner(self.backend)
-        return self._runner
+        with self._runner_lock:  # one runner for every grading thread
+            if self._runner is None:  # built on first use: extracting patches needs neither
+                self._runner = make_runner(self.backend)
+            return self._runner
 
     def extract(self, completion: str) -> str | None:
         return extract_patch(completion)
 
     def target(self, doc: dict[str, Any]) -> str:
         fields = ("instance_id", "base_commit", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")
-        key = f"{doc['instance_id']}:{_hash(json.dumps([doc[f] for f in fields]))[:12]}"
+        key = f"{doc['instance_id']}:{digest(json.dumps([doc[f] for f in fields]))[:12]}"
         self._instances.setdefault(key, doc)
         return key
 
@@ -106,20 +106,9 @@ class SWEbenchChecker:
         """Results of distinct patches of one instance, graded in parallel, cached on disk."""
         instance = self._instances[target]
         self._check_gold(target, instance)
-        results: dict[str, dict[str, Any]] = {}
-        todo = []
-        for answer in answers:
-            cached = self._cache.get(target, _hash(answer))
-            if cached is None:
-                todo.append(answer)
-            else:
-                results[answer] = cached
-        if todo:
-            with ThreadPoolExecutor(min(len(todo), os.cpu_count() or 1)) as pool:
-                graded = pool.map(lambda patch: self.runner.evaluate(instance, patch), todo)
-                for answer, result in zip(todo, graded, strict=True):
-                    results[answer] = result
-                    self._cache.put(target, _hash(answer), result)
+        results = self._cache.results(
+            target, answers, lambda patch: self.runner.evaluate(instance, patch)
+        )
         flaky = self.flaky.get(instance["instance_id"])
         return {a: {**results[a], "flaky": flaky} if flaky else results[a] for a in answers}
 
@@ -179,7 +168,7 @@ class DockerRunner:
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
         from swebench.harness.run_evaluation import main as run_evaluation
 
-        run_id = f"monkeys-{_hash(instance['instance_id'] + patch)[:16]}"
+        run_id = f"monkeys-{digest(instance['instance_id'] + patch)[:16]}"
         model = "lm-eval-monkeys"
         with tempfile.TemporaryDirectory(prefix="monkeys-swebench-") as scratch:
             predictions = Path(scratch, "predictions.jsonl")
@@ -209,10 +198,6 @@ class DockerRunner:
             return {"resolved": False, "status": "no_report", "detail": str(report)}
         result = json.loads(report.read_text())[instance["instance_id"]]
         return {"resolved": bool(result.get("resolved")), "status": "docker", "report": result}
-
-
-def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 @verifier("swebench")
