@@ -105,8 +105,10 @@ def code_problems(count: int, sleep_s: float) -> list[tuple[dict, list[str]]]:
 
 
 def verdict_rows(run_dir: Path) -> list[tuple]:
+    """The cached verdicts (details hold run times, which differ from run to run)."""
     with sqlite3.connect(run_dir / "samples.sqlite") as db:
-        return db.execute("SELECT * FROM verdicts ORDER BY 1, 2, 3, 4").fetchall()
+        query = "SELECT task, verifier, target, answer, correct, status FROM verdicts"
+        return db.execute(query + " ORDER BY 1, 2, 3, 4").fetchall()
 
 
 def per_sample(run_dir: Path) -> list[tuple]:
