@@ -243,6 +243,10 @@ def _run_lm_eval(argv: list[str]) -> None:
     args = cli.parse_args()
     if hasattr(args, "include_path"):
         args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
+    if hasattr(args, "gen_kwargs"):
+        from lm_eval_monkeys.backends.generation import check_gen_kwargs
+
+        check_gen_kwargs(str(getattr(args, "model", "")), args.gen_kwargs or {})
     if str(getattr(args, "model", "")).startswith("monkeys-") and args.output_path:
         # The run's sample store lives under --output_path (a directory, or a file's parent).
         out = Path(args.output_path)
