@@ -62,7 +62,7 @@ class MonkeysVLLM(KSampleLM):
             try:
                 outputs = self.engine.generate([r.context for r in chunk], params, use_tqdm=False)
             except Exception as err:
-                raise MonkeysError(f"the vLLM engine failed while sampling: {_cause(err)}") from None
+                raise MonkeysError(f"the vLLM engine failed sampling: {_cause(err)}") from None
             for request, output in zip(chunk, outputs, strict=True):
                 prompt_tokens = len(output.prompt_token_ids or [])
                 completions = output.outputs * (len(request.indices) // len(output.outputs))
