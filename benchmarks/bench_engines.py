@@ -37,6 +37,7 @@ ENGINES = ("monkeys-hf-before", "monkeys-hf", "monkeys-vllm", "stock-hf")
 
 def build_requests(problems: int, k: int, max_tokens: int) -> list[Any]:
     from lm_eval.tasks import TaskManager
+
     from lm_eval_monkeys.task_configs import TASK_DIR
 
     manager = TaskManager(
@@ -50,19 +51,14 @@ def build_requests(problems: int, k: int, max_tokens: int) -> list[Any]:
     return [inst for inst in task.instances for _ in range(k)]
 
 
-def run_engine(engine: str, requests_file: str, k: int) -> dict[str, Any]:
+def run_engine(engine: str, requests_file: str, k: int, hf_args: str) -> dict[str, Any]:
     """Inside the child: load the engine, sample every request, report figures as JSON."""
     requests = pickle.loads(Path(requests_file).read_bytes())
     start = time.perf_counter()
-    model = load(engine, k)
+    model = load(engine, k, dict(item.split("=", 1) for item in hf_args.split(",")))
     started = time.perf_counter()
     outputs = model.generate_until(requests, disable_tqdm=True)
     sampled = time.perf_counter()
-    from transformers import AutoTokenizer
-
-    from lm_eval_monkeys.embedded import GGUF_FILE, embedded_package_dir
-
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_package_dir()), gguf_file=GGUF_FILE)
     peak_kib = max(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
@@ -70,16 +66,13 @@ def run_engine(engine: str, requests_file: str, k: int) -> dict[str, Any]:
     return {
         "start_s": started - start,
         "sampling_s": sampled - started,
-        "samples": len(outputs),
-        "new_tokens": sum(len(tokenizer(t).input_ids) for t in outputs),
+        "texts": outputs,
         "peak_gib": peak_kib / 2**20,
     }
 
 
-def load(engine: str, k: int) -> Any:
-    from lm_eval_monkeys.embedded import embedded_model_args
-
-    hf_args = dict(item.split("=", 1) for item in embedded_model_args().split(","))
+def load(engine: str, k: int, hf_args: dict[str, str]) -> Any:
+    """The engine on the embedded model (``hf_args`` load its GGUF; vLLM converts it)."""
     if engine in ("monkeys-hf", "monkeys-hf-before"):
         from lm_eval_monkeys.backends.hf import MonkeysHF
 
@@ -116,12 +109,31 @@ def old_tree(commit: str, into: Path) -> Path:
 
 
 def child(engine: str, requests_file: str, k: int, pythonpath: str | None) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from lm_eval_monkeys.backends.embedded import (
+        GGUF_FILE,
+        embedded_model_args,
+        embedded_package_dir,
+    )
+
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     load_before = os.getloadavg()[0]
     run = subprocess.run(
-        [sys.executable, __file__, "--child", engine, "--requests", requests_file, "--k", str(k)],
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            engine,
+            "--requests",
+            requests_file,
+            "--k",
+            str(k),
+            "--hf_args",
+            embedded_model_args(),
+        ],
         capture_output=True,
         text=True,
         env=env,
@@ -129,7 +141,16 @@ def child(engine: str, requests_file: str, k: int, pythonpath: str | None) -> di
     lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
     if run.returncode != 0 or not lines:
         return {"error": (run.stderr.strip().splitlines() or ["no output"])[-1]}
-    return {**json.loads(lines[-1]), "load": (load_before, os.getloadavg()[0])}
+    figures = json.loads(lines[-1])
+    texts = figures.pop("texts")
+    # One tokenizer counts every engine's new tokens (the checked-out code's, not the child's).
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_package_dir()), gguf_file=GGUF_FILE)
+    return {
+        **figures,
+        "samples": len(texts),
+        "new_tokens": sum(len(tokenizer(t).input_ids) for t in texts),
+        "load": (load_before, os.getloadavg()[0]),
+    }
 
 
 def main() -> None:
@@ -141,9 +162,10 @@ def main() -> None:
     parser.add_argument("--before", default=BEFORE)
     parser.add_argument("--child")
     parser.add_argument("--requests")
+    parser.add_argument("--hf_args")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_engine(args.child, args.requests, args.k)))
+        print(json.dumps(run_engine(args.child, args.requests, args.k, args.hf_args)))
         return
 
     import torch

@@ -47,7 +47,7 @@ class MonkeysVLLM(KSampleLM):
         **engine_args: Any,
     ) -> None:
         if pretrained is None:
-            from lm_eval_monkeys.embedded import embedded_hf_dir
+            from lm_eval_monkeys.backends.embedded import embedded_hf_dir
 
             pretrained = str(embedded_hf_dir())
         super().__init__(run_dir=run_dir, seed=seed, pretrained=pretrained, **engine_args)
