@@ -31,16 +31,19 @@ import numpy as np
 import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from transformers import AttentionInterface
 
 from lm_eval_monkeys.backends.base import KSampleLM, SampleRequest, sample_seed
 from lm_eval_monkeys.backends.generation import GenerationSettings, generation_settings
 from lm_eval_monkeys.backends.sampling import RowSettings, next_tokens, stream_uniforms
 from lm_eval_monkeys.backends.slot_cache import (
+    GROUPED_ATTENTION,
     Prefix,
     PrefixCapture,
     SlotCache,
     cache_argument,
     causal_mask,
+    grouped_decode_attention,
 )
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store import Sample
@@ -82,6 +85,9 @@ class MonkeysHF(KSampleLM):
         self.model = self.hf.model.eval()
         self.tokenizer = self.hf.tokenizer
         self._check_full_attention()
+        if self.model.config._attn_implementation == "sdpa":
+            AttentionInterface.register(GROUPED_ATTENTION, grouped_decode_attention)
+            self.model.set_attn_implementation(GROUPED_ATTENTION)
         self._cache_arg = cache_argument(self.model)
         # A prompt's forward pass needs the last position's logits only (not 1,000 x vocab).
         accepts = inspect.signature(self.model.forward).parameters

@@ -149,3 +149,41 @@ def causal_mask(length: int, dtype: torch.dtype, device: torch.device) -> torch.
     blocked = torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
     mask = torch.zeros(length, length, dtype=dtype, device=device)
     return mask.masked_fill_(blocked, torch.finfo(dtype).min)[None, None]
+
+
+GROUPED_ATTENTION = "monkeys_grouped_sdpa"
+
+
+def grouped_decode_attention(
+    module: torch.nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs: Any,
+) -> tuple[torch.Tensor, None]:
+    """SDPA that reads each key/value head once when one token per row is decoded.
+
+    transformers' SDPA path copies every key/value head once per query head it serves
+    (``repeat_kv``) whenever a mask is given: at a 1,400-token context that copy costs
+    ten times the attention itself. With one query token per row, a key/value head's
+    query heads become that many query positions instead, and nothing is copied.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    rows, heads, length, dim = query.shape
+    kv_heads = key.shape[1]
+    if length != 1 or heads == kv_heads or dropout or kwargs.get("softcap") is not None:
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
+    out = torch.nn.functional.scaled_dot_product_attention(
+        query.view(rows, kv_heads, heads // kv_heads, dim),  # head h reads kv head h // group
+        key,
+        value,
+        attn_mask=attention_mask,
+        scale=scaling,
+    )
+    return out.reshape(rows, heads, 1, dim).transpose(1, 2).contiguous(), None
