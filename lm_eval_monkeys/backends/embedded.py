@@ -68,6 +68,7 @@ def embedded_hf_dir() -> Path:
         ) from None
     try:
         _convert_gguf(source, staging)
+        staging.chmod(0o755)  # mkdtemp makes it private; a cache is readable like any other
         staging.rename(target)
     except OSError:
         if not (target / "config.json").is_file():  # not another process's finished copy
