@@ -63,6 +63,10 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
     if hasattr(args, "include_path"):
         args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
         _check_task_names(getattr(args, "tasks", None), args.include_path)
+    if hasattr(args, "gen_kwargs"):
+        from lm_eval_monkeys.backends.generation import check_gen_kwargs
+
+        check_gen_kwargs(str(getattr(args, "model", "")), args.gen_kwargs or {})
     run_dir = _run_dir(args)
     if run_dir is not None:
         args.model_args = {"run_dir": str(run_dir), **(args.model_args or {})}
