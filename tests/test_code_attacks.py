@@ -7,7 +7,6 @@ Real programs in real bubblewrap sandboxes, as an unprivileged uid.
 from __future__ import annotations
 
 import os
-import stat
 import subprocess
 import sys
 import tempfile
@@ -137,7 +136,7 @@ PROC_MEM = cpp(
         "READER",
         "int mem = -1;\n"
         "bool attach(pid_t, const std::string& proc) {\n"
-        "    mem = open((proc + \"/mem\").c_str(), O_RDONLY); return mem >= 0; }\n"
+        '    mem = open((proc + "/mem").c_str(), O_RDONLY); return mem >= 0; }\n'
         "long READ(pid_t, char* out, size_t size, unsigned long at) {\n"
         "    return pread(mem, out, size, at); }",
     )
@@ -264,12 +263,32 @@ ATTACKS = {
     "holds /dev/shm across tests": (accumulate("/dev/shm/monkeys"), ACCUMULATE),
     "fills the scratch directory": (accumulate("."), ACCUMULATE),
     "holds a memfd past the memory limit": (MEMFD, problem([("1\n", "held 1\n")], memory=64 << 20)),
+    "writes 100 MB to /tmp in one test": (
+        py("open('/tmp/big', 'wb').write(b'x' * (100 << 20))\nprint('held', int(input()))"),
+        problem([("1\n", "held 1\n")]),
+    ),
 }
 
 
 @pytest.fixture(scope="module")
 def checker(tmp_path_factory: pytest.TempPathFactory) -> CodeChecker:
     return CodeChecker(cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(autouse=True)
+def nothing_left(checker: CodeChecker) -> Iterator[None]:
+    """After each test: no process under the sandbox's uids, no new scratch files."""
+    scratch = set(os.listdir(tempfile.gettempdir()))
+    yield
+    uids = ",".join(map(str, checker.sandbox.uids))
+    deadline = time.monotonic() + 15  # the kernel may take a moment to tear namespaces down
+    while True:
+        left = subprocess.run(["pgrep", "-u", uids], capture_output=True, text=True).stdout
+        if not left.strip() or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert left.strip() == "", "no sandboxed process outlives its check"
+    assert set(os.listdir(tempfile.gettempdir())) - scratch == set()
 
 
 @pytest.fixture
@@ -302,3 +321,76 @@ def test_attack_does_not_get_accepted(
     result = verdict(checker, completion, doc)
     assert result["verdict"] != "AC", result
 
+
+def test_a_problem_that_the_attacks_target_accepts_a_correct_program(checker: CodeChecker) -> None:
+    # The attack verdicts above mean something only if these problems can be passed.
+    assert verdict(checker, py(f"print('{EXPECTED}')"), LEAK)["verdict"] == "AC"
+    program = py("n = int(input())\nprint('held', n)")
+    assert verdict(checker, program, ACCUMULATE)["verdict"] == "AC"
+
+
+def shared_directory(root: Path, owner: int = 0, mode: int = 0o755) -> Path:
+    root.mkdir(mode=mode)
+    os.chown(root, owner, owner)
+    root.chmod(mode)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("owner", "mode", "problem"),
+    [(12345, 0o755, "owned by uid 12345"), (0, 0o777, "writable by others")],
+)
+def test_a_shared_directory_another_user_controls_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, owner: int, mode: int, problem: str
+) -> None:
+    from lm_eval_monkeys.verifiers.sandbox import SHARED_DIR_ENV, shared_dir
+
+    tmp_path.chmod(0o755)
+    monkeypatch.setenv(SHARED_DIR_ENV, str(shared_directory(tmp_path / "shared", owner, mode)))
+    with pytest.raises(MonkeysError, match=problem) as refused:
+        shared_dir("pch")
+    assert "\n" not in str(refused.value)
+    assert not (tmp_path / "shared" / "pch").exists()
+
+
+def test_a_symlink_in_the_shared_directory_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lm_eval_monkeys.verifiers.code import CodeChecker
+    from lm_eval_monkeys.verifiers.sandbox import SHARED_DIR_ENV
+
+    tmp_path.chmod(0o755)
+    shared = shared_directory(tmp_path / "shared")
+    elsewhere = shared_directory(tmp_path / "elsewhere", owner=12345, mode=0o777)
+    (shared / "pch").symlink_to(elsewhere)  # where a precompiled header would be written
+    monkeypatch.setenv(SHARED_DIR_ENV, str(shared))
+    checker = CodeChecker(cache_dir=tmp_path / "cache")
+    program = extract_program(cpp('#include <cstdio>\nint main() { puts("3"); }'))
+    with pytest.raises(MonkeysError, match=r"pch is a symlink"):
+        checker.details_many([program], checker.target(ADD))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_as_a_non_root_user_the_sandbox_refuses_with_the_reason() -> None:
+    script = (
+        "from lm_eval_monkeys.verifiers.sandbox import Sandbox\n"
+        "from lm_eval_monkeys.errors import MonkeysError\n"
+        "try:\n    Sandbox()\nexcept MonkeysError as err:\n    print(err)\n"
+    )
+    done = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={k: v for k, v in os.environ.items() if k != "MONKEYS_UNSANDBOXED_I_TRUST_THIS_CODE"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "needs root" in done.stdout and "uid 65534" in done.stdout

@@ -49,7 +49,7 @@ HOSTILE = {
     ),
     "prints 300 MB": (
         py("import sys\nfor _ in range(300):\n    sys.stdout.write('x' * (1 << 20))"),
-        "WA",
+        "OLE",
     ),
     "fork bomb": (
         py(
@@ -75,7 +75,8 @@ HOSTILE = {
         py("import os\nprint(os.environ.get('MONKEYS_SECRET', 'none'))"),
         "WA",
     ),
-    "kills its parent": (py("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), "RE"),
+    # Its parent is the sandbox's pid 1, which the kernel shields from it: no output.
+    "kills its parent": (py("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), "WA"),
     "does not compile": ("```cpp\nint main( { return 0 }\n```", "CE"),
     "python syntax error": (py("def f(:\n    pass"), "CE"),
 }
