@@ -6,13 +6,14 @@ Every hostile program really runs in bubblewrap as an unprivileged uid.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
+from lm_eval_monkeys.verifiers.code import TEST_FIELDS, CodeChecker, extract_program
 
 from lm_eval_monkeys.selection import Grader, score_samples
 
@@ -230,3 +231,114 @@ def test_time_slack_is_configurable() -> None:
     checker = get_verifier("code:2.5")
     key = checker.target(ADD)
     assert checker._problems[key]["limits"].time_s == 3.5
+
+
+@pytest.mark.parametrize(
+    ("got", "want", "same"),
+    [
+        ("YES 0.333333\n2", "yes 0.3333333 2", True),
+        ("4000000001", "4000000000", False),  # a relative 1e-5 would accept this
+        ("1000000006", "1000000007", False),
+        ("-0", "0", True),
+        ("007", "7", True),
+        ("3.0", "3", True),  # not two integers: numbers within 1e-5
+        ("0.500009", "0.5", True),
+        ("0.500011", "0.5", False),
+        ("100000.00001", "100000", True),
+        ("100000.0001", "100000", False),  # absolute, however large the answer
+        ("nan", "0.5", False),
+        ("inf", "1e308", False),
+        ("NaN", "nan", True),  # the same word
+        ("1_000", "1000", False),  # not a number token
+        ("1" * 5000, "1" * 5000, True),
+        ("1" * 5000 + "2", "1" * 5000 + "3", False),
+        ("1 2", "1 2 3", False),
+        ("", "", True),
+    ],
+)
+def test_comparison_rule(got: str, want: str, same: bool) -> None:
+    from lm_eval_monkeys.verifiers.compare import same_output
+
+    assert same_output(got.encode(), want) is same
+
+
+NO_TESTS = {field: {"input": [], "output": []} for field in TEST_FIELDS}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"time_limit": "abc"}, "time_limit"),
+        ({"time_limit": {"seconds": "2"}}, "time_limit"),
+        ({"time_limit": 1e308}, "time_limit"),
+        ({"time_limit": float("nan")}, "time_limit"),
+        ({"time_limit": -1}, "time_limit"),
+        ({"memory_limit_bytes": "lots"}, "memory_limit_bytes"),
+        ({"memory_limit_bytes": 1.5}, "memory_limit_bytes"),
+        ({"memory_limit_bytes": 1 << 50}, "memory_limit_bytes"),
+        ({"public_tests": 5}, "public_tests"),
+        ({"public_tests": {"input": [1], "output": ["1"]}}, "public_tests test 0"),
+        ({"private_tests": {"input": ["1"], "output": []}}, "private_tests"),
+        ({"generated_tests": {"input": "1", "output": "1"}}, "generated_tests"),
+        ({**NO_TESTS, "name": "empty"}, "'empty' has no tests"),
+    ],
+)
+def test_a_bad_problem_record_is_refused_naming_the_field(change: dict, field: str) -> None:
+    from lm_eval_monkeys.errors import MonkeysError
+
+    checker = CodeChecker(sandbox="unused")  # type: ignore[arg-type]  (nothing may run)
+    with pytest.raises(MonkeysError, match=re.escape(field)) as refused:
+        checker.target({**ADD, **change})
+    assert "\n" not in str(refused.value)
+
+
+def test_a_problem_without_tests_names_the_fix() -> None:
+    from lm_eval_monkeys.errors import MonkeysError
+
+    checker = CodeChecker(sandbox="unused")  # type: ignore[arg-type]
+    with pytest.raises(MonkeysError, match=r"deepmind/code_contests.*codecontests/test.jsonl"):
+        checker.target({**ADD, **NO_TESTS})
+
+
+def test_a_program_that_closes_stdout_is_judged_on_what_it_wrote(checker: CodeChecker) -> None:
+    program = extract_program(
+        py(
+            "import os, sys, time\na, b = map(int, input().split())\nprint(a + b)\n"
+            "sys.stdout.flush()\nos.close(1)\ntime.sleep(0.2)"
+        )
+    )
+    assert checker.details_many([program], checker.target(ADD))[program]["verdict"] == "AC"
+
+
+def test_untagged_python_mentioning_include_stays_python(checker: CodeChecker) -> None:
+    program = extract_program(
+        "```\n# in C++ this would need #include <iostream>\n"
+        "a, b = map(int, input().split())\nprint(a + b)\n```"
+    )
+    assert program is not None and program.startswith("python\n")
+    assert checker.details_many([program], checker.target(ADD))[program]["verdict"] == "AC"
+
+
+def test_failures_name_the_limit_they_hit(checker: CodeChecker) -> None:
+    cases = {
+        "while True:\n    pass": ("TLE", "limit 2 s"),
+        "x = bytearray(8 << 30)": ("MLE", "memory limit 256 MiB"),
+        "import sys\nsys.stdout.write('x' * (100 << 20))": ("OLE", "output limit 64 MiB"),
+    }
+    programs = {extract_program(py(body)): want for body, want in cases.items()}
+    details = checker.details_many(list(programs), checker.target(ADD))
+    for program, (verdict, limit) in programs.items():
+        assert details[program]["verdict"] == verdict
+        assert details[program]["tests"][0]["verdict"] == verdict
+        assert limit in details[program]["detail"]
+
+
+def test_target_key_changes_with_tests_and_limits() -> None:
+    checker = CodeChecker(sandbox="unused")  # type: ignore[arg-type]
+    keys = {
+        checker.target(ADD),
+        checker.target({**ADD, "memory_limit_bytes": 512 << 20}),
+        checker.target({**ADD, "generated_tests": {"input": ["1 1\n"], "output": ["2\n"]}}),
+        CodeChecker(sandbox="unused", slack_s=2.0).target(ADD),  # type: ignore[arg-type]
+    }
+    assert len(keys) == 4
