@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lm_eval_monkeys.verifiers.cgroup import own_hierarchy
 from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
 
 from lm_eval_monkeys.errors import MonkeysError
@@ -278,7 +279,7 @@ def checker(tmp_path_factory: pytest.TempPathFactory) -> CodeChecker:
 @pytest.fixture(autouse=True)
 def nothing_left(checker: CodeChecker) -> Iterator[None]:
     """After each test: no process under the sandbox's uids, no new scratch files."""
-    scratch = set(os.listdir(tempfile.gettempdir()))
+    scratch = set(ours_in_tmp())
     yield
     uids = ",".join(map(str, checker.sandbox.uids))
     deadline = time.monotonic() + 15  # the kernel may take a moment to tear namespaces down
@@ -288,7 +289,10 @@ def nothing_left(checker: CodeChecker) -> Iterator[None]:
             break
         time.sleep(0.2)
     assert left.strip() == "", "no sandboxed process outlives its check"
-    assert set(os.listdir(tempfile.gettempdir())) - scratch == set()
+    assert set(ours_in_tmp()) - scratch == set()
+    hierarchy = own_hierarchy()
+    if hierarchy is not None:
+        assert [p.name for p in hierarchy.glob(f"monkeys-{os.getpid()}-*")] == []
 
 
 @pytest.fixture
@@ -322,11 +326,38 @@ def test_attack_does_not_get_accepted(
     assert result["verdict"] != "AC", result
 
 
+TMPFS_AND_HEAP = py(
+    """
+open('/tmp/held', 'wb').write(b'x' * (60 << 20))
+open('/dev/shm/held', 'wb').write(b'x' * (60 << 20))
+heap = bytearray(60 << 20)
+for i in range(0, len(heap), 4096):
+    heap[i] = 1
+print('held', int(input()))
+"""
+)
+
+
+@pytest.mark.skipif(own_hierarchy() is None, reason="no writable memory cgroup here")
+def test_memory_counts_files_in_tmpfs_with_the_program(checker: CodeChecker) -> None:
+    # Each part fits its own cap (tmpfs 64 MiB, address space 128 MiB); together they do
+    # not fit the problem's 128 MiB, which the job's cgroup counts as one.
+    result = verdict(checker, TMPFS_AND_HEAP, problem([("1\n", "held 1\n")], memory=128 << 20))
+    assert result["verdict"] == "MLE"
+    assert "memory limit 128 MiB" in result["detail"]
+    roomy = problem([("1\n", "held 1\n")], memory=256 << 20)
+    assert verdict(checker, TMPFS_AND_HEAP, roomy)["verdict"] == "AC"
+
+
 def test_a_problem_that_the_attacks_target_accepts_a_correct_program(checker: CodeChecker) -> None:
     # The attack verdicts above mean something only if these problems can be passed.
     assert verdict(checker, py(f"print('{EXPECTED}')"), LEAK)["verdict"] == "AC"
     program = py("n = int(input())\nprint('held', n)")
     assert verdict(checker, program, ACCUMULATE)["verdict"] == "AC"
+
+
+def ours_in_tmp() -> list[str]:
+    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith("monkeys-")]
 
 
 def shared_directory(root: Path, owner: int = 0, mode: int = 0o755) -> Path:

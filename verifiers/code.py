@@ -193,9 +193,11 @@ def classify(outcome: Outcome, limits: Limits) -> tuple[str, str]:
     limit that was hit."""
     if outcome.output_exceeded:
         return "OLE", f"output limit {limits.output_bytes // _MIB} MiB"
+    memory = f"memory limit {limits.memory_bytes // _MIB} MiB"
+    if outcome.oom_killed:
+        return "MLE", f"{memory} (the program and its files in /tmp and /dev/shm)"
     if outcome.timed_out:
         return "TLE", f"wall-clock limit {limits.time_s:g} s"
-    memory = f"memory limit {limits.memory_bytes // _MIB} MiB"
     if os.WIFEXITED(outcome.status):
         code = os.WEXITSTATUS(outcome.status)
         if code == 0:

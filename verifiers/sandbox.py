@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from lm_eval_monkeys.verifiers.cgroup import MemoryCgroup, job_cgroup
 from lm_eval_monkeys.verifiers.seccomp import program_filter
 
 from lm_eval_monkeys.errors import MonkeysError
@@ -43,6 +44,7 @@ _UIDS_PER_SLOT = 8  # uids rotate, so a uid is reused only after its namespaces 
 _UID_BLOCK = 8192  # uids of one Sandbox: up to 1,024 slots
 _SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/lib32", "/libx32", "/sbin")
 _STDERR_KEPT = 1 << 16
+_PIPE_BYTES = 1 << 20  # the default /proc/sys/fs/pipe-max-size
 _UID_LOCKS = Path(tempfile.gettempdir()) / "lm-eval-monkeys-uids"
 _KERNEL_MOUNTS = ("--proc", "/proc", "--dev", "/dev")
 _HANG_GUARD_S = 10.0  # past the time limit: the runner itself stopped answering
@@ -77,6 +79,7 @@ class Outcome:
     time_s: float
     cpu_s: float
     maxrss_bytes: int
+    oom_killed: bool  # by the job's memory cgroup (program memory and tmpfs files)
 
 
 class SandboxLost(Exception):
@@ -122,8 +125,12 @@ class Sandbox:
         pch_dir = self._precompiled_headers() if language == "cpp" else None
         uid = self._take_uid()
         try:
-            with _start_runner(uid, pch_dir, self.unsandboxed) as runner:
-                yield Program(runner, language, source, pch_dir, self._filter)
+            cgroup_name = f"monkeys-{os.getpid()}-{uid}"
+            with (
+                job_cgroup(cgroup_name, COMPILE_LIMITS.memory_bytes) as cgroup,
+                _start_runner(uid, pch_dir, self.unsandboxed, cgroup) as runner,
+            ):
+                yield Program(runner, language, source, pch_dir, self._filter, cgroup)
         finally:
             _reap(uid)
             self._give_back(uid)
@@ -197,9 +204,15 @@ class Program:
     """A compiled program in its sandbox; ``run`` it once per test."""
 
     def __init__(
-        self, runner: _Runner, language: str, source: str, pch_dir: Path | None, filter_hex: str
+        self,
+        runner: _Runner,
+        language: str,
+        source: str,
+        pch_dir: Path | None,
+        filter_hex: str,
+        cgroup: MemoryCgroup | None,
     ) -> None:
-        self._runner = runner
+        self._runner, self._cgroup, self._cgroup_limit = runner, cgroup, 0
         job = {
             "language": language,
             "pch_dir": str(pch_dir) if pch_dir else None,
@@ -212,8 +225,10 @@ class Program:
 
     def run(self, stdin: str, limits: Limits) -> Outcome:
         """Run the program once on ``stdin``; raises ``SandboxLost`` if the sandbox dies."""
+        oom_kills = self._limit_cgroup(limits.memory_bytes)
         out_read, out_write = os.pipe()
         err_read, err_write = os.pipe()
+        fcntl.fcntl(out_read, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # fewer wake-ups per MB read
         try:
             with _sealed_file(stdin.encode("utf-8", "surrogatepass")) as input_fd:
                 self._runner.send(asdict(limits), [input_fd, out_write, err_write])
@@ -240,7 +255,17 @@ class Program:
             time_s=report["time_s"],
             cpu_s=report["cpu_s"],
             maxrss_bytes=report["maxrss_bytes"],
+            oom_killed=self._cgroup is not None and self._cgroup.oom_kills() > oom_kills,
         )
+
+    def _limit_cgroup(self, memory_bytes: int) -> int:
+        """Set the job's cgroup to this test's memory limit; its OOM kills so far."""
+        if self._cgroup is None:
+            return 0
+        if self._cgroup_limit != memory_bytes:
+            self._cgroup.limit(memory_bytes)
+            self._cgroup_limit = memory_bytes
+        return self._cgroup.oom_kills()
 
 
 class _Runner:
@@ -273,19 +298,23 @@ class _Runner:
 
 
 @contextmanager
-def _start_runner(uid: int, pch_dir: Path | None, unsandboxed: bool) -> Iterator[_Runner]:
+def _start_runner(
+    uid: int, pch_dir: Path | None, unsandboxed: bool, cgroup: MemoryCgroup | None
+) -> Iterator[_Runner]:
     with ExitStack() as stack:
-        runner = [_system_python(), "-I", "-S", "-c", _RUNNER_SOURCE]
+        runner = [_system_python(), "-I", "-S", "-c", _RUNNER_SOURCE, "{fd}"]
         if unsandboxed:
             private = stack.enter_context(tempfile.TemporaryDirectory(prefix="monkeys-code-"))
-            yield stack.enter_context(_runner_process([*runner, "{fd}", private]))
-            return
-        mounts = [*_system_mounts(), *_scratch_mounts(Limits.scratch_bytes)]
-        if pch_dir is not None:
-            mounts += ["--ro-bind", str(pch_dir), str(pch_dir)]
-        mounts += ["--remount-ro", "/"]  # bwrap's own root, where it made mount points
-        jail = _jail(uid, mounts, "/", {})
-        yield stack.enter_context(_runner_process([*jail, "--as-pid-1", *runner, "{fd}"]))
+            command = [*runner, private]
+        else:
+            mounts = [*_system_mounts(), *_scratch_mounts(Limits.scratch_bytes)]
+            if pch_dir is not None:
+                mounts += ["--ro-bind", str(pch_dir), str(pch_dir)]
+            mounts += ["--remount-ro", "/"]  # bwrap's own root, where it made mount points
+            command = [*_jail(uid, mounts, "/", {}), "--as-pid-1", *runner]
+        if cgroup is not None:  # joined before anything of the job starts
+            command = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup.procs), *command]
+        yield stack.enter_context(_runner_process(command))
 
 
 @contextmanager
@@ -352,7 +381,7 @@ def _read_outputs(out_fd: int, err_fd: int, cap: int, deadline: float) -> tuple[
             raise SandboxLost("the sandbox did not end the program at its time limit")
         ready, _, _ = select.select(list(open_fds), [], [], remaining)
         for fd in ready:
-            chunk = os.read(fd, 1 << 16)
+            chunk = os.read(fd, _PIPE_BYTES)
             if not chunk:
                 open_fds.discard(fd)
             elif fd == out_fd:
