@@ -1,11 +1,12 @@
 """Code verification: the hardened sandbox against the one before issue 12, same run.
 
 Per-test cost: a trivial Python and a trivial C++ program over 200 tests each, sandbox
-start and compilation amortised, in each sandbox. Throughput: the 40 distinct programs of
-a CodeContests-schema problem (8 tests, 1 s limit: correct ones in several spellings,
-wrong answers, crashes, infinite loops) judged on every core, in each sandbox; verdicts
-must agree program by program. The old sandbox is today's code as it was before issue 12,
-read from git (the parent of the commit that removed ``sandbox_harness.py``).
+start and compilation amortised, in each sandbox (five alternating rounds, medians).
+Throughput: the 40 distinct programs of a CodeContests-schema problem (8 tests, 1 s
+limit: correct ones in several spellings, wrong answers, crashes, infinite loops) judged
+on every core, in each sandbox; verdicts must agree program by program. The old sandbox
+is today's code as it was before issue 12, read from git (the parent of the commit that
+removed ``sandbox_harness.py``).
 
     python benchmarks/bench_code.py
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -158,10 +160,14 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     for language in ("python", "cpp"):
         per_test_ms(runs["hardened"], language, tests=5)  # warm: the precompiled header
-        costs = {name: per_test_ms(run, language) for name, run in runs.items()}
+        # Alternating rounds, median of each: the machine's load drifts during a run.
+        rounds = [
+            {name: per_test_ms(run, language) for name, run in runs.items()} for _ in range(5)
+        ]
+        costs = {name: statistics.median(r[name] for r in rounds) for name in runs}
         ratio = costs["hardened"] / costs["before issue 12"]
         print(
-            f"{language} per test: "
+            f"{language} per test (median of 5 rounds): "
             + ", ".join(f"{name} {ms:.2f} ms" for name, ms in costs.items())
             + f" ({ratio:.2f}x)"
         )
