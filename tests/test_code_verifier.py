@@ -110,7 +110,7 @@ def test_hostile_programs_get_the_right_verdict_and_nothing_escapes(
     assert details[extract_program(GOOD_PY)]["verdict"] == "AC"
     assert not Path("/etc/monkeys-escape").exists()
     # Everything was SIGKILLed; give the kernel a moment to finish tearing namespaces down.
-    uids = ",".join(str(61000 + i) for i in range(64))
+    uids = ",".join(map(str, checker.sandbox.uids))  # this sandbox's block, not others'
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         left = subprocess.run(
@@ -342,3 +342,13 @@ def test_target_key_changes_with_tests_and_limits() -> None:
         CodeChecker(sandbox="unused", slack_s=2.0).target(ADD),  # type: ignore[arg-type]
     }
     assert len(keys) == 4
+
+
+def test_unsandboxed_mode_judges_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV
+
+    monkeypatch.setenv(UNSANDBOXED_ENV, "1")
+    checker = CodeChecker(cache_dir=tmp_path)
+    programs = [extract_program(GOOD_PY), extract_program(py("print(0)"))]
+    details = checker.details_many(programs, checker.target(ADD))
+    assert [details[p]["verdict"] for p in programs] == ["AC", "WA"]

@@ -232,18 +232,18 @@ class Program:
         try:
             with _sealed_file(stdin.encode("utf-8", "surrogatepass")) as input_fd:
                 self._runner.send(asdict(limits), [input_fd, out_write, err_write])
-            os.close(out_write)
+        finally:
+            os.close(out_write)  # the program's ends now: EOF when it and its children end
             os.close(err_write)
-            out_write = err_write = -1
-            deadline = time.monotonic() + limits.time_s + _HANG_GUARD_S
+        deadline = time.monotonic() + limits.time_s + _HANG_GUARD_S
+        try:
             stdout, stderr, exceeded = _read_outputs(
                 out_read, err_read, limits.output_bytes, deadline
             )
-            report = self._runner.receive(max(deadline - time.monotonic(), 0.1))
         finally:
-            for fd in (out_read, err_read, out_write, err_write):
-                if fd >= 0:
-                    os.close(fd)
+            os.close(out_read)  # past the output cap, the program's next write fails
+            os.close(err_read)
+        report = self._runner.receive(max(deadline - time.monotonic(), 0.1))
         if not report["scratch_emptied"]:
             raise SandboxLost("the program left files in /tmp the sandbox could not remove")
         return Outcome(
