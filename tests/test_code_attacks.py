@@ -425,3 +425,30 @@ def test_as_a_non_root_user_the_sandbox_refuses_with_the_reason() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "needs root" in done.stdout and "uid 65534" in done.stdout
+
+
+def test_every_refused_system_call_fails_with_eperm(checker: CodeChecker) -> None:
+    import platform
+
+    from lm_eval_monkeys.verifiers.seccomp import ARCHITECTURES, REFUSED
+
+    _, other_abi, numbers = ARCHITECTURES[platform.machine()]
+    calls = [numbers[name] for name in REFUSED] + ([other_abi | 39] if other_abi else [])
+    program = py(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        f"for number in {calls}:\n"
+        "    ctypes.set_errno(0)\n"
+        "    result = libc.syscall(number, 0, 0, 0, 0, 0)\n"
+        "    print(ctypes.get_errno() if result == -1 else 'allowed')"
+    )
+    refused = problem([("\n", "1\n" * len(calls))])  # EPERM is 1
+    result = verdict(checker, program, refused)
+    assert result["verdict"] == "AC", result
+    # The same calls as a plain process (no filter) do not all fail with EPERM.
+    done = subprocess.run(
+        [sys.executable, "-c", extract_program(program).partition("\n")[2]],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.split() != ["1"] * len(calls)

@@ -42,6 +42,9 @@ class SockFprog(ctypes.Structure):
 
 def main():
     LIBC.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+    # The kernel shields pid 1 from its namespace's signals except those it handles:
+    # Python handles SIGINT, so a program could interrupt this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = socket.socket(fileno=int(sys.argv[1]))
     job, fds = receive(channel)
     with os.fdopen(fds[0], "rb") as handle:
@@ -169,6 +172,7 @@ def become_program(program, request, fds, program_filter):
     if LIBC.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0) != 0:
         return  # never run a program without its filter
     if isinstance(program, str):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # as a binary started by a shell
         os.execve(program, [program], PROGRAM_ENV)
     os._exit(run_python(program))
 

@@ -34,7 +34,7 @@ REFUSED = (
     "perf_event_open",
 )
 # (audit architecture, lowest number of another ABI sharing the architecture, numbers)
-_ARCHITECTURES: dict[str, tuple[int, int | None, dict[str, int]]] = {
+ARCHITECTURES: dict[str, tuple[int, int | None, dict[str, int]]] = {
     "x86_64": (
         0xC000003E,
         0x40000000,  # x32 system calls
@@ -87,12 +87,12 @@ _ARCH_OFFSET, _NUMBER_OFFSET = 4, 0  # in struct seccomp_data
 def program_filter(machine: str | None = None) -> bytes:
     """The filter for ``machine`` (default: this one) as ``struct sock_filter`` records."""
     name = machine or platform.machine()
-    if name not in _ARCHITECTURES:
+    if name not in ARCHITECTURES:
         raise MonkeysError(
             f"the code sandbox's seccomp filter knows x86_64 and aarch64, not {name}: "
             "verify code on one of those"
         )
-    arch, other_abi, numbers = _ARCHITECTURES[name]
+    arch, other_abi, numbers = ARCHITECTURES[name]
     refused = [numbers[call] for call in REFUSED]
     checks = ([other_abi] if other_abi is not None else []) + refused
     program: list[tuple[int, int, int, int]] = [
