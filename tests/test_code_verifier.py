@@ -195,7 +195,9 @@ def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
     assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, False, False]
 
 
-def test_codecontests_prompts_build_from_local_statements() -> None:
+def test_codecontests_prompts_build_from_local_statements(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from lm_eval.tasks import TaskManager
     from lm_eval_monkeys.task_configs import TASK_DIR
 
@@ -212,6 +214,7 @@ def test_codecontests_prompts_build_from_local_statements() -> None:
     assert task.eval_docs[0]["description"][:40] in context
     assert gen["until"] == ["\nProblem:"] and gen["temperature"] == 0.6
     assert task.UNSAFE_CODE
+    assert "no program can be verified" in caplog.text  # said plainly, at load
 
 
 def test_missing_sandbox_tool_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -352,3 +355,26 @@ def test_unsandboxed_mode_judges_alike(tmp_path: Path, monkeypatch: pytest.Monke
     programs = [extract_program(GOOD_PY), extract_program(py("print(0)"))]
     details = checker.details_many(programs, checker.target(ADD))
     assert [details[p]["verdict"] for p in programs] == ["AC", "WA"]
+
+
+def test_a_local_codecontests_file_with_tests_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lm_eval.tasks import TaskManager
+    from lm_eval_monkeys.task_configs import TASK_DIR
+
+    (tmp_path / "codecontests").mkdir()
+    records = [{**ADD, "name": f"add{i}"} for i in range(3)]
+    (tmp_path / "codecontests" / "test.jsonl").write_text(
+        "".join(json.dumps(record) + "\n" for record in records)
+    )
+    monkeypatch.setenv("MONKEYS_DATA_DIR", str(tmp_path))
+    manager = TaskManager(
+        include_path=str(TASK_DIR), include_defaults=False, metadata={"repeats": 2}
+    )
+    task = manager.load("monkeys_codecontests")["tasks"]["monkeys_codecontests"]
+    docs = list(task.test_docs())
+    assert [doc["name"] for doc in docs] == ["add0", "add1", "add2"]
+    checker = task.grader.checker
+    program = extract_program(GOOD_PY)
+    assert checker.details_many([program], checker.target(docs[0]))[program]["verdict"] == "AC"
