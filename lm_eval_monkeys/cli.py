@@ -219,6 +219,7 @@ def _run_lm_eval(argv: list[str]) -> None:
     from lm_eval_monkeys.tasks import parse_ks, parse_repeats
 
     local_data_dir()
+    _refuse_unverifiable(rest)
     repeats = None if extra.repeats is None else parse_repeats(extra.repeats)
     if repeats is not None and extra.ks is not None:
         parse_ks(extra.ks, repeats)
@@ -281,6 +282,19 @@ def _run_lm_eval(argv: list[str]) -> None:
         from lm_eval_monkeys.report import metric_table
 
         print("\n" + metric_table(results["results"]))
+
+
+def _refuse_unverifiable(argv: list[str]) -> None:
+    """A run whose samples cannot be verified stops here, before its model loads
+    (generating only, with --predict_only, is fine)."""
+    from lm_eval_monkeys.data import refuse_unverifiable_codecontests
+
+    wanted = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    wanted.add_argument("--tasks", "-t", nargs="+", default=[])
+    wanted.add_argument("--predict_only", "-x", action="store_true")
+    found, _ = wanted.parse_known_args(argv)
+    if not found.predict_only:
+        refuse_unverifiable_codecontests([t for arg in found.tasks for t in arg.split(",")])
 
 
 def _run_shards_on_ray(extra: argparse.Namespace, rest: list[str]) -> None:

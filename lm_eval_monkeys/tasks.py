@@ -40,6 +40,7 @@ class MonkeysTask(ConfigurableTask):
         self.ks = parse_ks(meta.get("ks"), k)
         self.shard = parse_shard(meta.get("shard"))
         self._fewshot_seed: int | None = None
+        self._bypass: str | None = None  # lm-eval's --predict_only metric, once asked for
         self.grader = Grader(get_verifier(meta["verifier"], task=config.get("task", "")))
         super().__init__(config={**config, "repeats": k})
         available = len(self.sampler.df) if hasattr(self, "sampler") else 0
@@ -72,7 +73,15 @@ class MonkeysTask(ConfigurableTask):
             self.sampler.set_rnd(int(hashlib.sha256(key.encode()).hexdigest()[:16], 16))
         return super().fewshot_context(doc, num_fewshot, **kwargs)
 
+    def override_metric(self, metric_name: str) -> None:
+        # lm-eval's --predict_only asks for its "bypass" metric: generate, judge nothing
+        # (problems that cannot be judged, such as CodeContests without tests, still run).
+        self._bypass = metric_name
+        super().override_metric(metric_name)
+
     def process_results(self, doc: dict, results: list) -> dict[str, float]:
+        if self._bypass:
+            return {self._bypass: 0.0}
         # The config's empty filter keeps all k responses of the doc's one request.
         (completions,) = results
         if completions and isinstance(completions[0], StoredSamples):
@@ -81,10 +90,13 @@ class MonkeysTask(ConfigurableTask):
         return problem_metrics(scored.summary, self.ks)
 
     def aggregation(self) -> dict[str, Callable[[list[float]], float]]:
-        return dict.fromkeys(metric_names(self.ks), mean)
+        return dict.fromkeys(self._reported(), mean)
 
     def higher_is_better(self) -> dict[str, bool]:
-        return dict.fromkeys(metric_names(self.ks), True)
+        return dict.fromkeys(self._reported(), True)
+
+    def _reported(self) -> list[str]:
+        return [self._bypass] if self._bypass else metric_names(self.ks)
 
 
 def parse_repeats(value: Any) -> int:

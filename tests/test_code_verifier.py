@@ -378,3 +378,23 @@ def test_a_local_codecontests_file_with_tests_is_used(
     checker = task.grader.checker
     program = extract_program(GOOD_PY)
     assert checker.details_many([program], checker.target(docs[0]))[program]["verdict"] == "AC"
+
+
+def test_a_run_over_problems_without_tests_stops_before_the_model_loads(tmp_path: Path) -> None:
+    result = run_cli(
+        "--tasks", "monkeys_codecontests", "--limit", "1", "--output_path", str(tmp_path)
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "no program can be verified" in result.stderr
+    assert "test.jsonl" in result.stderr and "--predict_only" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing generated, nothing written
+
+
+def test_predict_only_still_generates_from_statements(tmp_path: Path) -> None:
+    result = run_cli(
+        "--model", "monkeys-synthetic", "--tasks", "monkeys_codecontests", "--limit", "1",
+        "--repeats", "2", "--predict_only", "--log_samples", "--confirm_run_unsafe_code",
+        "--output_path", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(tmp_path.rglob("samples_monkeys_codecontests*.jsonl"))
