@@ -452,3 +452,14 @@ def test_every_refused_system_call_fails_with_eperm(checker: CodeChecker) -> Non
         timeout=60,
     )
     assert done.stdout.split() != ["1"] * len(calls)
+
+
+def test_no_user_namespace_so_no_mount_of_its_own(checker: CodeChecker) -> None:
+    # In a new user namespace a program could mount an unbounded tmpfs of its own.
+    program = py(
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "CLONE_NEWUSER, CLONE_NEWNS = 0x10000000, 0x00020000\n"
+        "if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0:\n"
+        "    print('held', int(input()))"
+    )
+    assert verdict(checker, program, problem([("1\n", "held 1\n")]))["verdict"] == "WA"

@@ -132,7 +132,7 @@ class Sandbox:
             ):
                 yield Program(runner, language, source, pch_dir, self._filter, cgroup)
         finally:
-            _reap(uid)
+            self._reap(uid)
             self._give_back(uid)
 
     def run_command(
@@ -152,8 +152,7 @@ class Sandbox:
             if self.unsandboxed:
                 command = argv
             else:
-                if os.geteuid() == 0:
-                    _chown_tree(workdir, uid)
+                _chown_tree(workdir, uid)
                 jail = _jail(uid, _host_mounts([workdir]), str(workdir), {"HOME": "/tmp", **env})
                 limits = ["prlimit", f"--as={memory_bytes}", f"--nproc={processes}", "--"]
                 command = [*jail, *limits, *argv]
@@ -175,8 +174,8 @@ class Sandbox:
                 raise MonkeysError(f"the sandbox could not start: {output.strip()}")
             return done.returncode, output
         finally:
-            _reap(uid)
-            if os.geteuid() == 0 and not self.unsandboxed:
+            self._reap(uid)
+            if not self.unsandboxed:
                 _chown_tree(workdir, 0)
             self._give_back(uid)
 
@@ -185,6 +184,19 @@ class Sandbox:
             if self._pch_dir is None and self._pch_build is not None:
                 self._pch_dir, self._pch_build = self._pch_build(), None
             return self._pch_dir
+
+    def _reap(self, uid: int) -> None:
+        """SIGKILL whatever still runs as this uid. Nothing runs user code after this; the
+        kernel may take a second more to tear down the sandbox's namespaces, which is why
+        uids rotate (a uid comes back only after all others) instead of waiting here.
+        Unsandboxed, the uids are nominal (maybe another checker's): nothing is killed."""
+        if self.unsandboxed:
+            return
+        for pid in _running_as(uid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def _take_uid(self) -> int:
         with self._lock:
@@ -311,7 +323,8 @@ def _start_runner(
             if pch_dir is not None:
                 mounts += ["--ro-bind", str(pch_dir), str(pch_dir)]
             mounts += ["--remount-ro", "/"]  # bwrap's own root, where it made mount points
-            command = [*_jail(uid, mounts, "/", {}), "--as-pid-1", *runner]
+            no_userns = ["--unshare-user", "--disable-userns"]  # no mounts of its own
+            command = [*_jail(uid, [*no_userns, *mounts], "/", {}), "--as-pid-1", *runner]
         if cgroup is not None:  # joined before anything of the job starts
             command = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup.procs), *command]
         yield stack.enter_context(_runner_process(command))
@@ -395,20 +408,16 @@ def _read_outputs(out_fd: int, err_fd: int, cap: int, deadline: float) -> tuple[
     return b"".join(stdout), b"".join(stderr), False
 
 
-def _jail(uid: int, mounts: list[str], chdir: str, env: dict[str, str]) -> list[str]:
-    """bwrap under an unprivileged uid, no network, seeing only ``mounts``."""
-    drop = (
-        [_tool("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
-        if os.geteuid() == 0
-        else []
-    )
+def _jail(uid: int, setup: list[str], chdir: str, env: dict[str, str]) -> list[str]:
+    """bwrap under an unprivileged uid, no network, seeing only what ``setup`` (bwrap
+    options: mounts and the like) gives it."""
     command = [
-        *drop,
+        _tool("setpriv"), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
         _tool("bwrap"),
         "--unshare-all",
         "--die-with-parent",
         "--new-session",
-        *mounts,
+        *setup,
         "--chdir", chdir,
         "--clearenv",
     ]  # fmt: skip
@@ -504,7 +513,7 @@ def _claim_uids(count: int, unsandboxed: bool) -> tuple[range, IO[str] | None]:
     an flock on its lock file, which the kernel releases however the holder exits; without
     it two processes (two verifiers, Ray workers of one node) would share uids and reap
     each other's programs."""
-    if os.geteuid() != 0 or unsandboxed:  # no uid is dropped to, none reaped
+    if unsandboxed:  # no uid is dropped to, none reaped
         return range(_FIRST_UID, _FIRST_UID + count), None
     locks = trusted_dir(_UID_LOCKS)
     for block in range(256):
@@ -521,19 +530,6 @@ def _claim_uids(count: int, unsandboxed: bool) -> tuple[range, IO[str] | None]:
         f"256 code sandboxes are already open on this machine (locks in {locks}); "
         "wait for other verifiers to finish"
     )
-
-
-def _reap(uid: int) -> None:
-    """SIGKILL whatever still runs as this uid. Nothing runs user code after this; the
-    kernel may take a second more to tear down the sandbox's namespaces, which is why uids
-    rotate (a uid comes back only after all others) instead of waiting here."""
-    if os.geteuid() != 0:
-        return
-    for pid in _running_as(uid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def _running_as(uid: int) -> list[int]:
