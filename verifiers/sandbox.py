@@ -144,16 +144,19 @@ class Sandbox:
         timeout_s: float,
         memory_bytes: int = 8 << 30,
         processes: int = 512,
+        network: bool = False,
     ) -> tuple[int | None, str]:
         """Run ``argv`` in ``workdir``, the one writable directory (the rest of the host is
-        read-only); returns (exit status, or None on timeout; combined output)."""
+        read-only), with the host's network only if ``network``; returns (exit status, or
+        None on timeout; combined output)."""
         uid = self._take_uid()
         try:
             if self.unsandboxed:
                 command = argv
             else:
                 _chown_tree(workdir, uid)
-                jail = _jail(uid, _host_mounts([workdir]), str(workdir), {"HOME": "/tmp", **env})
+                setup = [*(["--share-net"] if network else []), *_host_mounts([workdir])]
+                jail = _jail(uid, setup, str(workdir), {"HOME": "/tmp", **env})
                 limits = ["prlimit", f"--as={memory_bytes}", f"--nproc={processes}", "--"]
                 command = [*jail, *limits, *argv]
             try:
