@@ -115,7 +115,7 @@ def hardened(box: Sandbox) -> Any:
 
     def run(language: str, source: str, tests: list[dict[str, str]]) -> str:
         answer = f"{language}\n{source}"
-        return judge(box, answer, {"tests": tests, "limits": limits})["verdict"]
+        return judge(box, answer, {"tests": tests, "limits": limits}).status
 
     return run
 

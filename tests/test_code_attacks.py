@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from lm_eval_monkeys.verifiers.cgroup import own_hierarchy
-from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.cgroup import own_hierarchy
+from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
 
 EXPECTED = "monkeys-expected-5c1d2e"  # the one test's answer; the attacks look for it
 SECRET = "monkeys-secret-9e4b"
@@ -273,7 +273,7 @@ ATTACKS = {
 
 @pytest.fixture(scope="module")
 def checker(tmp_path_factory: pytest.TempPathFactory) -> CodeChecker:
-    return CodeChecker(cache_dir=tmp_path_factory.mktemp("cache"))
+    return CodeChecker()
 
 
 @pytest.fixture(autouse=True)
@@ -314,7 +314,8 @@ def caller_directory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def verdict(checker: CodeChecker, completion: str, doc: dict[str, Any]) -> dict[str, Any]:
     program = extract_program(completion)
     assert program is not None
-    return checker.details_many([program], checker.target(doc))[program]
+    (result,) = checker.judge_many([program], checker.target(doc))
+    return {"verdict": result.status, **result.details}
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
@@ -395,10 +396,10 @@ def test_a_symlink_in_the_shared_directory_is_not_followed(
     elsewhere = shared_directory(tmp_path / "elsewhere", owner=12345, mode=0o777)
     (shared / "pch").symlink_to(elsewhere)  # where a precompiled header would be written
     monkeypatch.setenv(SHARED_DIR_ENV, str(shared))
-    checker = CodeChecker(cache_dir=tmp_path / "cache")
+    checker = CodeChecker()
     program = extract_program(cpp('#include <cstdio>\nint main() { puts("3"); }'))
     with pytest.raises(MonkeysError, match=r"pch is a symlink"):
-        checker.details_many([program], checker.target(ADD))
+        checker.judge_many([program], checker.target(ADD))
     assert list(elsewhere.iterdir()) == []
 
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from lm_eval_monkeys.verifiers.code import TEST_FIELDS, CodeChecker, extract_program
 
-from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.store.verdicts import VerdictFile
+from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.verifiers import Checker, get_verifier
+from lm_eval_monkeys.verifiers.code import TEST_FIELDS, CodeChecker, extract_program
 
 ADD = {
     "name": "add",
@@ -83,15 +85,21 @@ HOSTILE = {
 }
 
 
+def details_of(checker: Checker, answers: list[str], target: str) -> dict[str, dict]:
+    """Each program's status (as ``verdict``) and details."""
+    verdicts = checker.judge_many(answers, target)
+    return {a: {"verdict": v.status, **v.details} for a, v in zip(answers, verdicts, strict=True)}
+
+
 @pytest.fixture(scope="module")
 def checker(tmp_path_factory: pytest.TempPathFactory) -> CodeChecker:
-    return CodeChecker(cache_dir=tmp_path_factory.mktemp("cache"))
+    return CodeChecker()
 
 
 def test_correct_python_and_cpp_pass_every_test(checker: CodeChecker) -> None:
     target = checker.target(ADD)
     good = [extract_program(GOOD_PY), extract_program(GOOD_CPP)]
-    details = checker.details_many(good, target)
+    details = details_of(checker, good, target)
     for program in good:
         assert details[program]["verdict"] == "AC"
         assert len(details[program]["tests"]) == 4
@@ -103,7 +111,7 @@ def test_hostile_programs_get_the_right_verdict_and_nothing_escapes(
     monkeypatch.setenv("MONKEYS_SECRET", SECRET)
     target = checker.target(ADD)
     programs = {name: extract_program(text) for name, (text, _) in HOSTILE.items()}
-    details = checker.details_many([*programs.values(), extract_program(GOOD_PY)], target)
+    details = details_of(checker, [*programs.values(), extract_program(GOOD_PY)], target)
     got = {name: details[program]["verdict"] for name, program in programs.items()}
     assert got == {name: verdict for name, (_, verdict) in HOSTILE.items()}
     # The well-behaved program checked in the same batch is unaffected.
@@ -124,7 +132,7 @@ def test_hostile_programs_get_the_right_verdict_and_nothing_escapes(
 
 def test_failing_stops_at_the_first_failing_test(checker: CodeChecker) -> None:
     program = extract_program(py("a, b = map(int, input().split())\nprint(a + b if a < 5 else 0)"))
-    result = checker.details_many([program], checker.target(ADD))[program]
+    result = details_of(checker, [program], checker.target(ADD))[program]
     assert result["verdict"] == "WA"
     assert [t["verdict"] for t in result["tests"]] == ["AC", "WA"]
 
@@ -141,7 +149,7 @@ def test_output_comparison_is_tokenwise_case_insensitive_with_float_tolerance(
     target = checker.target(doc)
     ok = extract_program(py("print('yes', 1/3)\nprint(2)"))
     bad = extract_program(py("print('yes', 0.3334, 2)"))
-    details = checker.details_many([ok, bad], target)
+    details = details_of(checker, [ok, bad], target)
     assert (details[ok]["verdict"], details[bad]["verdict"]) == ("AC", "WA")
 
 
@@ -153,15 +161,18 @@ def test_distinct_programs_run_once_and_verdicts_are_cached_on_disk(tmp_path: Pa
         py("print(0)"),
         "no code here",
     ]
-    first = CodeChecker(cache_dir=tmp_path)
-    scored = score_samples(completions, first.target(ADD), Grader(first))
+    cache = VerdictFile(tmp_path / "verdicts.sqlite")
+    first = get_verifier("code", "monkeys_codecontests")
+    scored = score_completions(first, ADD, completions, cache.table)
     assert scored.correct == [True, True, True, False, False]
     assert scored.summary.class_sizes == (3, 1) and scored.summary.n_invalid == 1
-    # A new checker (a rescore) answers from the disk cache, without any sandbox.
-    second = CodeChecker(cache_dir=tmp_path)
-    second._sandbox = "unused"  # type: ignore[assignment]  (any sandbox use would fail)
-    again = score_samples(completions, second.target(ADD), Grader(second))
+    assert [v.status for v in scored.verdicts if v] == ["AC", "AC", "AC", "WA"]
+    # A new checker (a rescore) answers from the cache, without any sandbox.
+    second = get_verifier("code", "monkeys_codecontests")
+    second._sandbox = "unused"  # type: ignore[attr-defined]  (any sandbox use would fail)
+    again = score_completions(second, ADD, completions, cache.table)
     assert again.correct == scored.correct
+    assert again.verdicts == scored.verdicts
 
 
 def test_extraction() -> None:
@@ -177,7 +188,7 @@ def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
     source.write_text(
         "".join(
             json.dumps({"doc": ADD, "completion": c, "id": i}) + "\n"
-            for i, c in enumerate([GOOD_PY, py("print(1)"), "nothing"])
+            for i, c in enumerate([GOOD_PY, py("print(1)"), "nothing", py("while True: pass")])
         )
     )
     out = tmp_path / "out.jsonl"
@@ -192,13 +203,20 @@ def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
         env={"MONKEYS_CACHE_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, False, False]
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["correct"] for r in records] == [True, False, False, False]
+    assert [r["status"] for r in records] == ["AC", "WA", "no_answer", "TLE"]
+    # Why a program failed reaches the output: the failing test and the limit it hit.
+    assert records[1]["details"]["detail"] == "test 0: wrong answer"
+    assert records[3]["details"]["detail"] == "test 0: wall-clock limit 2 s"
+    assert [t["verdict"] for t in records[0]["details"]["tests"]] == ["AC"] * 4
 
 
 def test_codecontests_prompts_build_from_local_statements(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from lm_eval.tasks import TaskManager
+
     from lm_eval_monkeys.task_configs import TASK_DIR
 
     manager = TaskManager(
@@ -218,9 +236,8 @@ def test_codecontests_prompts_build_from_local_statements(
 
 
 def test_missing_sandbox_tool_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV, Sandbox
-
     from lm_eval_monkeys.errors import MonkeysError
+    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV, Sandbox
 
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv(UNSANDBOXED_ENV, raising=False)
@@ -310,7 +327,7 @@ def test_a_program_that_closes_stdout_is_judged_on_what_it_wrote(checker: CodeCh
             "sys.stdout.flush()\nos.close(1)\ntime.sleep(0.2)"
         )
     )
-    assert checker.details_many([program], checker.target(ADD))[program]["verdict"] == "AC"
+    assert details_of(checker, [program], checker.target(ADD))[program]["verdict"] == "AC"
 
 
 def test_untagged_python_mentioning_include_stays_python(checker: CodeChecker) -> None:
@@ -319,7 +336,7 @@ def test_untagged_python_mentioning_include_stays_python(checker: CodeChecker) -
         "a, b = map(int, input().split())\nprint(a + b)\n```"
     )
     assert program is not None and program.startswith("python\n")
-    assert checker.details_many([program], checker.target(ADD))[program]["verdict"] == "AC"
+    assert details_of(checker, [program], checker.target(ADD))[program]["verdict"] == "AC"
 
 
 def test_failures_name_the_limit_they_hit(checker: CodeChecker) -> None:
@@ -329,7 +346,7 @@ def test_failures_name_the_limit_they_hit(checker: CodeChecker) -> None:
         "import sys\nsys.stdout.write('x' * (100 << 20))": ("OLE", "output limit 64 MiB"),
     }
     programs = {extract_program(py(body)): want for body, want in cases.items()}
-    details = checker.details_many(list(programs), checker.target(ADD))
+    details = details_of(checker, list(programs), checker.target(ADD))
     for program, (verdict, limit) in programs.items():
         assert details[program]["verdict"] == verdict
         assert details[program]["tests"][0]["verdict"] == verdict
@@ -351,9 +368,9 @@ def test_unsandboxed_mode_judges_alike(tmp_path: Path, monkeypatch: pytest.Monke
     from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV
 
     monkeypatch.setenv(UNSANDBOXED_ENV, "1")
-    checker = CodeChecker(cache_dir=tmp_path)
+    checker = CodeChecker()
     programs = [extract_program(GOOD_PY), extract_program(py("print(0)"))]
-    details = checker.details_many(programs, checker.target(ADD))
+    details = details_of(checker, programs, checker.target(ADD))
     assert [details[p]["verdict"] for p in programs] == ["AC", "WA"]
 
 
@@ -361,6 +378,7 @@ def test_a_local_codecontests_file_with_tests_is_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from lm_eval.tasks import TaskManager
+
     from lm_eval_monkeys.task_configs import TASK_DIR
 
     (tmp_path / "codecontests").mkdir()
@@ -375,9 +393,9 @@ def test_a_local_codecontests_file_with_tests_is_used(
     task = manager.load("monkeys_codecontests")["tasks"]["monkeys_codecontests"]
     docs = list(task.test_docs())
     assert [doc["name"] for doc in docs] == ["add0", "add1", "add2"]
-    checker = task.grader.checker
+    checker = task.checker
     program = extract_program(GOOD_PY)
-    assert checker.details_many([program], checker.target(docs[0]))[program]["verdict"] == "AC"
+    assert details_of(checker, [program], checker.target(docs[0]))[program]["verdict"] == "AC"
 
 
 def test_a_run_over_problems_without_tests_stops_before_the_model_loads(tmp_path: Path) -> None:

@@ -1,14 +1,14 @@
 """CodeContests: the first fenced code block, run against every test in the sandbox.
 
 The answer key of a completion is its language plus normalised source, so identical
-programs (up to trailing whitespace and blank lines) are run once per problem. Verdicts
-are also kept on disk by (problem, program) hash, so rescoring is instant. Distinct
+programs (up to trailing whitespace and blank lines) are run once per problem. Distinct
 programs of a problem run in parallel, one sandbox per core. The judge (limits, the
 comparison) runs here, outside the sandbox: the program only ever sees its input.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -16,10 +16,12 @@ import re
 import signal
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lm_eval_monkeys.verifiers import verifier
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
 from lm_eval_monkeys.verifiers.compare import RULE, same_output
 from lm_eval_monkeys.verifiers.sandbox import (
     Limits,
@@ -30,9 +32,6 @@ from lm_eval_monkeys.verifiers.sandbox import (
     shared_dir,
     trusted_dir,
 )
-from lm_eval_monkeys.verifiers.verdict_cache import VerdictCache, default_cache_dir, digest
-
-from lm_eval_monkeys.errors import MonkeysError
 
 JUDGE_VERSION = 2  # bump when anything below changes a verdict (keys the verdict cache)
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9+#]*)[^\n]*\n(.*?)```", re.S)
@@ -147,24 +146,24 @@ def _bad_field(doc: dict[str, Any], field: str, problem: str) -> MonkeysError:
     return MonkeysError(f"problem {_name(doc)}: {field} {problem}")
 
 
-def judge(sandbox: Sandbox, answer: str, problem: dict[str, Any]) -> dict[str, Any]:
-    """Verdict of one program over the problem's tests, stopping at the first failure:
-    ``{"verdict", "detail", "tests": [{"test", "verdict", "detail", "time_s"}]}``."""
+def judge(sandbox: Sandbox, answer: str, problem: dict[str, Any]) -> Verdict:
+    """Verdict of one program over the problem's tests, stopping at the first failure;
+    details: ``detail`` (the failing test and the limit hit, or the compiler's message)
+    and ``tests`` (``[{"test", "verdict", "detail", "time_s"}]``)."""
     language, _, source = answer.partition("\n")
     limits: Limits = problem["limits"]
     try:
         with sandbox.program(language, source) as program:
             if program.error is not None:
-                return {"verdict": "CE", "detail": program.error[-2000:], "tests": []}
+                return Verdict(False, "CE", {"detail": program.error[-2000:], "tests": []})
             results = _run_tests(program, problem["tests"], limits)
     except SandboxLost as lost:  # before any test ran: the runner died compiling
-        return {"verdict": "RE", "detail": str(lost), "tests": []}
-    failed = [r for r in results if r["verdict"] != "AC"]
-    return {
-        "verdict": failed[0]["verdict"] if failed else "AC",
-        "detail": f"test {failed[0]['test']}: {failed[0]['detail']}" if failed else "",
-        "tests": results,
-    }
+        return Verdict(False, "RE", {"detail": str(lost), "tests": []})
+    failed = next((r for r in results if r["verdict"] != "AC"), None)
+    if failed is None:
+        return Verdict(True, "AC", {"detail": "", "tests": results})
+    detail = f"test {failed['test']}: {failed['detail']}"
+    return Verdict(False, failed["verdict"], {"detail": detail, "tests": results})
 
 
 def _run_tests(
@@ -215,20 +214,14 @@ def classify(outcome: Outcome, limits: Limits) -> tuple[str, str]:
     return "RE", f"signal {sig} ({signal.Signals(sig).name})"
 
 
-class CodeChecker:
+class CodeChecker(Checker):
     """Sandboxed unit-test checker for CodeContests-schema problems."""
 
-    def __init__(
-        self,
-        sandbox: Sandbox | None = None,
-        cache_dir: Path | None = None,
-        slack_s: float = TIME_SLACK_S,
-    ) -> None:
+    def __init__(self, sandbox: Sandbox | None = None, slack_s: float = TIME_SLACK_S) -> None:
         self._sandbox = sandbox
         self._sandbox_lock = threading.Lock()
         self.slack_s = slack_s
         self._problems: dict[str, dict[str, Any]] = {}
-        self._cache = VerdictCache(cache_dir or default_cache_dir(), "code_verdicts.sqlite")
 
     @property
     def sandbox(self) -> Sandbox:
@@ -242,26 +235,17 @@ class CodeChecker:
 
     def target(self, doc: dict[str, Any]) -> str:
         """Digests everything that decides a verdict: tests, limits, rule, judge version."""
-        tests = problem_tests(doc)
+        tests = problem_tests(doc)  # refuses a problem without tests: every program would pass
         limits = problem_limits(doc, self.slack_s)
-        key = digest(json.dumps([tests, sorted(vars(limits).items()), RULE, JUDGE_VERSION]))
+        payload = json.dumps([tests, sorted(vars(limits).items()), RULE, JUDGE_VERSION])
+        key = hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         self._problems.setdefault(key, {"tests": tests, "limits": limits})
         return key
 
-    def is_correct(self, answer: str, target: str) -> bool:
-        return self.is_correct_many([answer], target)[0]
-
-    def is_correct_many(self, answers: list[str], target: str) -> list[bool]:
-        """Verdicts for distinct programs of one problem, run in parallel, cached on disk."""
-        details = self.details_many(answers, target)
-        return [details[a]["verdict"] == "AC" for a in answers]
-
-    def details_many(self, answers: list[str], target: str) -> dict[str, dict[str, Any]]:
+    def judge_many(self, answers: Sequence[str], target: str) -> list[Verdict]:
+        """Verdicts of distinct programs of one problem, run in parallel."""
         problem = self._problems[target]
-        return self._cache.results(target, answers, lambda a: judge(self.sandbox, a, problem))
-
-    def equivalent(self, a: str, b: str) -> bool:
-        return a == b
+        return judge_in_parallel(answers, lambda answer: judge(self.sandbox, answer, problem))
 
 
 def precompiled_header_dir(root: Path) -> Path | None:
@@ -298,8 +282,7 @@ def precompiled_header_dir(root: Path) -> Path | None:
     return target.parent.parent
 
 
-@verifier("code")
-def code(mode: str = "") -> CodeChecker:
+def code(mode: str) -> CodeChecker:
     """``code`` or ``code:SLACK``: SLACK seconds added to each problem's time limit."""
     try:
         slack = float(mode) if mode else TIME_SLACK_S

@@ -31,10 +31,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.cgroup import MemoryCgroup, job_cgroup
 from lm_eval_monkeys.verifiers.seccomp import program_filter
-
-from lm_eval_monkeys.errors import MonkeysError
 
 _RUNNER_SOURCE = Path(__file__).with_name("sandbox_runner.py").read_text()
 UNSANDBOXED_ENV = "MONKEYS_UNSANDBOXED_I_TRUST_THIS_CODE"
