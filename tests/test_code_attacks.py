@@ -265,7 +265,10 @@ ATTACKS = {
     "fills the scratch directory": (accumulate("."), ACCUMULATE),
     "holds a memfd past the memory limit": (MEMFD, problem([("1\n", "held 1\n")], memory=64 << 20)),
     "writes 100 MB to /tmp in one test": (
-        py("open('/tmp/big', 'wb').write(b'x' * (100 << 20))\nprint('held', int(input()))"),
+        py(  # two files of 50 MB: each under the file-size limit, together over /tmp's cap
+            "for name in ('/tmp/a', '/tmp/b'):\n    open(name, 'wb').write(b'x' * (50 << 20))\n"
+            "print('held', int(input()))"
+        ),
         problem([("1\n", "held 1\n")]),
     ),
 }
