@@ -46,20 +46,19 @@ _STDERR_KEPT = 1 << 16
 _PIPE_BYTES = 1 << 20  # the default /proc/sys/fs/pipe-max-size
 _UID_LOCKS = Path(tempfile.gettempdir()) / "lm-eval-monkeys-uids"
 _KERNEL_MOUNTS = ("--proc", "/proc", "--dev", "/dev")
+_SCRATCH_BYTES = 64 << 20  # each of a job's tmpfs mounts (/tmp, /dev/shm)
 _HANG_GUARD_S = 10.0  # past the time limit: the runner itself stopped answering
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per-test limits; ``time_s`` is the problem's limit plus slack. ``scratch_bytes``
-    sizes each of the job's tmpfs mounts (``/tmp``, ``/dev/shm``), emptied between tests."""
+    """Per-test limits; ``time_s`` is the problem's limit plus slack."""
 
     time_s: float = 2.0
     memory_bytes: int = 256 << 20
     output_bytes: int = 64 << 20
     processes: int = 16
     open_files: int = 64
-    scratch_bytes: int = 64 << 20
 
 
 COMPILE_LIMITS = Limits(time_s=60, memory_bytes=2 << 30, processes=64, open_files=256)
@@ -82,8 +81,8 @@ class Outcome:
 
 
 class SandboxLost(Exception):
-    """The sandbox stopped answering or its runner died (the program cannot cause
-    either on purpose; reported as the test's failure)."""
+    """The sandbox stopped answering, its runner died, or it could not be emptied for
+    the next test; the test fails with RE and this message."""
 
 
 class Sandbox:
@@ -321,7 +320,7 @@ def _start_runner(
             private = stack.enter_context(tempfile.TemporaryDirectory(prefix="monkeys-code-"))
             command = [*runner, private]
         else:
-            mounts = [*_system_mounts(), *_scratch_mounts(Limits.scratch_bytes)]
+            mounts = [*_system_mounts(), *_scratch_mounts(_SCRATCH_BYTES)]
             if pch_dir is not None:
                 mounts += ["--ro-bind", str(pch_dir), str(pch_dir)]
             mounts += ["--remount-ro", "/"]  # bwrap's own root, where it made mount points
