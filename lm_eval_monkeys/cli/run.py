@@ -55,6 +55,7 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
     from lm_eval.utils import setup_logging
 
     import lm_eval_monkeys.backends  # noqa: F401  (registers the monkeys-* models)
+    from lm_eval_monkeys.tasks.data import refuse_unverifiable_codecontests
 
     setup_logging()
     cli = HarnessCLI()
@@ -62,7 +63,10 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
     args = cli.parse_args()
     if hasattr(args, "include_path"):
         args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
-        _check_task_names(getattr(args, "tasks", None), args.include_path)
+        names = _task_names(getattr(args, "tasks", None))
+        _check_task_names(names, args.include_path)
+        if not getattr(args, "predict_only", False):  # generating only needs no tests
+            refuse_unverifiable_codecontests(names)
     if hasattr(args, "gen_kwargs"):
         from lm_eval_monkeys.backends.generation import check_gen_kwargs
 
@@ -88,7 +92,8 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
             metadata["run_dir"] = str(run_dir)  # tasks record themselves in the store
         args.metadata = metadata
     cli.execute(args)
-    if run_dir is not None and (run_dir / "samples.sqlite").is_file():
+    predict_only = getattr(args, "predict_only", False)  # nothing judged, no table
+    if run_dir is not None and not predict_only and (run_dir / "samples.sqlite").is_file():
         from lm_eval_monkeys.analysis.rescore import rescore_run
         from lm_eval_monkeys.cli.table import metric_table
 
@@ -104,13 +109,16 @@ def _run_dir(args: argparse.Namespace) -> Path | None:
     return out.parent if out.suffix == ".json" else out
 
 
-def _check_task_names(tasks: str | list[str] | None, include_path: list[str]) -> None:
+def _task_names(tasks: str | list[str] | None) -> list[str]:
+    items = tasks if isinstance(tasks, list) else [tasks] if tasks else []
+    return [name.strip() for item in items for name in str(item).split(",") if name.strip()]
+
+
+def _check_task_names(names: list[str], include_path: list[str]) -> None:
     """Refuse unknown task names before any model loads: ours are known from their
     configs; any other name is looked up with lm-eval's TaskManager."""
-    if not tasks:
+    if not names:
         return
-    items = tasks if isinstance(tasks, list) else [tasks]
-    names = [name.strip() for item in items for name in str(item).split(",") if name.strip()]
     ours = set(installed_metadata([Path(p) for p in include_path])) | {"monkeys"}
     others = [n for n in names if n not in ours and not Path(n).exists()]
     if not others:
