@@ -138,9 +138,11 @@ class Sandbox:
         timeout_s: float,
         memory_bytes: int = 8 << 30,
         processes: int = 512,
+        network: bool = False,
     ) -> tuple[int | None, str]:
         """Run ``argv`` in ``workdir``, the one writable directory (the rest of the host is
-        read-only); returns (exit status, or None on timeout; combined output)."""
+        read-only), with the host's network only if ``network``; returns (exit status, or
+        None on timeout; combined output)."""
         uid = self._take_uid()
         try:
             if self.unsandboxed:
@@ -148,7 +150,7 @@ class Sandbox:
             else:
                 if os.geteuid() == 0:
                     _chown_tree(workdir, uid)
-                jail = _jail(uid, [workdir], str(workdir), {"HOME": "/tmp", **env})
+                jail = _jail(uid, [workdir], str(workdir), {"HOME": "/tmp", **env}, network)
                 limits = ["prlimit", f"--as={memory_bytes}", f"--nproc={processes}", "--"]
                 command = [*jail, *limits, *argv]
             try:
@@ -194,8 +196,11 @@ class Sandbox:
             self._lock.notify()
 
 
-def _jail(uid: int, writable: list[Path], chdir: str, env: dict[str, str]) -> list[str]:
-    """bwrap under an unprivileged uid: no network, host read-only but ``writable``."""
+def _jail(
+    uid: int, writable: list[Path], chdir: str, env: dict[str, str], network: bool = False
+) -> list[str]:
+    """bwrap under an unprivileged uid: no network (unless ``network``), host read-only
+    but ``writable``."""
     drop = (
         ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
         if os.geteuid() == 0
@@ -205,6 +210,7 @@ def _jail(uid: int, writable: list[Path], chdir: str, env: dict[str, str]) -> li
         *drop,
         "bwrap",
         "--unshare-all",
+        *(["--share-net"] if network else []),
         "--die-with-parent",
         "--new-session",
         "--ro-bind", "/", "/",
