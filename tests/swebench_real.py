@@ -1,6 +1,7 @@
 """Real SWE-bench Lite instances of pallets/flask and pytest-dev/pytest, offline.
 
-The repositories come as git bundles in ``../shared/swebench_repos`` (see its README);
+The repositories come as git bundles in ``shared/swebench_repos``, beside the data
+directory (see its README; ``MONKEYS_SWEBENCH_BUNDLES`` to point elsewhere);
 ``mirrors`` clones them once into a directory usable as ``MONKEYS_SWEBENCH_REPOS``.
 ``unrelated_patch`` makes a patch that applies cleanly to the file the gold patch edits
 but changes nothing the tests see (a comment line): it must never resolve. Used by
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLES = Path(os.environ.get("MONKEYS_SWEBENCH_BUNDLES") or REPO.parent / "shared" / "swebench_repos")
+# Beside the benchmark data (shared/data and shared/swebench_repos).
+_DATA = Path(os.environ.get("MONKEYS_DATA_DIR") or REPO.parent / "shared" / "data")
+BUNDLES = Path(os.environ.get("MONKEYS_SWEBENCH_BUNDLES") or _DATA.parent / "swebench_repos")
 REPOS = ("pallets/flask", "pytest-dev/pytest")
 
 

@@ -218,8 +218,9 @@ class Environments:
             text=True,
             check=True,
         ).stdout
+        backend = sorted(p.name for p in (venv / BUILD_BACKEND).glob("*.dist-info"))
         content = json.dumps([plan.interpreter.version, str(plan.interpreter.executable),
-                              sorted(frozen.splitlines())])  # fmt: skip
+                              sorted(frozen.splitlines()), backend])  # fmt: skip
         image = self.root / "images" / hashlib.sha256(content.encode()).hexdigest()[:16]
         image.parent.mkdir(parents=True, exist_ok=True)
         (venv / "monkeys-image.json").write_text(content)
