@@ -28,6 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from swebench_real import REPO, instances, mirrors, unrelated_patch
+
 from lm_eval_monkeys.verifiers.swebench_env import BUILD_BACKEND, build_env, copy_env
 from lm_eval_monkeys.verifiers.swebench_local import (
     LocalRunner,
@@ -36,7 +38,6 @@ from lm_eval_monkeys.verifiers.swebench_local import (
     reset_files,
 )
 from lm_eval_monkeys.verifiers.swebench_specs import patched_files, test_directives
-from swebench_real import REPO, instances, mirrors, unrelated_patch
 
 
 def by_hand(runner: LocalRunner, instance: dict, scratch: Path) -> float:

@@ -22,9 +22,6 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from lm_eval.tasks import TaskManager
-from lm_eval_monkeys.task_configs import TASK_DIR
-from lm_eval_monkeys.verifiers.swebench import SWEbenchChecker, extract_patch, swebench
-from lm_eval_monkeys.verifiers.swebench_local import LocalRunner
 from swebench_toy import (
     BREAKS_NEG,
     CHEATS,
@@ -38,8 +35,13 @@ from swebench_toy import (
     make_toy,
 )
 
-from lm_eval_monkeys.data import gold_files, oracle_prompt
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.store.verdicts import VerdictFile
+from lm_eval_monkeys.task_configs import TASK_DIR
+from lm_eval_monkeys.tasks.data import gold_files, oracle_prompt
+from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.verifiers.swebench import SWEbenchChecker, extract_patch, swebench
+from lm_eval_monkeys.verifiers.swebench_local import LocalRunner
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bwrap") is None, reason="needs bubblewrap (README install command)"
@@ -102,6 +104,27 @@ def test_local_runner_grades_the_patched_tree(swe: dict) -> None:
     assert not list((swe["work"] / "runs").iterdir())
     mirror = swe["root"] / "mirrors" / "acme__calc"
     assert git(mirror, "worktree", "list").count("\n") == 0
+
+
+def test_identical_patches_run_once_and_verdicts_persist(swe: dict) -> None:
+    completions = [f"<patch>\n{GOLD}</patch>", f"```diff\n{GOLD}\n```", WRONG, "no diff here"]
+    check = checker(gold=1)
+    runner = LocalRunner()
+    runs: list[str] = []
+    evaluate = runner.evaluate
+    check._runner = runner
+    runner.evaluate = lambda instance, patch: runs.append(patch) or evaluate(instance, patch)
+    cache = VerdictFile(swe["root"] / "verdicts.sqlite")
+    scored = score_completions(check, swe["instance"], completions, cache.table)
+    assert scored.correct == [True, True, False, False]
+    assert scored.answers[3] is None
+    assert runs.count(GOLD) == 2  # the gold check, then once for both completions
+    # A fresh checker (a rescore) reads every verdict from the cache: no patch runs.
+    fresh = checker(gold=1)
+    fresh._runner = LocalRunner()
+    fresh._runner.evaluate = lambda instance, patch: pytest.fail("ran a patch again")
+    again = score_completions(fresh, swe["instance"], completions, cache.table)
+    assert again.verdicts == scored.verdicts
 
 
 def test_gold_check_flaky_and_broken_setups(swe: dict, caplog: pytest.LogCaptureFixture) -> None:

@@ -16,9 +16,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from swebench_real import BUNDLES, instances, mirrors, unrelated_patch
+
 from lm_eval_monkeys.verifiers import swebench_specs
 from lm_eval_monkeys.verifiers.swebench_local import LocalRunner
-from swebench_real import BUNDLES, instances, mirrors, unrelated_patch
 
 SUBSET = (
     "pallets__flask-4045",  # flask 2.0, Python 3.9, requirements/dev.txt

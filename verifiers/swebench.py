@@ -25,9 +25,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
-
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
 
 logger = logging.getLogger(__name__)
 

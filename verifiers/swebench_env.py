@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import IO
 
 import tomllib
-from lm_eval_monkeys.verifiers.interpreters import Interpreter
-from lm_eval_monkeys.verifiers.swebench_specs import RepoSpec, requirements
 from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.interpreters import Interpreter
+from lm_eval_monkeys.verifiers.swebench_specs import RepoSpec, requirements
 
 logger = logging.getLogger(__name__)
 

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.interpreters import find_python
 from lm_eval_monkeys.verifiers.sandbox import Sandbox, shared_dir
 from lm_eval_monkeys.verifiers.swebench_env import (
@@ -44,8 +45,6 @@ from lm_eval_monkeys.verifiers.swebench_specs import (
     spec_for,
     test_directives,
 )
-
-from lm_eval_monkeys.errors import MonkeysError
 
 logger = logging.getLogger(__name__)
 
