@@ -98,9 +98,9 @@ def test_local_runner_grades_the_patched_tree(swe: dict) -> None:
     logs = {v.details["log"] for v in verdicts.values()}
     assert len(logs) == len(patches)
     assert "PASSED tests/test_calc.py::test_add" in Path(verdicts[GOLD].details["log"]).read_text()
-    # One environment image, reused by every patch; no run directory left behind, and
-    # nothing registered in the mirror.
-    assert len(list((swe["work"] / "images").iterdir())) == 1
+    # One environment (two layers), reused by every patch; no run directory left
+    # behind, and nothing registered in the mirror.
+    assert len(list((swe["work"] / "images").iterdir())) == 2  # dependencies, instance
     assert not list((swe["work"] / "runs").iterdir())
     mirror = swe["root"] / "mirrors" / "acme__calc"
     assert git(mirror, "worktree", "list").count("\n") == 0
@@ -193,7 +193,7 @@ def test_killed_build_leaves_no_environment(swe: dict, tmp_path: Path) -> None:
     )
     envs = swe["work"] / "envs"
     deadline = time.monotonic() + 240
-    while not any(envs.glob(".build-*/venv/bin/pytest")):  # the build reached pre_install
+    while not any(envs.glob(".build-*/src")):  # the instance layer reached pre_install
         assert time.monotonic() < deadline and child.poll() is None, "the build never started"
         time.sleep(0.5)
     os.killpg(child.pid, signal.SIGKILL)

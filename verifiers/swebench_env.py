@@ -1,17 +1,19 @@
 """Virtualenvs for SWE-bench instances, built the way the harness builds its images.
 
-An environment holds what the harness installs at ``environment_setup_commit``: the
-requirements file, the spec's packages and pinned ``pip_packages``, and the project's own
-dependencies (``pre_install`` and ``install`` run in a checkout of that commit, with the
-network). The project itself is then uninstalled and its build backend installed, so
-that every patch reinstalls the *patched* tree offline (``install`` again, as the
-harness's eval script does) in its own copy of the environment: the tests import the
-patched code whatever the layout (src or flat).
+Two layers, like the harness's environment and instance images. The dependencies layer,
+shared by every instance of one setup: the spec's Python with the requirements file read
+at ``environment_setup_commit``, the spec's packages and pinned ``pip_packages``. The
+instance layer, a copy of it per ``base_commit``: ``pre_install`` and ``install`` run in
+a checkout of that commit (with the network), which brings the project's own
+dependencies at that commit; the project itself is then uninstalled and its build
+backend put beside the environment, so that every patch reinstalls the *patched* tree
+offline (``install`` again, as the harness's eval script does) in its own copy: the
+tests import the patched code whatever the layout (src or flat).
 
 Builds run in a temporary directory renamed into place (a killed build leaves nothing
-half-made) and print progress; each keeps its log. Identical environments (same
-interpreter, same installed distributions) are stored once, as ``images/<digest>``;
-``envs/<plan>`` links to its image.
+half-made; the next ``Environments`` removes its remains) and show progress; each layer
+keeps its log. Identical environments (same interpreter, same installed distributions)
+are stored once, as ``images/<digest>``; ``envs/<layer name>`` links to its image.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -45,6 +47,7 @@ logger = logging.getLogger(__name__)
 # BUILD_BACKEND directory ("0" is how pip's environment variable turns isolation off).
 OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0"}
 BUILD_BACKEND = "build-backend"
+Step = tuple[str, list[str] | str, Path | None]  # (label, argv or shell command, cwd)
 
 
 class EnvironmentBuildError(MonkeysError):
@@ -53,33 +56,44 @@ class EnvironmentBuildError(MonkeysError):
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything an environment is built from; its digest names it."""
+    """Everything an instance's environment is built from; digests name its two layers."""
 
     repo: str
     version: str
     spec: RepoSpec
     interpreter: Interpreter
     setup_commit: str
+    base_commit: str
     requirements: str  # the requirements file's text ("" unless packages is requirements.txt)
 
     @property
+    def dependencies_name(self) -> str:
+        """The shared layer: interpreter, requirements and pinned packages (the harness's
+        environment image, built at ``environment_setup_commit``)."""
+        key = [self.spec.digest(), str(self.interpreter), self.setup_commit, self.requirements]
+        return f"{self.repo.replace('/', '__')}__{self.version}-{_digest(key)}"
+
+    @property
     def name(self) -> str:
-        key = json.dumps(
-            [self.spec.digest(), str(self.interpreter), self.setup_commit, self.requirements]
-        )
-        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-        return f"{self.repo.replace('/', '__')}__{self.version}-{digest}"
+        """The instance's layer: the project's own dependencies at ``base_commit`` on top
+        (the harness's instance image)."""
+        return f"{self.dependencies_name}-{self.base_commit[:10]}"
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:12]
 
 
 def plan_for(instance: dict, spec: RepoSpec, interpreter: Interpreter, mirror: Path) -> Plan:
-    commit = instance.get("environment_setup_commit") or instance["base_commit"]
+    setup = instance.get("environment_setup_commit") or instance["base_commit"]
     if spec.packages == "environment.yml":
         raise EnvironmentBuildError(
             f"{instance['repo']} {instance['version']} installs from a conda environment.yml; "
             "the local runner has no conda: use swebench:docker"
         )
-    reqs = requirements(mirror, commit, spec) if spec.packages == "requirements.txt" else ""
-    return Plan(instance["repo"], str(instance["version"]), spec, interpreter, commit, reqs)
+    reqs = requirements(mirror, setup, spec) if spec.packages == "requirements.txt" else ""
+    version = str(instance["version"])
+    return Plan(instance["repo"], version, spec, interpreter, setup, instance["base_commit"], reqs)
 
 
 def build_env(interpreter: Interpreter) -> dict[str, str]:
@@ -113,38 +127,46 @@ class Environments:
                 shutil.rmtree(scratch, ignore_errors=True)
 
     def get(self, plan: Plan, mirror: Path) -> Path:
-        """The environment's virtualenv (an image directory), built on first use."""
-        link = self.root / "envs" / plan.name
+        """The instance's virtualenv (an image directory), its layers built on first use."""
+        dependencies = self._image(
+            plan.dependencies_name,
+            plan,
+            lambda scratch, out: self._dependencies(plan, scratch, out),
+        )
+        return self._image(
+            plan.name,
+            plan,
+            lambda scratch, out: self._project(plan, mirror, dependencies, scratch, out),
+        )
+
+    def log_path(self, name: str) -> Path:
+        return self.root / "logs" / "build" / f"{name}.log"
+
+    def _image(self, name: str, plan: Plan, build: Callable[[Path, IO[str]], Path]) -> Path:
+        link = self.root / "envs" / name
         if link.is_dir():
             return link.resolve()
-        with self._lock(plan.name), _file_lock(self.root / "envs" / f"{plan.name}.lock"):
+        with self._lock(name), _file_lock(self.root / "envs" / f"{name}.lock"):
             if not link.is_dir():
-                self._build(plan, mirror, link)
+                scratch = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=link.parent))
+                log = self.log_path(name)
+                log.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with open(log, "w") as out:
+                        venv = build(scratch, out)
+                    image = self._store(venv, plan)
+                    temporary = link.with_name(f".{link.name}.link")
+                    temporary.unlink(missing_ok=True)
+                    temporary.symlink_to(image)
+                    os.replace(temporary, link)
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
         return link.resolve()
 
-    def log_path(self, plan: Plan) -> Path:
-        return self.root / "logs" / "build" / f"{plan.name}.log"
-
-    def _build(self, plan: Plan, mirror: Path, link: Path) -> None:
-        scratch = Path(tempfile.mkdtemp(prefix=f".build-{plan.name}-", dir=link.parent))
-        log = self.log_path(plan)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(log, "w") as out:
-                venv = self._install(plan, mirror, scratch, out)
-            image = self._store(venv, plan)
-            temporary = link.with_name(f".{link.name}.link")
-            temporary.unlink(missing_ok=True)
-            temporary.symlink_to(image)
-            os.replace(temporary, link)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-
-    def _install(self, plan: Plan, mirror: Path, scratch: Path, out: IO[str]) -> Path:
-        venv, src = scratch / "venv", scratch / "src"
-        python = str(venv / "bin" / "python")
-        pip = [python, "-m", "pip", "install"]
-        steps: list[tuple[str, list[str] | str, Path | None]] = [
+    def _dependencies(self, plan: Plan, scratch: Path, out: IO[str]) -> Path:
+        venv = scratch / "venv"
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
+        steps: list[Step] = [
             ("venv", [str(plan.interpreter.executable), "-m", "venv", str(venv)], None)
         ]
         if plan.requirements:
@@ -154,18 +176,33 @@ class Environments:
             steps.append(("packages", [*pip, *shlex.split(plan.spec.packages)], None))
         if plan.spec.pip_packages:
             steps.append(("pip_packages", [*pip, *plan.spec.pip_packages], None))
-        steps += [("pre_install", command, src) for command in plan.spec.pre_install]
+        self._run(plan.dependencies_name, plan, venv, steps, out)
+        return venv
+
+    def _project(
+        self, plan: Plan, mirror: Path, dependencies: Path, scratch: Path, out: IO[str]
+    ) -> Path:
+        venv, src = scratch / "venv", scratch / "src"
+        copy_env(dependencies, venv)
+        checkout(mirror, plan.base_commit, src)
+        steps: list[Step] = [("pre_install", command, src) for command in plan.spec.pre_install]
         if plan.spec.install:
             steps.append(("install", plan.spec.install, src))
+        env = self._run(plan.name, plan, venv, steps, out)
+        self._leave_dependencies_only(str(venv / "bin" / "python"), src, env, out)
+        return venv
+
+    def _run(
+        self, name: str, plan: Plan, venv: Path, steps: list[Step], out: IO[str]
+    ) -> dict[str, str]:
+        """Run build steps with progress; the environment they ran in."""
         env = {
             **build_env(plan.interpreter),
             "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "VIRTUAL_ENV": str(venv),
             "SETUPTOOLS_SCM_PRETEND_VERSION": plan.version,
         }
-        checkout(mirror, plan.setup_commit, src)
-        progress = tqdm(total=len(steps) + 1, desc=f"environment {plan.name}", unit="step")
-        with progress:
+        with tqdm(total=len(steps), desc=f"environment {name}", unit="step") as progress:
             for label, command, cwd in steps:
                 progress.set_postfix_str(label)
                 argv = ["bash", "-c", command] if isinstance(command, str) else command
@@ -174,14 +211,11 @@ class Environments:
                 done = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
                 if done.returncode != 0:
                     raise EnvironmentBuildError(
-                        f"building the environment {plan.name} failed at {label} "
-                        f"(exit {done.returncode}); see {self.log_path(plan)}"
+                        f"building the environment {name} failed at {label} "
+                        f"(exit {done.returncode}); see {self.log_path(name)}"
                     )
                 progress.update()
-            progress.set_postfix_str("project out, build backend in")
-            self._leave_dependencies_only(python, src, env, out)
-            progress.update()
-        return venv
+        return env
 
     def _leave_dependencies_only(self, python: str, src: Path, env: dict, out: IO[str]) -> None:
         """Uninstall the project (each patch installs its own tree) and put what its build

@@ -88,7 +88,7 @@ class LocalRunner:
         _refuse_tmp(self.workdir)
         self.environments = Environments(self.workdir)
         self._sandbox = sandbox
-        self._plans: dict[tuple[str, str, str], Plan] = {}
+        self._plans: dict[tuple[str, str, str, str], Plan] = {}
         self._plans_lock = threading.Lock()
         _remove_dead_runs(self.workdir / "runs")
 
@@ -101,7 +101,7 @@ class LocalRunner:
     def plan(self, instance: dict[str, Any]) -> Plan:
         """What the instance's environment is built from (worked out once per setup)."""
         setup = instance.get("environment_setup_commit") or instance["base_commit"]
-        key = (instance["repo"], str(instance["version"]), setup)
+        key = (instance["repo"], str(instance["version"]), setup, instance["base_commit"])
         with self._plans_lock:
             if key not in self._plans:
                 spec = spec_for(instance["repo"], str(instance["version"]))
@@ -111,8 +111,9 @@ class LocalRunner:
             return self._plans[key]
 
     def verdict_key(self, instance: dict[str, Any]) -> str:
-        """The environment's name: a digest of the spec, interpreter, setup commit and
-        requirements, everything besides the instance that decides its verdicts."""
+        """The environment's name: a digest of the spec, interpreter, setup commit,
+        requirements and base commit, everything besides the instance's tests that decides
+        its verdicts."""
         return self.plan(instance).name
 
     def mirror(self, repo: str) -> Path:
