@@ -293,7 +293,7 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
     install = _install_exit(output)
     if not found:
         return {"resolved": False, "status": "no_test_results", "install_exit": install,
-                "exit": code, "reason": "the log holds no test results"}  # fmt: skip
+                "reason": "the log holds no test results"}  # fmt: skip
     report = get_eval_tests_report(status_map, {FAIL_TO_PASS: f2p, PASS_TO_PASS: p2p})
     resolved = get_resolution_status(report) == ResolvedStatus.FULL.value
     failing = report[FAIL_TO_PASS]["failure"] + report[PASS_TO_PASS]["failure"]
