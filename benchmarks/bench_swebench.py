@@ -1,102 +1,141 @@
-"""Local SWE-bench runner: time per patch on the toy repository of tests/swebench_toy.py.
+"""Local SWE-bench runner on all 20 Lite instances of pallets/flask and pytest-dev/pytest.
 
-    python benchmarks/bench_swebench.py [--patches 16]
+    python benchmarks/bench_swebench.py [--work /var/tmp/lm-eval-monkeys-bench] [--fresh]
+        [--instances ID,ID,...]
 
-Measures (1) building the (repo, version) environment once, (2) grading one patch at a
-time (worktree, apply with fallbacks, test patch, pytest in the sandbox, swebench
-grading), against the named baseline of running the same pytest command directly in a
-plain checkout (no worktree, no sandbox, no grading), and (3) distinct patches graded in
-parallel by the checker, one sandbox per core.
+For each instance, with no spec file: the environment build (the first instance of each
+environment pays it; ``--fresh`` empties the work directory first), then the gold patch
+and an unrelated patch (applies, fixes nothing) graded with the environment reused: clone,
+patches, environment copy, reinstall and tests in the sandbox, swebench grading. The
+baseline, measured in the same run, is the same test command run by hand in a prepared
+checkout (gold and test patches applied, the project installed there), unsandboxed.
+Prints one row per instance and the medians; exits non-zero if any gold patch does not
+resolve or any unrelated patch does.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from swebench_toy import GOLD, SPEC, TEST_PATCH, WRONG, git, make_toy
+from swebench_real import REPO, instances, mirrors, unrelated_patch
+
+from lm_eval_monkeys.verifiers.swebench_env import BUILD_BACKEND, build_env, copy_env
+from lm_eval_monkeys.verifiers.swebench_local import (
+    LocalRunner,
+    apply_patch,
+    clone,
+    reset_files,
+)
+from lm_eval_monkeys.verifiers.swebench_specs import patched_files, test_directives
 
 
-def variants(count: int) -> list[str]:
-    """Distinct patches (half right, half wrong): a comment line makes each one unique."""
-    patches = []
-    for i in range(count):
-        base = GOLD if i % 2 == 0 else WRONG
-        patches.append(base.replace(" def neg(a):\n", f" def neg(a):\n+# variant {i}\n", 1))
-    return [p.replace("@@ -1,5 +1,5 @@", "@@ -1,5 +1,6 @@") for p in patches]
+def by_hand(runner: LocalRunner, instance: dict, scratch: Path) -> float:
+    """Seconds of the test command alone, in a checkout prepared once (not timed)."""
+    plan = runner.plan(instance)
+    image = runner.environments.get(plan, runner.mirror(instance["repo"]))
+    shutil.rmtree(scratch, ignore_errors=True)
+    tree, venv = scratch / "tree", scratch / "venv"
+    clone(runner.mirror(instance["repo"]), instance["base_commit"], tree)
+    assert apply_patch(tree, instance["patch"])[0]
+    reset_files(tree, instance["base_commit"], patched_files(instance["test_patch"]))
+    assert apply_patch(tree, instance["test_patch"])[0]
+    copy_env(image, venv)
+    env = {
+        **build_env(plan.interpreter),
+        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+        "VIRTUAL_ENV": str(venv),
+        "SETUPTOOLS_SCM_PRETEND_VERSION": plan.version,
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",
+    }
+    install = f'PYTHONPATH="{venv / BUILD_BACKEND}" {plan.spec.install}'
+    subprocess.run(["bash", "-c", install], cwd=tree, env=env, capture_output=True, check=True)
+    directives = test_directives(instance["repo"], instance["test_patch"])
+    command = " ".join([plan.spec.test_cmd, *map(shlex.quote, directives)])
+    start = time.perf_counter()
+    subprocess.run(["bash", "-c", command], cwd=tree, env=env, capture_output=True)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(scratch, ignore_errors=True)
+    return elapsed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patches", type=int, default=16)
+    parser.add_argument("--work", type=Path, default=Path("/var/tmp/lm-eval-monkeys-bench"))
+    parser.add_argument("--fresh", action="store_true", help="build every environment anew")
+    parser.add_argument("--instances", default="", help="comma-separated ids (default: all)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-swebench-"))
-    instance, env = make_toy(root)
-    os.environ.update(env)
-    from lm_eval_monkeys.verifiers import get_verifier
-    from lm_eval_monkeys.verifiers.swebench_local import LocalRunner, apply_patch
-
-    runner = LocalRunner()
-    patches = variants(args.patches)
-
-    start = time.perf_counter()
-    first = runner.evaluate(instance, patches[0])
-    first_s = time.perf_counter() - start
-    assert first["resolved"], first
-
-    sequential = []
-    for patch in patches:
+    if args.fresh:
+        shutil.rmtree(args.work / "swebench", ignore_errors=True)
+    (args.work / "mirrors").mkdir(parents=True, exist_ok=True)
+    args.work.chmod(0o755)
+    os.environ.pop("MONKEYS_SWEBENCH_SPECS", None)
+    data = Path(os.environ.get("MONKEYS_DATA_DIR") or REPO.parent / "shared" / "data")
+    chosen = [i for i in instances(data) if not args.instances or i["instance_id"] in
+              args.instances.split(",")]  # fmt: skip
+    runner = LocalRunner(mirrors=mirrors(args.work / "mirrors"), workdir=args.work / "swebench")
+    print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} cores", flush=True)
+    print("| instance | env | build s | gold s | unrelated s | by hand s | gold | unrelated |")
+    print("|---|---|---|---|---|---|---|---|")
+    rows, failures = [], 0
+    for instance in chosen:
+        plan = runner.plan(instance)
+        mirror = runner.mirror(instance["repo"])
+        shared = (runner.workdir / "envs" / plan.dependencies_name).exists()
+        built = not (runner.workdir / "envs" / plan.name).exists()
         start = time.perf_counter()
-        result = runner.evaluate(instance, patch)
-        sequential.append(time.perf_counter() - start)
-        assert result["resolved"] == (patch.count("a + b") == 1), result
-
-    # Baseline: the same pytest command, directly, in one prepared checkout.
-    plain = root / "plain"
-    git(root / "mirrors" / "acme__calc", "worktree", "add", "--detach", str(plain), "HEAD")
-    apply_patch(plain, GOLD)
-    apply_patch(plain, TEST_PATCH)
-    baseline = []
-    for _ in patches:
+        runner.environments.get(plan, mirror)
+        build_s = time.perf_counter() - start if built else None
         start = time.perf_counter()
-        subprocess.run(
-            ["/usr/bin/python3", *SPEC["test_cmd"].split()[1:]],
-            cwd=plain,
-            capture_output=True,
-            env={**os.environ, "PYTHONPATH": str(plain), "PYTHONDONTWRITEBYTECODE": "1"},
-            check=False,
-        )
-        baseline.append(time.perf_counter() - start)
-
-    checker = get_verifier("swebench:local")
-    checker.gold_runs = 0
-    fresh = [p.replace("# variant", "# parallel variant") for p in patches]
-    start = time.perf_counter()
-    details = checker.details_many(fresh, checker.target(instance))
-    parallel_s = time.perf_counter() - start
-    assert sum(d["resolved"] for d in details.values()) == (len(fresh) + 1) // 2
-
-    per_patch = statistics.median(sequential)
-    floor = statistics.median(baseline)
-    print(f"first patch, environment build included: {first_s:.2f} s")
-    print(f"per patch, one at a time (median of {len(sequential)}): {per_patch * 1000:.0f} ms")
-    print(f"baseline, pytest directly in a checkout (median): {floor * 1000:.0f} ms")
-    print(f"overhead ratio (runner / baseline): {per_patch / floor:.2f}x")
-    print(
-        f"{len(fresh)} distinct patches in parallel ({os.cpu_count()} cores): "
-        f"{parallel_s:.2f} s = {parallel_s / len(fresh) * 1000:.0f} ms per patch"
-    )
-    shutil.rmtree(env["MONKEYS_SANDBOX_DIR"], ignore_errors=True)
-    shutil.rmtree(root, ignore_errors=True)
+        gold = runner.evaluate(instance, instance["patch"])
+        gold_s = time.perf_counter() - start
+        start = time.perf_counter()
+        other = runner.evaluate(instance, unrelated_patch(instance, mirror))
+        other_s = time.perf_counter() - start
+        hand_s = by_hand(runner, instance, args.work / "by-hand")
+        failures += (not gold["resolved"]) + bool(other["resolved"])
+        layer = plan.dependencies_name
+        rows.append({"id": instance["instance_id"], "env": layer, "build_s": build_s,
+                     "gold_s": gold_s, "unrelated_s": other_s, "by_hand_s": hand_s,
+                     "gold": gold["status"], "unrelated": other["status"],
+                     "dependencies_reused": shared})  # fmt: skip
+        build = "reused" if build_s is None else f"{build_s:.0f}" + (" (+)" if shared else "")
+        print(f"| {instance['instance_id']} | {layer.rsplit('-', 1)[0]} | {build} | "
+              f"{gold_s:.1f} | {other_s:.1f} | {hand_s:.1f} | {gold['status']} | "
+              f"{other['status']} |", flush=True)  # fmt: skip
+    per_patch = statistics.median([r[k] for r in rows for k in ("gold_s", "unrelated_s")])
+    hand = statistics.median([r["by_hand_s"] for r in rows])
+    builds = [
+        r["build_s"] for r in rows if r["build_s"] is not None and not r["dependencies_reused"]
+    ]
+    layers = [r["build_s"] for r in rows if r["build_s"] is not None and r["dependencies_reused"]]
+    images = runner.workdir / "images"
+    size = subprocess.run(["du", "-sm", str(images)], capture_output=True, text=True).stdout
+    print(f"\nper patch, environment reused (median of {2 * len(rows)}): {per_patch:.1f} s")
+    print(f"the same test command by hand in a prepared checkout (median): {hand:.1f} s")
+    print(f"ratio: {per_patch / hand:.2f}x")
+    if builds:
+        print(f"environment builds, both layers: {len(builds)}, {min(builds):.0f}-"
+              f"{max(builds):.0f} s, median {statistics.median(builds):.0f} s")  # fmt: skip
+    if layers:
+        print(f"instance layer only, dependencies reused (+): {len(layers)}, median "
+              f"{statistics.median(layers):.0f} s")  # fmt: skip
+    print(f"environments: {len({r['env'] for r in rows})} dependency layers, "
+          f"{len(list(images.iterdir()))} images, {size.split()[0]} MB")  # fmt: skip
+    print(f"load average at end: {os.getloadavg()}")
+    (args.work / "bench_swebench.json").write_text(json.dumps(rows, indent=1))
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
-"""A toy SWE-bench instance: a real git repository whose ``add`` subtracts.
+"""A toy SWE-bench instance: a real git repository, src layout, whose ``add`` subtracts.
 
-The instance's test patch adds the failing test ``test_add``; the patches below are a
-gold fix, wrong fixes, a malformed diff and one that only GNU patch's fuzz applies.
-Used by tests/test_swebench.py and benchmarks/bench_swebench.py.
+The package lives in ``src/calc`` and is only importable once installed, so a verdict is
+right only if the runner installs the *patched* tree. Its ``environment_setup_commit``
+already contains the fix (as happens on real instances): a runner that tested the code
+at the setup commit would resolve every patch. The instance's test patch adds the
+failing test ``test_add``; the patches below are a gold fix, wrong fixes, a malformed
+diff and one that only GNU patch's fuzz applies. Used by tests/test_swebench.py.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,14 @@ def _diff(text: str) -> str:
 
 CALC = "def add(a, b):\n    return a - b\n\n\ndef neg(a):\n    return -a\n"
 TESTS = "from calc import neg\n\n\ndef test_neg():\n    assert neg(2) == -2\n"
+PYPROJECT = """[build-system]
+requires = ["setuptools>=61"]
+build-backend = "setuptools.build_meta"
 
+[project]
+name = "calc"
+version = "1.0"
+"""
 TEST_PATCH = _diff("""diff --git a/tests/test_calc.py b/tests/test_calc.py
 --- a/tests/test_calc.py
 +++ b/tests/test_calc.py
@@ -39,9 +48,9 @@ TEST_PATCH = _diff("""diff --git a/tests/test_calc.py b/tests/test_calc.py
 +def test_add():
 +    assert add(2, 3) == 5
 """)
-GOLD = _diff("""diff --git a/calc.py b/calc.py
---- a/calc.py
-+++ b/calc.py
+GOLD = _diff("""diff --git a/src/calc/__init__.py b/src/calc/__init__.py
+--- a/src/calc/__init__.py
++++ b/src/calc/__init__.py
 @@ -1,5 +1,5 @@
  def add(a, b):
 -    return a - b
@@ -53,9 +62,9 @@ GOLD = _diff("""diff --git a/calc.py b/calc.py
 WRONG = GOLD.replace("+    return a + b", "+    return a * b")
 # Fixes add but breaks neg: FAIL_TO_PASS passes, PASS_TO_PASS fails.
 BREAKS_NEG = GOLD.replace(" def neg(a):\n", "-def neg(a):\n+def neg(a, unused):\n")
-MALFORMED = """diff --git a/calc.py b/calc.py
---- a/calc.py
-+++ b/calc.py
+MALFORMED = """diff --git a/src/calc/__init__.py b/src/calc/__init__.py
+--- a/src/calc/__init__.py
++++ b/src/calc/__init__.py
 @@ -7,3 +7,3 @@
  def nothing_like_this():
 -    return 0
@@ -63,26 +72,36 @@ MALFORMED = """diff --git a/calc.py b/calc.py
 """
 # Context lines off by a few: plain `git apply` refuses, GNU patch's fuzz applies it.
 FUZZY = GOLD.replace("@@ -1,5 +1,5 @@\n def add(a, b):", "@@ -1,5 +1,5 @@\n def add(a,b):")
+# Fixes add and rewrites the test file so its own test passes: the runner must reset the
+# test files before the test patch, or this would resolve with add still wrong.
+CHEATS = WRONG + _diff("""diff --git a/tests/test_calc.py b/tests/test_calc.py
+--- a/tests/test_calc.py
++++ b/tests/test_calc.py
+@@ -1,5 +1,9 @@
+-from calc import neg
++from calc import neg
+~
+~
+ def test_neg():
+     assert neg(2) == -2
++
++
++def test_add():
++    pass
+""")
 # The gold patch of the flaky instance: add() is right only for even sandbox uids. The
 # sandbox rotates uids, so consecutive runs alternate (deterministic "flakiness").
 FLAKY_GOLD = GOLD.replace(
     "+    return a + b", "+    import os\n+    return a + b if os.getuid() % 2 == 0 else 0"
 ).replace("@@ -1,5 +1,5 @@", "@@ -1,5 +1,6 @@")
 
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
-    return subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    ).stdout.strip()
-
-
-# The system python with Debian's pytest: a test environment that needs no network.
+# The toy's spec: no harness spec exists for acme/calc, the user's file gives it all.
 SPEC = {
-    "test_cmd": "python -m pytest -rA -p no:cacheprovider",
-    "python": "/usr/bin/python3",
-    "system_site_packages": True,
+    "python": "3.11",
+    "test_cmd": "pytest -rA -p no:cacheprovider",
+    "log_parser": "parse_log_pytest",
+    "pip_packages": ["pytest"],
+    "install": "python -m pip install -e .",
 }
 
 
@@ -95,21 +114,23 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout.strip()  # fmt: skip
 
 
-def make_toy(root: Path) -> tuple[dict[str, Any], dict[str, str]]:
+def make_toy(root: Path, sandbox_dir: Path) -> tuple[dict[str, Any], dict[str, str]]:
     """The instance and the environment variables that point the runner at it."""
     mirror = root / "mirrors" / "acme__calc"
     (mirror / "tests").mkdir(parents=True)
-    (mirror / "calc.py").write_text(CALC)
+    (mirror / "src" / "calc").mkdir(parents=True)
+    (mirror / "src" / "calc" / "__init__.py").write_text(CALC)
     (mirror / "tests" / "test_calc.py").write_text(TESTS)
+    (mirror / "pyproject.toml").write_text(PYPROJECT)
     git(mirror, "init", "-q")
     git(mirror, "add", ".")
     git(mirror, "commit", "-qm", "base")
     base = git(mirror, "rev-parse", "HEAD")
+    (mirror / "src" / "calc" / "__init__.py").write_text(CALC.replace("a - b", "a + b"))
+    git(mirror, "commit", "-qam", "fix add (the environment setup commit)")
+    setup = git(mirror, "rev-parse", "HEAD")
     specs = root / "specs.json"
     specs.write_text(json.dumps({"acme/calc": {"default": SPEC}}))
-    # bwrap runs as an unprivileged uid: its work directory must be traversable by it.
-    sandbox_dir = Path(tempfile.mkdtemp(prefix="monkeys-toy-", dir="/var/tmp"))
-    sandbox_dir.chmod(0o755)
     env = {
         "MONKEYS_SWEBENCH_REPOS": str(root / "mirrors"),
         "MONKEYS_SWEBENCH_SPECS": str(specs),
@@ -124,7 +145,7 @@ def make_toy(root: Path) -> tuple[dict[str, Any], dict[str, str]]:
         "test_patch": TEST_PATCH,
         "problem_statement": "add() subtracts",
         "version": "1.0",
-        "environment_setup_commit": base,
+        "environment_setup_commit": setup,
         "FAIL_TO_PASS": json.dumps(["tests/test_calc.py::test_add"]),
         "PASS_TO_PASS": json.dumps(["tests/test_calc.py::test_neg"]),
     }

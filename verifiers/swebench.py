@@ -2,14 +2,15 @@
 
 The answer key of a completion is its patch (from ``<patch>`` tags, a fenced diff block or
 the first ``diff --git``), normalised so identical patches are graded once per instance.
-Before an instance's first patch,
-its gold patch is run ``gold_runs`` times: an instance whose gold patch does not pass
-every time is flaky, and is reported as such (the paper found 34 of 300 Lite instances
-flaky) rather than silently counted.
+Every verdict carries a status: ``resolved``, ``patch_failed``, ``tests_failed`` (with the
+failing tests), ``env_failed`` (not final), ``timeout`` or ``no_test_results``, with the
+reason and the kept test log in its details.
 
 Backends: ``swebench:docker`` runs swebench's official harness (a Docker daemon must be
-reachable); ``swebench:local`` runs ``LocalRunner`` (git worktrees + the bubblewrap
-sandbox); plain ``swebench`` takes Docker when a daemon answers, else the local runner.
+reachable); ``swebench:local`` runs ``LocalRunner`` (the harness's steps on local mirrors,
+tests in the bubblewrap sandbox); plain ``swebench`` takes Docker when a daemon answers,
+else the local runner. ``,gold=N`` sets how often each instance's gold patch runs first
+(default 1, 0 to skip): ``swebench:local,gold=3``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
 
 logger = logging.getLogger(__name__)
 
-GOLD_RUNS = 2
+GOLD_RUNS = 1
+# Bumped when the runner's way of judging changes, so cached verdicts are not reused.
+RUNNER_VERSION = "local-2"
 _PATCH_TAG = re.compile(r"<patch>\s*\n?(.*?)(?:</patch>|\Z)", re.S)
 _DIFF_FENCE = re.compile(r"```(?:diff|patch)?[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _DIFF_START = re.compile(r"^(?:diff --git |--- (?:a/|/dev/null))", re.M)
@@ -39,6 +42,9 @@ _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@", re.M)
 class Runner(Protocol):
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
         """``{"resolved": bool, "status": str, ...}`` for one patch of one instance."""
+
+    def verdict_key(self, instance: dict[str, Any]) -> str:
+        """What, besides the instance, decides its verdicts (spec, interpreter, image)."""
 
 
 def extract_patch(completion: str) -> str | None:
@@ -64,21 +70,28 @@ def _from_diff_start(text: str) -> str | None:
 
 
 class SWEbenchChecker(Checker):
-    """Grades patches of SWE-bench instances with a runner (Docker harness or local)."""
+    """Grades patches of SWE-bench instances with a runner (Docker harness or local).
+
+    Before an instance's first patch its gold patch runs ``gold_runs`` times (default
+    once; 0 skips it): resolved 0 times means the setup is broken (every verdict of the
+    instance is ``env_failed`` and not final, so nothing is cached); resolved some of
+    the times means the instance is flaky (noted in each verdict's details).
+    """
 
     def __init__(
         self, runner: Runner | None = None, backend: str = "", gold_runs: int = GOLD_RUNS
     ) -> None:
         self._runner, self.backend, self.gold_runs = runner, backend, gold_runs
         self._runner_lock = threading.Lock()
+        self._gold_lock = threading.Lock()
         self._instances: dict[str, dict[str, Any]] = {}
-        self._gold: dict[str, dict[str, int]] = {}  # target -> resolved of runs
-        self.flaky: dict[str, str] = {}  # instance_id -> "resolved r of n gold runs"
+        self._gold: dict[str, Verdict | None] = {}  # target -> env_failed verdict, or None
+        self.flaky: dict[str, str] = {}  # instance_id -> "gold patch resolved r of n runs"
 
     @property
     def runner(self) -> Runner:
         with self._runner_lock:  # one runner for every grading thread
-            if self._runner is None:  # built on first use: extracting patches needs neither
+            if self._runner is None:  # built on first use: extracting patches needs none
                 self._runner = make_runner(self.backend)
             return self._runner
 
@@ -87,43 +100,63 @@ class SWEbenchChecker(Checker):
 
     def target(self, doc: dict[str, Any]) -> str:
         fields = ("instance_id", "base_commit", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")
-        payload = json.dumps([doc[f] for f in fields]).encode()
-        key = f"{doc['instance_id']}:{hashlib.sha256(payload).hexdigest()[:12]}"
+        decided_by = [[doc[f] for f in fields], self.runner.verdict_key(doc), RUNNER_VERSION]
+        digest = hashlib.sha256(json.dumps(decided_by).encode()).hexdigest()[:16]
+        key = f"{doc['instance_id']}:{digest}"
         self._instances.setdefault(key, doc)
         return key
 
     def judge_many(self, answers: Sequence[str], target: str) -> list[Verdict]:
         """Verdicts of distinct patches of one instance, graded in parallel."""
         instance = self._instances[target]
-        self._check_gold(target, instance)
+        broken = self._check_gold(target, instance)
+        if broken is not None:
+            return [broken for _ in answers]
         flaky = self.flaky.get(instance["instance_id"])
+        return judge_in_parallel(
+            answers, lambda patch: to_verdict(self.runner.evaluate(instance, patch), flaky)
+        )
 
-        def grade(patch: str) -> Verdict:
-            result = self.runner.evaluate(instance, patch)
-            resolved = bool(result.pop("resolved"))
-            status = str(result.pop("status", "resolved" if resolved else "unresolved"))
-            return Verdict(resolved, status, {**result, "flaky": flaky} if flaky else result)
-
-        return judge_in_parallel(answers, grade)
-
-    def _check_gold(self, target: str, instance: dict[str, Any]) -> None:
-        """Run the gold patch ``gold_runs`` times (once per instance, cached)."""
+    def _check_gold(self, target: str, instance: dict[str, Any]) -> Verdict | None:
+        """Run the gold patch ``gold_runs`` times, once per instance and checker; an
+        ``env_failed`` verdict when it never resolves."""
         if self.gold_runs <= 0 or not instance.get("patch"):
-            return
-        gold = self._gold.get(target)
-        if gold is None:
-            runs = [
-                self.runner.evaluate(instance, instance["patch"]) for _ in range(self.gold_runs)
-            ]
-            gold = self._gold[target] = {
-                "resolved": sum(bool(r["resolved"]) for r in runs),
-                "runs": len(runs),
+            return None
+        with self._gold_lock:
+            if target not in self._gold:
+                self._gold[target] = self._run_gold(instance)
+            return self._gold[target]
+
+    def _run_gold(self, instance: dict[str, Any]) -> Verdict | None:
+        runs = [self.runner.evaluate(instance, instance["patch"]) for _ in range(self.gold_runs)]
+        resolved = sum(bool(r["resolved"]) for r in runs)
+        note = f"gold patch resolved {resolved} of {len(runs)} runs"
+        if resolved == 0:
+            last = runs[-1]
+            why = last.get("reason") or last["status"]
+            logger.warning(
+                "SWE-bench instance %s: %s; its setup is broken (%s)",
+                instance["instance_id"], note, why,
+            )  # fmt: skip
+            details = {
+                "reason": f"{note}: the setup is broken, not the patch",
+                "gold": {k: v for k, v in last.items() if k != "resolved"},
             }
-        if gold["resolved"] < gold["runs"]:
-            note = f"gold patch resolved {gold['resolved']} of {gold['runs']} runs"
-            if instance["instance_id"] not in self.flaky:
-                logger.warning("SWE-bench instance %s is flaky: %s", instance["instance_id"], note)
+            return Verdict(False, "env_failed", details, final=False)
+        if resolved < len(runs):
+            logger.warning("SWE-bench instance %s is flaky: %s", instance["instance_id"], note)
             self.flaky[instance["instance_id"]] = note
+        return None
+
+
+def to_verdict(result: dict[str, Any], flaky: str | None = None) -> Verdict:
+    """A runner's result as a verdict; a broken environment is not a judgement of the
+    patch (not final: reported, never cached)."""
+    details = {k: v for k, v in result.items() if k not in ("resolved", "status")}
+    if flaky:
+        details["flaky"] = flaky
+    status = str(result["status"])
+    return Verdict(bool(result["resolved"]), status, details, final=status != "env_failed")
 
 
 def make_runner(backend: str) -> Runner:
@@ -158,12 +191,16 @@ class DockerRunner:
             )
         self.dataset, self.timeout_s = dataset, timeout_s
 
+    def verdict_key(self, instance: dict[str, Any]) -> str:
+        from importlib.metadata import version
+
+        return f"docker:{self.dataset}:swebench {version('swebench')}"
+
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
         from swebench.harness.run_evaluation import main as run_evaluation
 
-        run_id = (
-            f"monkeys-{hashlib.sha256((instance['instance_id'] + patch).encode()).hexdigest()[:16]}"
-        )
+        digest = hashlib.sha256((instance["instance_id"] + patch).encode()).hexdigest()
+        run_id = f"monkeys-{digest[:16]}"
         model = "lm-eval-monkeys"
         with tempfile.TemporaryDirectory(prefix="monkeys-swebench-") as scratch:
             predictions = Path(scratch, "predictions.jsonl")
@@ -190,13 +227,27 @@ class DockerRunner:
 
         report = RUN_EVALUATION_LOG_DIR / run_id / model / instance["instance_id"] / LOG_REPORT
         if not report.is_file():  # the harness logs why (e.g. the patch did not apply)
-            return {"resolved": False, "status": "no_report", "detail": str(report)}
+            return {"resolved": False, "status": "no_test_results", "log": str(report.parent),
+                    "reason": "the harness wrote no report"}  # fmt: skip
         result = json.loads(report.read_text())[instance["instance_id"]]
-        return {"resolved": bool(result.get("resolved")), "status": "docker", "report": result}
+        resolved = bool(result.get("resolved"))
+        status = "resolved" if resolved else "tests_failed"
+        return {"resolved": resolved, "status": status, "report": result}
 
 
-def swebench(mode: str) -> SWEbenchChecker:
-    """``swebench`` (Docker if reachable, else local), ``swebench:docker``, ``swebench:local``."""
-    if mode not in ("", "docker", "local"):
-        raise MonkeysError(f"swebench:{mode}: choose swebench, swebench:docker or swebench:local")
-    return SWEbenchChecker(backend=mode)
+def swebench(options: str) -> SWEbenchChecker:
+    """``swebench`` (Docker if reachable, else local), ``swebench:docker``,
+    ``swebench:local``, each with an optional ``,gold=N`` (gold runs per instance)."""
+    backend, *settings = options.split(",")
+    gold_runs = GOLD_RUNS
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name.strip() != "gold" or not value.strip().isdigit():
+            raise MonkeysError(f"swebench:{options}: unknown setting {setting!r}; use gold=N")
+        gold_runs = int(value)
+    if backend not in ("", "docker", "local"):
+        raise MonkeysError(
+            f"swebench:{options}: choose swebench, swebench:docker or swebench:local "
+            "(optionally with ,gold=N)"
+        )
+    return SWEbenchChecker(backend=backend, gold_runs=gold_runs)

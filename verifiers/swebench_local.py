@@ -1,39 +1,54 @@
-"""SWE-bench without Docker: a git worktree per patch, tests in the sandbox, swebench grading.
+"""SWE-bench without Docker: the harness's steps on a local mirror, tests in the sandbox.
 
-For one instance and one candidate patch: check the repository out at ``base_commit`` as
-a worktree of a local mirror, apply the patch with the harness's fallbacks, restore the
-test files and apply the instance's test patch, run its test command in the bubblewrap
-sandbox (no network, host read-only, the worktree the only writable directory), and grade
-the log with ``swebench``'s own parser and ``grading`` functions. Dependencies live in one
-virtualenv per (repo, version, spec), built once and reused by every patch.
+For one instance and one candidate patch, as the harness's eval script does it: a clone
+of the mirror at ``base_commit`` (``git clone --shared``: nothing is registered in the
+mirror, a killed run leaves only a directory that the next run removes), ``pre_install``,
+the patch with the harness's fallbacks, the test files reset and the test patch applied;
+then in the bubblewrap sandbox (no network unless the repo is opted in, host read-only,
+an unprivileged uid) the project's ``install`` again into a private copy of the
+instance's environment (see ``swebench_env``) and the test command with the harness's
+directives. The log is graded by swebench's own parser and ``grading`` functions and
+kept per distinct patch.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.interpreters import find_python
 from lm_eval_monkeys.verifiers.sandbox import Sandbox, shared_dir
+from lm_eval_monkeys.verifiers.swebench_env import (
+    BUILD_BACKEND,
+    OFFLINE_PIP,
+    EnvironmentBuildError,
+    Environments,
+    Plan,
+    copy_env,
+    plan_for,
+)
+from lm_eval_monkeys.verifiers.swebench_specs import (
+    RepoSpec,
+    patched_files,
+    spec_for,
+    test_directives,
+)
 
 logger = logging.getLogger(__name__)
 
 REPOS_ENV = "MONKEYS_SWEBENCH_REPOS"  # directory of mirrors named owner__repo
-SPECS_ENV = "MONKEYS_SWEBENCH_SPECS"  # JSON file overriding or adding RepoSpecs
 
 # The harness's own order: plain, three-way merge, partial with rejects, then GNU patch.
 APPLY_COMMANDS = (
@@ -42,104 +57,7 @@ APPLY_COMMANDS = (
     ["git", "apply", "--verbose", "--reject"],
     ["patch", "--batch", "--forward", "--fuzz=5", "-p1", "-i"],
 )
-_NON_TEST_SUFFIXES = (".json", ".png", "csv", ".txt", ".md", ".jpg", ".jpeg", ".pkl", ".yml")
-
-
-@dataclass(frozen=True)
-class RepoSpec:
-    """How to build a repository's environment and run its tests.
-
-    ``install`` runs once per environment in a checkout at ``environment_setup_commit``
-    (trusted: it is the benchmark's own setup). ``directives`` turns the test patch's files
-    into test-command arguments: ``paths`` (the file paths), ``django`` (dotted module
-    names under tests/, as Django's runtests.py wants) or ``none``.
-    """
-
-    test_cmd: str = "pytest -rA"
-    log_parser: str = "parse_log_pytest"
-    directives: str = "paths"
-    python: str = "python3"
-    system_site_packages: bool = False
-    pip_packages: tuple[str, ...] = ()
-    install: str = ""
-    timeout_s: float = 1800.0
-
-
-# Test commands and log parsers of the SWE-bench Lite repositories (as the harness runs
-# them). Python versions and packages differ per version: give them in MONKEYS_SWEBENCH_SPECS.
-DEFAULT_SPECS: dict[str, RepoSpec] = {
-    "astropy/astropy": RepoSpec(log_parser="parse_log_astropy"),
-    "django/django": RepoSpec(
-        test_cmd="./tests/runtests.py --verbosity 2 --settings=test_sqlite --parallel 1",
-        log_parser="parse_log_django",
-        directives="django",
-    ),
-    "matplotlib/matplotlib": RepoSpec(log_parser="parse_log_matplotlib"),
-    "mwaskom/seaborn": RepoSpec(test_cmd="pytest --no-header -rA", log_parser="parse_log_seaborn"),
-    "pallets/flask": RepoSpec(log_parser="parse_log_flask"),
-    "psf/requests": RepoSpec(log_parser="parse_log_requests"),
-    "pydata/xarray": RepoSpec(log_parser="parse_log_xarray"),
-    "pylint-dev/pylint": RepoSpec(log_parser="parse_log_pylint"),
-    "pytest-dev/pytest": RepoSpec(),
-    "scikit-learn/scikit-learn": RepoSpec(log_parser="parse_log_scikit"),
-    "sphinx-doc/sphinx": RepoSpec(
-        test_cmd="tox --current-env -epy39 -v --", log_parser="parse_log_sphinx"
-    ),
-    "sympy/sympy": RepoSpec(
-        test_cmd="bin/test -C --verbose", log_parser="parse_log_sympy", directives="paths"
-    ),
-}
-
-
-def load_specs(path: str | None = None) -> dict[str, dict[str, RepoSpec]]:
-    """``{repo: {version or "default": RepoSpec}}``: the defaults plus the user's JSON file
-    (``{"owner/repo": {"default": {...}, "3.0": {...}}}``, fields as in ``RepoSpec``)."""
-    specs = {repo: {"default": spec} for repo, spec in DEFAULT_SPECS.items()}
-    path = path or os.environ.get(SPECS_ENV)
-    if not path:
-        return specs
-    try:
-        user = json.loads(Path(path).read_text())
-        for repo, versions in user.items():
-            base = specs.get(repo, {}).get("default", RepoSpec())
-            for version, fields in versions.items():
-                if "pip_packages" in fields:
-                    fields = {**fields, "pip_packages": tuple(fields["pip_packages"])}
-                specs.setdefault(repo, {})[version] = replace(base, **fields)
-    except (OSError, ValueError, TypeError, AttributeError) as err:
-        raise MonkeysError(
-            f"{SPECS_ENV}={path}: not a readable spec file ({err}); it must be JSON like "
-            '{"owner/repo": {"default": {"test_cmd": "pytest -rA", "python": "python3.9"}}}'
-        ) from None
-    return specs
-
-
-def spec_for(specs: dict[str, dict[str, RepoSpec]], repo: str, version: str) -> RepoSpec:
-    versions = specs.get(repo)
-    if versions is None:
-        raise MonkeysError(
-            f"no test spec for {repo}; add it to the JSON file named by {SPECS_ENV} "
-            '(e.g. {"' + repo + '": {"default": {"test_cmd": "pytest -rA"}}})'
-        )
-    return versions.get(str(version)) or versions.get("default") or RepoSpec()
-
-
-def test_files(test_patch: str) -> list[str]:
-    """Files the test patch touches, as the harness selects them (code, not data files)."""
-    files = re.findall(r"^diff --git a/.* b/(.*)$", test_patch, re.M)
-    return [f for f in dict.fromkeys(files) if not f.endswith(_NON_TEST_SUFFIXES)]
-
-
-def directives(spec: RepoSpec, files: list[str]) -> list[str]:
-    if spec.directives == "none":
-        return []
-    if spec.directives == "django":
-        modules = []
-        for file in files:
-            name = file.removeprefix("tests/").removesuffix(".py")
-            modules.append(name.replace("/", "."))
-        return modules
-    return files
+_INSTALL_EXIT = ">>>>> Install Exit Code"
 
 
 class LocalRunner:
@@ -148,7 +66,6 @@ class LocalRunner:
     def __init__(
         self,
         mirrors: Path | None = None,
-        specs: dict[str, dict[str, RepoSpec]] | None = None,
         sandbox: Sandbox | None = None,
         workdir: Path | None = None,
     ) -> None:
@@ -167,123 +84,158 @@ class LocalRunner:
                 "django/django $DIR/django__django), or use swebench:docker with a Docker daemon"
             )
         self.mirrors = Path(root)
-        self.specs = specs if specs is not None else load_specs()
-        self.sandbox = sandbox or Sandbox()
         self.workdir = workdir or shared_dir("swebench")
-        self._git_locks: dict[Path, threading.Lock] = {}
-        self._env_locks: dict[Path, threading.Lock] = {}
-        self._locks_lock = threading.Lock()
+        _refuse_tmp(self.workdir)
+        self.environments = Environments(self.workdir)
+        self._sandbox = sandbox
+        self._plans: dict[tuple[str, str, str, str], Plan] = {}
+        self._plans_lock = threading.Lock()
+        _remove_dead_runs(self.workdir / "runs")
 
-    def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
-        """Grade one patch: ``{"resolved": bool, "status": ..., ...}`` (never raises for a
-        bad patch; raises MonkeysError for a broken setup)."""
-        spec = spec_for(self.specs, instance["repo"], instance["version"])
-        env = self.environment(instance, spec)
-        with self._worktree(instance["repo"], instance["base_commit"]) as tree:
-            applied, how = apply_patch(tree, patch)
-            if not applied:
-                return {"resolved": False, "status": "patch_failed", "detail": how[-2000:]}
-            files = test_files(instance["test_patch"])
-            for file in files:  # undo the candidate's edits to tests (new files stay)
-                _git(tree, "checkout", instance["base_commit"], "--", file, check=False)
-            test_ok, test_how = apply_patch(tree, instance["test_patch"])
-            if not test_ok:
-                return {"resolved": False, "status": "test_patch_failed", "detail": test_how}
-            command = " ".join([spec.test_cmd, *map(shlex.quote, directives(spec, files))])
-            code, output = self.sandbox.run_command(
-                ["bash", "-c", command],
-                tree,
-                env={
-                    "PATH": f"{env / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-                    "VIRTUAL_ENV": str(env),
-                    "PYTHONPATH": str(tree),  # the patched checkout, not the env's copy
-                    "PYTHONDONTWRITEBYTECODE": "1",
-                },
-                timeout_s=spec.timeout_s,
-            )
-        return grade(instance, spec, output, code)
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:  # built on first use: planning needs none
+            self._sandbox = Sandbox()
+        return self._sandbox
 
-    # -- environments --------------------------------------------------------------------
+    def plan(self, instance: dict[str, Any]) -> Plan:
+        """What the instance's environment is built from (worked out once per setup)."""
+        setup = instance.get("environment_setup_commit") or instance["base_commit"]
+        key = (instance["repo"], str(instance["version"]), setup, instance["base_commit"])
+        with self._plans_lock:
+            if key not in self._plans:
+                spec = spec_for(instance["repo"], str(instance["version"]))
+                interpreter = find_python(spec.python, self.workdir)
+                mirror = self.mirror(instance["repo"])
+                self._plans[key] = plan_for(instance, spec, interpreter, mirror)
+            return self._plans[key]
 
-    def environment(self, instance: dict[str, Any], spec: RepoSpec) -> Path:
-        """The virtualenv of (repo, version, spec), built on first use and reused."""
-        digest = hashlib.sha256(json.dumps(asdict(spec), sort_keys=True).encode()).hexdigest()
-        name = f"{instance['repo'].replace('/', '__')}__{instance['version']}-{digest[:10]}"
-        env = self.workdir / "envs" / name
-        with self._lock_for(self._env_locks, env), _file_lock(env.with_suffix(".lock")):
-            if (env / ".ready").is_file():
-                return env
-            shutil.rmtree(env, ignore_errors=True)
-            self._build_environment(env, instance, spec)
-            (env / ".ready").write_text(json.dumps(asdict(spec)))
-        return env
+    def verdict_key(self, instance: dict[str, Any]) -> str:
+        """The environment's name: a digest of the spec, interpreter, setup commit,
+        requirements and base commit, everything besides the instance's tests that decides
+        its verdicts."""
+        return self.plan(instance).name
 
-    def _build_environment(self, env: Path, instance: dict[str, Any], spec: RepoSpec) -> None:
-        python = shutil.which(spec.python) or shutil.which(f"python{spec.python}")
-        if python is None:
-            raise MonkeysError(
-                f"{instance['repo']} {instance['version']} needs the interpreter "
-                f"{spec.python!r}, which is not on PATH; install it or set its path in "
-                f"{SPECS_ENV}"
-            )
-        log = env.with_suffix(".build.log")
-        venv = [python, "-m", "venv", *(["--system-site-packages"] * spec.system_site_packages)]
-        steps = [[*venv, str(env)]]
-        if spec.pip_packages:
-            steps.append([str(env / "bin" / "python"), "-m", "pip", "install", *spec.pip_packages])
-        logger.info("building the test environment %s", env.name)
-        with open(log, "w") as out:
-            for step in steps:
-                if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
-                    raise MonkeysError(f"building {env.name} failed at {step[:4]}; see {log}")
-            if spec.install:
-                commit = instance.get("environment_setup_commit") or instance["base_commit"]
-                path = f"{env / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
-                with self._worktree(instance["repo"], commit, keep=env / "src") as src:
-                    done = subprocess.run(
-                        ["bash", "-c", spec.install],
-                        cwd=src,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        env={**os.environ, "PATH": path, "VIRTUAL_ENV": str(env)},
-                    )
-                if done.returncode != 0:
-                    raise MonkeysError(f"`{spec.install}` failed for {env.name}; see {log}")
-
-    # -- checkouts -----------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _worktree(self, repo: str, commit: str, keep: Path | None = None) -> Iterator[Path]:
-        """A worktree of the mirror at ``commit`` (removed afterwards unless ``keep``)."""
+    def mirror(self, repo: str) -> Path:
         mirror = self.mirrors / repo.replace("/", "__")
         if not (mirror / ".git").exists() and not (mirror / "HEAD").is_file():
             raise MonkeysError(
                 f"no local mirror of {repo}: expected a git clone at {mirror} "
                 f"(git clone https://github.com/{repo} {mirror})"
             )
-        scratch = self.workdir / "trees"
-        scratch.mkdir(parents=True, exist_ok=True)
-        tree = keep or Path(tempfile.mkdtemp(prefix="tree-", dir=scratch))
-        with self._lock_for(self._git_locks, mirror):
-            added = _git(
-                mirror, "worktree", "add", "--detach", "--force", str(tree), commit, check=False
-            )
-        if added.returncode != 0:
-            raise MonkeysError(
-                f"cannot check out {repo} at {commit} from {mirror}: {added.stderr.strip()}; "
-                "fetch the mirror (git -C MIRROR fetch --all)"
-            )
-        try:
-            yield tree
-        finally:
-            if keep is None:
-                with self._lock_for(self._git_locks, mirror):
-                    _git(mirror, "worktree", "remove", "--force", str(tree), check=False)
-                shutil.rmtree(tree, ignore_errors=True)
+        return mirror
 
-    def _lock_for(self, locks: dict[Path, threading.Lock], key: Path) -> threading.Lock:
-        with self._locks_lock:
-            return locks.setdefault(key, threading.Lock())
+    def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
+        """Grade one patch: ``{"resolved": bool, "status": ..., "log": path, ...}``.
+        Never raises for a bad patch; a broken setup is ``env_failed``."""
+        try:
+            plan = self.plan(instance)
+            image = self.environments.get(plan, self.mirror(instance["repo"]))
+        except EnvironmentBuildError as err:
+            return {"resolved": False, "status": "env_failed", "reason": str(err)}
+        log = self.log_path(instance, patch)
+        with self._run_dir() as run:
+            tree = run / "tree"
+            clone(self.mirror(instance["repo"]), instance["base_commit"], tree)
+            if plan.spec.pre_install:
+                self._sandboxed(plan, run, " && ".join(plan.spec.pre_install), timeout_s=600)
+            applied, how = apply_patch(tree, patch)
+            if not applied:
+                log.write_text(how)
+                return {"resolved": False, "status": "patch_failed",
+                        "reason": "no fallback applies the patch", "log": str(log)}  # fmt: skip
+            reset_files(tree, instance["base_commit"], patched_files(instance["test_patch"]))
+            test_ok, test_how = apply_patch(tree, instance["test_patch"])
+            if not test_ok:
+                log.write_text(test_how)
+                return {"resolved": False, "status": "patch_failed", "log": str(log),
+                        "reason": "the test patch does not apply after this patch"}  # fmt: skip
+            copy_env(image, run / "venv")
+            code, output = self._sandboxed(
+                plan, run, eval_script(plan.spec, instance), timeout_s=plan.spec.timeout_s
+            )
+        log.write_text(output)
+        return {**grade(instance, plan.spec, output, code), "log": str(log)}
+
+    def log_path(self, instance: dict[str, Any], patch: str) -> Path:
+        digest = hashlib.sha256(patch.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        path = self.workdir / "logs" / instance["instance_id"] / f"{digest}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def _sandboxed(
+        self, plan: Plan, run: Path, script: str, timeout_s: float
+    ) -> tuple[int | None, str]:
+        venv = run / "venv"
+        env = {
+            "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "VIRTUAL_ENV": str(venv),
+            "LANG": "C.UTF-8",
+            # setuptools_scm cannot read the tree's git metadata in the sandbox.
+            "SETUPTOOLS_SCM_PRETEND_VERSION": plan.version,
+            **OFFLINE_PIP,
+            **plan.interpreter.env(),
+        }
+        return self.sandbox.run_command(
+            ["bash", "-c", f"cd tree && {script}"],
+            run,
+            env=env,
+            timeout_s=timeout_s,
+            network=plan.spec.network,
+        )
+
+    @contextlib.contextmanager
+    def _run_dir(self) -> Iterator[Path]:
+        runs = self.workdir / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        run = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=runs))
+        run.chmod(0o755)
+        try:
+            yield run
+        finally:
+            shutil.rmtree(run, ignore_errors=True)
+
+
+def eval_script(spec: RepoSpec, instance: dict[str, Any]) -> str:
+    """The harness's eval steps after the patches: ``eval_commands``, ``install`` again
+    (its status recorded, not fatal, as in the harness), the tests between markers."""
+    from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT, TEST_EXIT_CODE
+
+    directives = test_directives(instance["repo"], instance["test_patch"])
+    tests = " ".join([spec.test_cmd, *map(shlex.quote, directives)])
+    lines = [*spec.eval_commands]
+    if spec.install:
+        lines += [f'export PYTHONPATH="$VIRTUAL_ENV/{BUILD_BACKEND}"', spec.install,
+                  f'echo "{_INSTALL_EXIT}: $?"', "unset PYTHONPATH"]  # fmt: skip
+    lines += [f"echo '{START_TEST_OUTPUT}'", tests, "code=$?", f"echo '{END_TEST_OUTPUT}'",
+              f'echo "{TEST_EXIT_CODE}: $code"']  # fmt: skip
+    return "\n".join(lines)
+
+
+def clone(mirror: Path, commit: str, tree: Path) -> None:
+    """A repository at ``commit`` sharing the mirror's objects (fast, nothing registered)."""
+    done = subprocess.run(
+        ["git", "clone", "--quiet", "--shared", "--no-checkout", str(mirror), str(tree)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode == 0:
+        done = _git(tree, "checkout", "--quiet", "--detach", commit, check=False)
+    if done.returncode != 0:
+        raise MonkeysError(
+            f"cannot check out {commit} from {mirror}: {done.stderr.strip()}; "
+            f"fetch the mirror (git -C {mirror} fetch --all)"
+        )
+
+
+def reset_files(tree: Path, commit: str, files: list[str]) -> None:
+    """The test patch's files as at ``commit``: the candidate's edits undone, files it
+    created there removed (the test patch creates them itself)."""
+    for file in files:
+        if _git(tree, "cat-file", "-e", f"{commit}:{file}", check=False).returncode == 0:
+            _git(tree, "checkout", commit, "--", file)
+        else:
+            (tree / file).unlink(missing_ok=True)
 
 
 def apply_patch(tree: Path, patch: str) -> tuple[bool, str]:
@@ -308,16 +260,8 @@ def apply_patch(tree: Path, patch: str) -> tuple[bool, str]:
 
 
 def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | None) -> dict:
-    """Verdict from the test output, by swebench's log parser and grading functions."""
-    from swebench.harness.constants import (
-        END_TEST_OUTPUT,
-        FAIL_TO_PASS,
-        PASS_TO_PASS,
-        START_TEST_OUTPUT,
-        TEST_EXIT_CODE,
-        TESTS_TIMEOUT,
-        ResolvedStatus,
-    )
+    """Verdict from the test log, by swebench's log parser and grading functions."""
+    from swebench.harness.constants import FAIL_TO_PASS, PASS_TO_PASS, ResolvedStatus
     from swebench.harness.grading import (
         get_eval_tests_report,
         get_logs_eval,
@@ -325,6 +269,9 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
     )
     from swebench.types import TestSpec
 
+    if code is None:
+        return {"resolved": False, "status": "timeout",
+                "reason": f"the tests ran over {spec.timeout_s:.0f} s"}  # fmt: skip
     f2p, p2p = (_tests(instance[key]) for key in (FAIL_TO_PASS, PASS_TO_PASS))
     test_spec = TestSpec(
         instance_id=instance["instance_id"],
@@ -337,26 +284,34 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
         log_parser=spec.log_parser,
         eval_type="pass_and_fail",
     )
-    tail = f"{TEST_EXIT_CODE}: {code}\n" if code is not None else f"{TESTS_TIMEOUT}\n"
-    log = f"{START_TEST_OUTPUT}\n{output}\n{END_TEST_OUTPUT}\n{tail}"
     with tempfile.NamedTemporaryFile("w", suffix=".log", delete=False) as file:
-        file.write(log)
+        file.write(output)
     try:
         status_map, found = get_logs_eval(test_spec, file.name)
     finally:
         os.unlink(file.name)
-    if code is None:
-        return {"resolved": False, "status": "timeout", "detail": output[-2000:]}
+    install = _install_exit(output)
     if not found:
-        return {"resolved": False, "status": "no_test_results", "detail": output[-2000:]}
+        return {"resolved": False, "status": "no_test_results", "install_exit": install,
+                "reason": "the log holds no test results"}  # fmt: skip
     report = get_eval_tests_report(status_map, {FAIL_TO_PASS: f2p, PASS_TO_PASS: p2p})
-    status = get_resolution_status(report)
+    resolved = get_resolution_status(report) == ResolvedStatus.FULL.value
+    failing = report[FAIL_TO_PASS]["failure"] + report[PASS_TO_PASS]["failure"]
     return {
-        "resolved": status == ResolvedStatus.FULL.value,
-        "status": status,
+        "resolved": resolved,
+        "status": "resolved" if resolved else "tests_failed",
+        "failing_tests": failing,
         "fail_to_pass_failed": report[FAIL_TO_PASS]["failure"],
         "pass_to_pass_failed": report[PASS_TO_PASS]["failure"],
+        "install_exit": install,
     }
+
+
+def _install_exit(output: str) -> int | None:
+    for line in output.splitlines():
+        if line.startswith(_INSTALL_EXIT):
+            return int(line.rsplit(":", 1)[1])
+    return None
 
 
 def _tests(value: str | list[str]) -> list[str]:
@@ -370,10 +325,21 @@ def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return done
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Across processes: two runs never build the same environment at once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+def _refuse_tmp(workdir: Path) -> None:
+    """bwrap mounts an empty /tmp: environments under it would vanish in the sandbox and
+    the tests would run the host's tools instead."""
+    if Path(workdir).resolve().is_relative_to("/tmp"):
+        raise MonkeysError(
+            f"the SWE-bench work directory {workdir} is under /tmp, which the sandbox "
+            "replaces with an empty one; set MONKEYS_SANDBOX_DIR elsewhere (e.g. /var/tmp)"
+        )
+
+
+def _remove_dead_runs(runs: Path) -> None:
+    """Run directories of processes that died (killed mid-patch), named ``<pid>-*``."""
+    if not runs.is_dir():
+        return
+    for run in runs.iterdir():
+        pid = run.name.split("-", 1)[0]
+        if pid.isdigit() and not Path("/proc", pid).exists():
+            shutil.rmtree(run, ignore_errors=True)
