@@ -95,14 +95,9 @@ def test_math_equivalence(a: str, b: str, same: bool) -> None:
 
 def test_math_targets_from_both_hub_schemas() -> None:
     checker = get_verifier("math")
-    assert (
-        checker.target({"problem": "?", "solution": "so $\\boxed{\\frac{3}{4}}$."})
-        == "\\frac{3}{4}"
-    )
-    assert (
-        checker.target({"problem": "?", "solution": "...", "answer": "\\frac{3}{4}"})
-        == "\\frac{3}{4}"
-    )
+    from_solution = checker.target({"problem": "?", "solution": "so $\\boxed{\\frac{3}{4}}$."})
+    from_answer = checker.target({"problem": "?", "solution": "...", "answer": "\\frac{3}{4}"})
+    assert from_solution == from_answer == "math-v2|\\frac{3}{4}"
 
 
 class CountingChecker:
@@ -148,7 +143,9 @@ def test_math_summary_groups_equivalent_wrong_answers() -> None:
         "$\\boxed{3}$",
         "nothing",
     ]
-    summary = score_samples(completions, "\\frac12", Grader(get_verifier("math"))).summary
+    checker = get_verifier("math")
+    target = checker.target({"answer": "\\frac12"})
+    summary = score_samples(completions, target, Grader(checker)).summary
     assert summary.c == 2
     assert summary.class_sizes == (2, 2, 1)  # {1/2, 0.5} {2, 4/2} {3}
     assert summary.class_correct == (True, False, False)
