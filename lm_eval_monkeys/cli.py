@@ -213,6 +213,7 @@ def _run_lm_eval(argv: list[str]) -> None:
     own.add_argument("--shards_on_ray", type=int, help="N: run N shards as Ray tasks, merged")
     own.add_argument("--ray_address", help="the Ray cluster (default: RAY_ADDRESS)")
     own.add_argument("--ray_gpus_per_shard", type=float, default=0.0)
+    own.add_argument("--preset", help="run each task's preset variant, e.g. paper")
     extra, rest = own.parse_known_args(argv)
     # Fail on bad input before lm-eval spends a minute loading a model.
     from lm_eval_monkeys.data import local_data_dir
@@ -243,6 +244,10 @@ def _run_lm_eval(argv: list[str]) -> None:
     args = cli.parse_args()
     if hasattr(args, "include_path"):
         args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
+    if extra.preset is not None:
+        from lm_eval_monkeys.presets import preset_tasks
+
+        args.tasks = preset_tasks(list(getattr(args, "tasks", None) or []), extra.preset)
     if str(getattr(args, "model", "")).startswith("monkeys-") and args.output_path:
         # The run's sample store lives under --output_path (a directory, or a file's parent).
         out = Path(args.output_path)
