@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_monkeys.estimators import default_ks, majority_at_k
+from lm_eval_monkeys.metrics.estimators import default_ks, majority_at_k
 
 N = 10_000
 Problem = tuple[list[int], list[bool], int]

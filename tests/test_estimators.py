@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.estimators import coverage_at_k, default_ks, majority_at_k
+from lm_eval_monkeys.metrics.estimators import coverage_at_k, default_ks, majority_at_k
 
 
 def exact_coverage(n: int, c: int, k: int) -> Fraction:

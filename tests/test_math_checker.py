@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from lm_eval_monkeys.verifiers import get_verifier
 from lm_eval_monkeys.verifiers.math import (
     RULES_VERSION,

@@ -9,10 +9,10 @@ import pytest
 from conftest import run_cli
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks.minerva_math.utils import list_fewshot_samples
-from lm_eval_monkeys.task_configs import TASK_DIR
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.presets import preset_tasks
+from lm_eval_monkeys.task_configs import TASK_DIR
+from lm_eval_monkeys.tasks.presets import preset_tasks
 
 PAPER_SAMPLING = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "max_gen_toks": 1024}
 

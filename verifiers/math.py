@@ -27,8 +27,10 @@ from typing import Any
 
 import sympy
 from lm_eval.tasks.minerva_math.utils import last_boxed_only_string, remove_boxed
-from lm_eval_monkeys.verifiers import verifier
 from math_verify import parse, verify
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import AnswerChecker
 
 # Part of every target key: verdicts cached under an older comparison rule are not reused.
 RULES_VERSION = "math-v2"
@@ -240,7 +242,7 @@ def _expr_key(value: sympy.Expr) -> str:
     return "num:" + ",".join(map(str, symbols)) + ":" + ":".join(parts)
 
 
-class MathChecker:
+class MathChecker(AnswerChecker):
     """Equivalence-based checker for MATH and MATH-500."""
 
     def extract(self, completion: str) -> str | None:
@@ -268,6 +270,7 @@ class MathChecker:
         return group_key(answer)
 
 
-@verifier("math")
-def math() -> MathChecker:
+def math(options: str) -> MathChecker:
+    if options:
+        raise MonkeysError(f"math takes no options, got math:{options}")
     return MathChecker()
