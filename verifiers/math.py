@@ -242,6 +242,14 @@ def _expr_key(value: sympy.Expr) -> str:
     return "num:" + ",".join(map(str, symbols)) + ":" + ":".join(parts)
 
 
+def reference_answer(doc: dict[str, Any]) -> str | None:
+    """A MATH record's answer as written (its target key less the rules version)."""
+    # MATH-500 records carry the short answer; MATH records only the solution.
+    if doc.get("answer"):
+        return tidy_answer(str(doc["answer"]))
+    return extract_math_answer(doc["solution"])
+
+
 class MathChecker(AnswerChecker):
     """Equivalence-based checker for MATH and MATH-500."""
 
@@ -249,12 +257,7 @@ class MathChecker(AnswerChecker):
         return extract_math_answer(completion)
 
     def target(self, doc: dict[str, Any]) -> str:
-        # MATH-500 records carry the short answer; MATH records only the solution.
-        if doc.get("answer"):
-            answer = tidy_answer(str(doc["answer"]))
-        else:
-            answer = extract_math_answer(doc["solution"])
-        return _KEY_PREFIX + (answer or "")
+        return _KEY_PREFIX + (reference_answer(doc) or "")
 
     def is_correct(self, answer: str, target: str) -> bool:
         written = target.removeprefix(_KEY_PREFIX)
