@@ -21,8 +21,9 @@ from scipy.special import gammaln
 
 from lm_eval_monkeys.errors import MonkeysError
 
-# Probability majority@k may neglect per correct class and k (vote counts, rivals, edge
-# states, each bounded); with float rounding the result is exact to 1e-12 (README).
+# Probability majority@k may neglect per correct class and k in each of its four kinds of
+# shortcut (rare vote counts, pairs settled by Hoeffding's bound, rivals that cannot reach
+# a count or surely beat it, convolution edges): 4e-14 in all, exact to 1e-12 (README).
 _BUDGET = 1e-14
 # 2-d convolutions up to this many cell products run directly (exact sums), larger by FFT
 # (absolute error ~1e-16 per cell, far inside the budget once summed).
@@ -84,8 +85,8 @@ def majority_at_k(
     bigger than every rival wins when it reaches more votes than the largest rival can
     take; at x = 1 rivals tie with each vote they get (binomials per rival size, which
     covers all-singleton and one-class-plus-singletons problems); a rival beyond doubt
-    by Hoeffding's bound settles a vote count. At most ``_BUDGET`` of probability is
-    neglected per class and k (vote counts, rivals and states below it).
+    by Hoeffding's bound settles a vote count. Each kind of neglected probability (vote
+    counts, rivals and states below it) is bounded by ``_BUDGET`` per class and k.
     """
     sizes = np.asarray(class_sizes, dtype=np.int64)
     correct = np.asarray(class_correct, dtype=bool)
