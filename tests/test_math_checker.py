@@ -86,6 +86,8 @@ def judged(target: str, answer: str) -> bool:
         ("0.33", "0.330", True),
         ("1.41", r"\sqrt{2}", True),
         ("1.42", r"\sqrt{2}", False),
+        ("1.5", r"\frac{3}{2}", True),
+        ("1.5", r"\frac{29}{20}", False),  # 1.45: halfway, rounds to neither for sure
         # complex numbers, radicals, units
         ("6 - 5i", "6-5i", True),
         ("6 - 5i", "6+5i", False),

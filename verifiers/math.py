@@ -157,7 +157,8 @@ def _substituted(value: Any, mapping: dict[sympy.Symbol, Any]) -> Any:
 
 
 def _rounds_to(answer: Any, target: Any, places: int) -> bool:
-    """Whether an exact number rounds to a decimal target at the target's places."""
+    """Whether an exact number rounds to a decimal target at the target's places (is
+    within half a unit of its last place)."""
     if not _is_expr(answer) or answer.free_symbols:
         return False
     if isinstance(answer, sympy.Rational):
@@ -167,7 +168,8 @@ def _rounds_to(answer: Any, target: Any, places: int) -> bool:
         if not approx.is_real:
             return False
         value = Fraction(str(approx))
-    return abs(value - Fraction(int(target.p), int(target.q))) <= Fraction(1, 2 * 10**places)
+    # Strictly inside: a value halfway between two decimals rounds to neither unambiguously.
+    return abs(value - Fraction(int(target.p), int(target.q))) < Fraction(1, 2 * 10**places)
 
 
 def matches(target: Parsed, answer: Parsed, *, decimal_tolerance: bool = True) -> bool:
