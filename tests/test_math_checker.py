@@ -162,3 +162,26 @@ def test_every_math500_target_verifies_as_written_and_boxed() -> None:
             elif group_key(answer) != group_key(written):
                 failures.append((record["answer"], answer, "group key"))
     assert failures == []
+
+
+def test_every_math_target_parses_and_survives_a_box_round_trip() -> None:
+    """All 5,000 MATH test targets (the last box of each solution): parsed, and equal to
+    themselves re-extracted from ``\\boxed{}``, with equal group keys."""
+    path = Path(os.environ.get("MONKEYS_DATA_DIR", "../shared/data")) / "math/test.jsonl"
+    if not path.exists():
+        pytest.skip(f"no MATH file at {path}")
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(records) == 5000
+    unparsed, failures = [], []
+    for record in records:  # the local copy keeps the full solution under "answer"
+        written = extract_math_answer(record["answer"])
+        target = parse_answer(written) if written else None
+        if target is None:
+            unparsed.append(written)
+            continue
+        boxed = extract_math_answer(f"so $\\boxed{{{written}}}$")
+        parsed = parse_answer(boxed) if boxed else None
+        if parsed is None or not matches(target, parsed) or group_key(boxed) != group_key(written):
+            failures.append((written, boxed))
+    assert failures == []
+    assert len(unparsed) <= 1, unparsed  # one target math-verify cannot read at all
