@@ -20,14 +20,17 @@ and text answers keep their structure. On the parsed forms:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import sympy
 from lm_eval.tasks.minerva_math.utils import last_boxed_only_string, remove_boxed
 from math_verify import parse, verify
+from math_verify.errors import TimeoutException
+from math_verify.utils import timeout
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.base import AnswerChecker
@@ -109,6 +112,19 @@ def _exact(value: Any) -> Any:
     return value
 
 
+T = TypeVar("T")
+
+
+def _safely(compute: Callable[[], T], default: T) -> T:
+    """``compute()`` within math-verify's time limit; model output that sympy cannot handle
+    in time, or at all (huge powers overflow), gets ``default``: never a match, never a
+    crash."""
+    try:
+        return timeout(_TIMEOUT_S)(compute)()
+    except (Exception, TimeoutException):  # arbitrary model output: any failure is a "no"
+        return default
+
+
 def _equation(value: Any) -> sympy.Eq | None:
     """An equation or a chain ``a = b = c`` (as ``a = c``), else None."""
     if isinstance(value, sympy.Eq):
@@ -130,8 +146,12 @@ def _same_equation(target: sympy.Eq, answer: sympy.Eq) -> bool:
     t, a = target.lhs - target.rhs, answer.lhs - answer.rhs
     if t == 0 or a == 0:
         return bool(t == a)
-    ratio = sympy.cancel(sympy.together(a / t))
-    return bool(ratio.is_number and ratio.is_finite and ratio != 0)
+
+    def constant_ratio() -> bool:
+        ratio = sympy.cancel(sympy.together(a / t))
+        return bool(ratio.is_number and ratio.is_finite and ratio != 0)
+
+    return _safely(constant_ratio, False)
 
 
 def _same_value(target: Any, answer: Any) -> bool:
@@ -162,14 +182,18 @@ def _rounds_to(answer: Any, target: Any, places: int) -> bool:
     if not _is_expr(answer) or answer.free_symbols:
         return False
     if isinstance(answer, sympy.Rational):
-        value = Fraction(int(answer.p), int(answer.q))
+        value: Fraction | None = Fraction(int(answer.p), int(answer.q))
     else:  # 40 digits: an irrational number never sits within 1e-40 of a rounding edge
-        approx = sympy.N(answer, 40)
-        if not approx.is_real:
-            return False
-        value = Fraction(str(approx))
+        value = _safely(lambda: _real_digits(answer, 40), None)
+    if value is None:
+        return False
     # Strictly inside: a value halfway between two decimals rounds to neither unambiguously.
     return abs(value - Fraction(int(target.p), int(target.q))) < Fraction(1, 2 * 10**places)
+
+
+def _real_digits(value: sympy.Expr, digits: int) -> Fraction | None:
+    approx = sympy.N(value, digits)
+    return Fraction(str(approx)) if approx.is_real and approx.is_finite else None
 
 
 def matches(target: Parsed, answer: Parsed, *, decimal_tolerance: bool = True) -> bool:
@@ -236,9 +260,8 @@ def _expr_key(value: sympy.Expr) -> str:
         return "text:" + "".join(sorted("".join(map(str, factors)).lower()))
     point = {s: _PROBE[i % len(_PROBE)] + i for i, s in enumerate(symbols)}
     point.update({s: sympy.I for s in symbols if str(s) == "i"})
-    try:
-        number = complex(sympy.N(value.xreplace(point), 15))
-    except (TypeError, ValueError):
+    number = _safely(lambda: complex(sympy.N(value.xreplace(point), 15)), None)
+    if number is None:  # no numeric value: compared with every such answer of its symbols
         return "expr:" + ",".join(map(str, symbols))
     parts = (f"{part:.9e}" if part != 0 else "0" for part in (number.real, number.imag))
     return "num:" + ",".join(map(str, symbols)) + ":" + ":".join(parts)
