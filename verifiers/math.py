@@ -20,6 +20,7 @@ and text answers keep their structure. On the parsed forms:
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -118,9 +119,10 @@ T = TypeVar("T")
 def _safely(compute: Callable[[], T], default: T) -> T:
     """``compute()`` within math-verify's time limit; model output that sympy cannot handle
     in time, or at all (huge powers overflow), gets ``default``: never a match, never a
-    crash."""
+    crash. The limit is a SIGALRM, so it applies on the main thread only (as math-verify's)."""
+    on_main = threading.current_thread() is threading.main_thread()
     try:
-        return timeout(_TIMEOUT_S)(compute)()
+        return (timeout(_TIMEOUT_S)(compute) if on_main else compute)()
     except (Exception, TimeoutException):  # arbitrary model output: any failure is a "no"
         return default
 
