@@ -21,7 +21,14 @@ from lm_eval_monkeys.analysis.stored_rewards import (
     with_stored_rewards,
 )
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import Curves, default_ks, flatten, metric_families, problem_curves
+from lm_eval_monkeys.metrics import (
+    Curves,
+    default_ks,
+    flatten,
+    metric_families,
+    needs_votes,
+    problem_curves,
+)
 from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord
 from lm_eval_monkeys.task_configs import installed_metadata
 from lm_eval_monkeys.verification import ProblemAnswers, ScoredSamples, VerdictResolver, score
@@ -115,10 +122,15 @@ def problem_chunks(
 
 
 def scored_problems(
-    store: SampleStore, task: str, checker: Checker, resolver: VerdictResolver
+    store: SampleStore,
+    task: str,
+    checker: Checker,
+    resolver: VerdictResolver,
+    group: bool = True,
 ) -> Iterator[tuple[int, list[Sample], ScoredSamples]]:
     """Each stored problem of a task with its samples and their verdicts; the distinct
-    answers of a chunk of problems are resolved together (cache, then the backend)."""
+    answers of a chunk of problems are resolved together (cache, then the backend), then
+    grouped into vote classes if ``group``."""
     for chunk in problem_chunks(store, task):
         answered = []
         for doc_id, doc, samples in chunk:
@@ -132,7 +144,7 @@ def scored_problems(
             answered.append((doc_id, samples, problem))
         verdicts = resolver.resolve(problem for _, _, problem in answered)
         for doc_id, samples, problem in answered:
-            yield doc_id, samples, score(problem, verdicts, checker)
+            yield doc_id, samples, score(problem, verdicts, checker, group)
 
 
 ProblemHook = Callable[[str, int, list[Sample], ScoredSamples], None]
@@ -158,10 +170,11 @@ def rescore_store(
     for task in store.tasks():
         scoring = task_scoring(store, task, verifier)
         resolver = VerdictResolver(scoring.checker, store.verdicts, backend)
+        group = needs_votes(scoring.metrics) or reward_model is not None  # rm_majority
         summaries = []
         try:
             for doc_id, samples, scored in tqdm(
-                scored_problems(store, task, scoring.checker, resolver),
+                scored_problems(store, task, scoring.checker, resolver, group),
                 desc=f"rescore {task}",
                 unit="problem",
             ):

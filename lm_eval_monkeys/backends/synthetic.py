@@ -80,7 +80,9 @@ def _writer_for(doc: dict[str, Any]):
 
         return gsm8k
     if "problem" in doc:
-        target = get_verifier("math").target(doc) or "0"
+        from lm_eval_monkeys.verifiers.math import reference_answer
+
+        target = reference_answer(doc) or "0"
         wrong_answers = ["0", "1", "2", "-1", "\\frac{1}{2}", f"{target}+1"]
 
         def math(rng: random.Random, correct: bool) -> str:

@@ -1,9 +1,9 @@
 """The ``lm_eval`` run: lm-eval's own CLI with our task directory, models and flags.
 
-``--repeats``, ``--ks``, ``--shard`` and ``--shards_on_ray`` are ours; everything else is
-lm-eval's. Bad input is refused before lm-eval spends a minute loading a model. After a
-store-backed run, the k-by-metric table is read back from the run's store (whose
-verdicts the run cached), so nothing of lm-eval's is patched or parsed.
+``--repeats``, ``--ks``, ``--preset``, ``--shard`` and ``--shards_on_ray`` are ours;
+everything else is lm-eval's. Bad input is refused before lm-eval spends a minute loading
+a model. After a store-backed run, the k-by-metric table is read back from the run's
+store (whose verdicts the run cached), so nothing of lm-eval's is patched or parsed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ def run_lm_eval(argv: list[str]) -> None:
     own.add_argument("--shards_on_ray", type=int, help="N: run N shards as Ray tasks, merged")
     own.add_argument("--ray_address", help="the Ray cluster (default: RAY_ADDRESS)")
     own.add_argument("--ray_gpus_per_shard", type=float, default=0.0)
+    own.add_argument("--preset", help="run each task's preset variant, e.g. paper")
     extra, rest = own.parse_known_args(argv)
+    if extra.preset is not None:
+        rest = _with_preset(rest, extra.preset)
     from lm_eval_monkeys.tasks.data import local_data_dir
 
     local_data_dir()
@@ -98,6 +101,17 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
         from lm_eval_monkeys.cli.table import metric_table
 
         print("\n" + metric_table(rescore_run(run_dir)))
+
+
+def _with_preset(rest: list[str], preset: str) -> list[str]:
+    """lm-eval's arguments with ``--tasks`` naming each task's preset variant."""
+    from lm_eval_monkeys.tasks.presets import preset_tasks
+
+    tasks = argparse.ArgumentParser(add_help=False)
+    tasks.add_argument("--tasks", "-t", nargs="+", default=[])
+    found, others = tasks.parse_known_args(rest)
+    names = [name.strip() for item in found.tasks for name in item.split(",") if name.strip()]
+    return [*others, "--tasks", ",".join(preset_tasks(names, preset))]
 
 
 def _run_dir(args: argparse.Namespace) -> Path | None:

@@ -10,6 +10,7 @@ from lm_eval_monkeys.metrics.registry import (
     flatten,
     metric_families,
     needs_rewards,
+    needs_votes,
     problem_curves,
 )
 from lm_eval_monkeys.metrics.summary import ProblemSummary
@@ -24,5 +25,6 @@ __all__ = [
     "majority_at_k",
     "metric_families",
     "needs_rewards",
+    "needs_votes",
     "problem_curves",
 ]

@@ -29,26 +29,28 @@ CurveFn = Callable[[ProblemSummary, Sequence[int]], Sequence[float] | np.ndarray
 class _Registered:
     curve: CurveFn  # every requested k at once
     needs_rewards: bool
+    needs_votes: bool  # reads the vote classes, so answers must be grouped by equivalence
 
 
 _METRICS: dict[str, _Registered] = {}
 
 
-def metric(name: str) -> Callable[[MetricFn], MetricFn]:
-    """Register ``fn(summary, k) -> float`` as metric ``name`` (reported as ``name@k``)."""
+def metric(name: str, *, votes: bool = False) -> Callable[[MetricFn], MetricFn]:
+    """Register ``fn(summary, k) -> float`` as metric ``name`` (reported as ``name@k``);
+    ``votes``: it reads the summary's vote classes."""
 
     def register(fn: MetricFn) -> MetricFn:
-        _METRICS[name] = _Registered(lambda summary, ks: [fn(summary, k) for k in ks], False)
+        _METRICS[name] = _Registered(lambda s, ks: [fn(s, k) for k in ks], False, votes)
         return fn
 
     return register
 
 
-def reward_metric(name: str) -> Callable[[CurveFn], CurveFn]:
+def reward_metric(name: str, *, votes: bool = False) -> Callable[[CurveFn], CurveFn]:
     """Register ``fn(summary, ks) -> values`` as ``name``, for summaries carrying rewards."""
 
     def register(fn: CurveFn) -> CurveFn:
-        _METRICS[name] = _Registered(fn, True)
+        _METRICS[name] = _Registered(fn, True, votes)
         return fn
 
     return register
@@ -60,7 +62,7 @@ def coverage(summary: ProblemSummary, k: int) -> float:
     return float(coverage_at_k(summary.n, summary.c, k))
 
 
-@metric("majority")
+@metric("majority", votes=True)
 def majority(summary: ProblemSummary, k: int) -> float:
     """Expected accuracy of a majority vote over k samples."""
     return majority_at_k(summary.class_sizes, summary.class_correct, summary.n_invalid, k)
@@ -74,7 +76,7 @@ def rm_best(summary: ProblemSummary, ks: Sequence[int]) -> np.ndarray:
     return rm_best_at_k(scores.rewards, correct, ks)
 
 
-@reward_metric("rm_majority")
+@reward_metric("rm_majority", votes=True)
 def rm_majority(summary: ProblemSummary, ks: Sequence[int]) -> np.ndarray:
     """Expected accuracy of a reward-weighted majority vote over k samples."""
     scores = _rewards(summary)
@@ -97,6 +99,12 @@ def metric_families(*, rewards: bool = True) -> list[str]:
 
 def needs_rewards(name: str) -> bool:
     return _METRICS[name].needs_rewards
+
+
+def needs_votes(names: Sequence[str]) -> bool:
+    """Whether any of these metrics reads vote classes: grouping answers by equivalence
+    (math-verify calls for MATH) is skipped for the others."""
+    return any(_METRICS[name].needs_votes for name in names)
 
 
 def problem_curves(summary: ProblemSummary, ks: Sequence[int], names: Sequence[str]) -> Curves:

@@ -19,7 +19,7 @@ from lm_eval.api.metrics import mean
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import flat_name, flatten, needs_rewards, problem_curves
+from lm_eval_monkeys.metrics import flat_name, flatten, needs_rewards, needs_votes, problem_curves
 from lm_eval_monkeys.store import SampleStore, StoredSamples, TaskRecord, reader
 from lm_eval_monkeys.store.shards import parse_shard
 from lm_eval_monkeys.tasks.options import parse_ks, parse_metrics, parse_repeats
@@ -116,7 +116,8 @@ class MonkeysTask(ConfigurableTask):
             self._bind(store)
             cache = store.verdicts
             completions = ref.load()  # a store-backed run: read this problem only
-        scored = score_completions(self.checker, doc, completions, cache)
+        group = needs_votes(self.metrics)
+        scored = score_completions(self.checker, doc, completions, cache, group=group)
         return flatten(problem_curves(scored.summary, self.ks, self.metrics))
 
     def _bind(self, store: SampleStore) -> None:
