@@ -20,7 +20,7 @@ from typing import Any
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.task_configs import TASK_DIR
 
-OWN_COMMANDS = ("verify", "rescore", "export", "task-dir", "merge", "reward", "report")
+OWN_COMMANDS = ("verify", "rescore", "export", "task-dir", "merge", "reward", "report", "compare")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -77,6 +77,7 @@ def _own_command(argv: list[str]) -> None:
     report.add_argument("--verifier", help="verify with another checker")
     report.add_argument("--ks", help="k values to compute metrics at (default: powers of two)")
     report.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
+    _add_compare_parser(commands)
     export = commands.add_parser("export", help="write every stored sample with its verdict")
     export.add_argument("run_dir", type=Path, help="the run's --output_path")
     export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
@@ -113,6 +114,8 @@ def _own_command(argv: list[str]) -> None:
         print(f"{scored} samples scored with {args.reward_model} -> {args.run_dir / STORE_FILE}")
     elif args.command == "report":
         _report(args)
+    elif args.command == "compare":
+        _compare(args)
     elif args.command == "export":
         from lm_eval_monkeys.export import export_run
 
@@ -177,6 +180,78 @@ def _report(args: argparse.Namespace) -> None:
     print(f"report of {len(args.run_dirs)} runs -> {report.output / 'report.html'}")
     for path in report.files:
         print(f"  {path}")
+
+
+def _add_compare_parser(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare", help="paired differences between runs on the same problems; a CI gate"
+    )
+    compare.add_argument(
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="baseline first, then the others"
+    )
+    compare.add_argument("--metrics", default="coverage,majority", help="e.g. coverage,gpass_0.5")
+    compare.add_argument("--ks", help="k values to compare at (default: powers of two)")
+    compare.add_argument("--verifier", help="verify every run with this checker")
+    compare.add_argument(
+        "--intersection", action="store_true", help="compare on the problems all runs hold"
+    )
+    compare.add_argument(
+        "--different_prompts", action="store_true", help="allow prompts or sampling to differ"
+    )
+    compare.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    compare.add_argument("--iters", type=int, default=2000, help="bootstrap resamples")
+    compare.add_argument("--seed", type=int, default=0, help="seed of bootstrap and flips")
+    compare.add_argument(
+        "--fail_if",
+        "--fail-if",
+        action="append",
+        default=[],
+        metavar="CONDITION",
+        help="e.g. 'coverage@16 < -0.02' or 'coverage@16 significant_drop 0.05' (repeatable)",
+    )
+    compare.add_argument("--summary", type=Path, help="Markdown summary file")
+    compare.add_argument("--json", type=Path, help="JSON result file")
+    compare.add_argument("--junit", type=Path, help="JUnit XML file, one test case per condition")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from lm_eval_monkeys import gate
+    from lm_eval_monkeys.compare import compare_runs
+    from lm_eval_monkeys.report import run_labels
+    from lm_eval_monkeys.tasks import parse_ks
+
+    conditions = [gate.parse_condition(text) for text in args.fail_if]
+    metrics = list(dict.fromkeys([m for m in args.metrics.split(",") if m]))
+    metrics += [c.metric for c in conditions if c.metric not in metrics]
+    comparison = compare_runs(
+        args.run_dirs,
+        run_labels(args.run_dirs),
+        metrics=metrics,
+        ks=parse_ks(args.ks, 1 << 62) if args.ks else None,
+        also_ks=[c.k for c in conditions],
+        verifier=args.verifier,
+        intersection=args.intersection,
+        different_prompts=args.different_prompts,
+        alpha=args.alpha,
+        iters=args.iters,
+        seed=args.seed,
+    )
+    checks = gate.evaluate(comparison, conditions)
+    summary = gate.markdown(comparison, checks)
+    outputs = {
+        path: render(comparison, checks)
+        for path, render in (
+            (args.summary, lambda *_: summary),
+            (args.json, gate.json_text),
+            (args.junit, gate.junit_xml),
+        )
+        if path is not None
+    }
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    gate.write_outputs(outputs, Path(step_summary) if step_summary else None, summary)
+    print(gate.text(comparison, checks))
+    if any(check.failed for check in checks):
+        sys.exit(1)
 
 
 def _add_backend_flags(parser: argparse.ArgumentParser) -> None:

@@ -4,6 +4,7 @@ lm-eval averages each ``name@k`` over problems, which gives the dataset-level fi
 because every metric here is an expectation per problem. Reward-model metrics
 (``@reward_metric``) take every k at once, since they share work across k (one sort by
 reward, one set of sampled subsets), and are computed only for summaries with rewards.
+Opt-in metrics (``passall``, ``gpass_τ``) are computed only when named.
 """
 
 from __future__ import annotations
@@ -13,32 +14,40 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.estimators import (
     coverage_at_k,
+    gpass_at_k,
     majority_at_k,
+    passall_at_k,
     rm_best_at_k,
     rm_majority_at_k,
 )
 from lm_eval_monkeys.selection import ProblemSummary, SampleRewards
 
 MetricFn = Callable[[ProblemSummary, int], float]
-CurveFn = Callable[[ProblemSummary, Sequence[int]], Sequence[float]]
+CurveFn = Callable[[ProblemSummary, Sequence[int]], "Sequence[float] | np.ndarray"]
 
 
 @dataclass(frozen=True)
 class _Registered:
     curve: CurveFn  # every requested k at once
     needs_rewards: bool
+    opt_in: bool = False  # computed only when named
 
 
 _METRICS: dict[str, _Registered] = {}
+# G-Pass@k at threshold τ is named gpass_τ (gpass_0.5, gpass_1): one metric per τ.
+_GPASS = "gpass_"
 
 
-def metric(name: str) -> Callable[[MetricFn], MetricFn]:
+def metric(name: str, *, opt_in: bool = False) -> Callable[[MetricFn], MetricFn]:
     """Register ``fn(summary, k) -> float`` as metric ``name`` (reported as ``name@k``)."""
 
     def register(fn: MetricFn) -> MetricFn:
-        _METRICS[name] = _Registered(lambda summary, ks: [fn(summary, k) for k in ks], False)
+        _METRICS[name] = _Registered(
+            lambda summary, ks: [fn(summary, k) for k in ks], False, opt_in
+        )
         return fn
 
     return register
@@ -57,13 +66,24 @@ def reward_metric(name: str) -> Callable[[CurveFn], CurveFn]:
 @metric("coverage")
 def coverage(summary: ProblemSummary, k: int) -> float:
     """Probability that at least one of k samples is correct (pass@k)."""
-    return coverage_at_k(summary.n, summary.c, k)
+    return float(coverage_at_k(summary.n, summary.c, k))
 
 
 @metric("majority")
 def majority(summary: ProblemSummary, k: int) -> float:
     """Expected accuracy of a majority vote over k samples."""
     return majority_at_k(summary.class_sizes, summary.class_correct, summary.n_invalid, k)
+
+
+@metric("passall", opt_in=True)
+def passall(summary: ProblemSummary, k: int) -> float:
+    """Probability that all k samples are correct (pass^k)."""
+    return float(passall_at_k(summary.n, summary.c, k))
+
+
+def gpass(tau: float) -> CurveFn:
+    """G-Pass@k_τ: probability that at least ⌈τ·k⌉ of k samples are correct."""
+    return lambda summary, ks: np.asarray(gpass_at_k(summary.n, summary.c, np.asarray(ks), tau))
 
 
 @reward_metric("rm_best")
@@ -90,9 +110,32 @@ def _rewards(summary: ProblemSummary) -> SampleRewards:
 def metric_names(
     ks: Sequence[int], names: Sequence[str] | None = None, *, rewards: bool = False
 ) -> list[str]:
-    """``name@k`` of the given metrics, or of every metric computable without (or with) rewards."""
-    chosen = names or [n for n, m in _METRICS.items() if rewards or not m.needs_rewards]
+    """``name@k`` of the given metrics, or of every default metric computable without (or
+    with) rewards."""
+    chosen = names or [n for n in default_metrics() if rewards or not _METRICS[n].needs_rewards]
+    for name in chosen:
+        check_metric(name)
     return [f"{name}@{k}" for name in chosen for k in ks]
+
+
+def default_metrics() -> list[str]:
+    """The metrics computed when none are named (the opt-in ones left out)."""
+    return [name for name, registered in _METRICS.items() if not registered.opt_in]
+
+
+def check_metric(name: str) -> _Registered:
+    """The registered metric called ``name``; an unknown name is an error naming the known."""
+    if name in _METRICS:
+        return _METRICS[name]
+    if name.startswith(_GPASS):
+        try:
+            tau = float(name[len(_GPASS) :])
+        except ValueError:
+            tau = float("nan")
+        if 0 < tau <= 1:
+            return _Registered(gpass(tau), False, True)
+    known = ", ".join([*_METRICS, f"{_GPASS}τ (τ in (0, 1], e.g. {_GPASS}0.5)"])
+    raise MonkeysError(f"unknown metric {name!r}; choose from {known}")
 
 
 def problem_metrics(
@@ -100,8 +143,8 @@ def problem_metrics(
 ) -> dict[str, float]:
     """Every requested ``name@k`` for one problem (reward metrics only if it has rewards)."""
     values: dict[str, float] = {}
-    for name in names or _METRICS:
-        registered = _METRICS[name]
+    for name in names or default_metrics():
+        registered = check_metric(name)
         if registered.needs_rewards and summary.rewards is None:
             continue
         curve = registered.curve(summary, ks)

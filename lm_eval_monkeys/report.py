@@ -135,7 +135,7 @@ def build_report(
         raise MonkeysError(f"--target must be a coverage in (0, 1], got {target}")
     report = Report(Path(output))
     clock = _Clock(report.timings)
-    labels = _labels(run_dirs)
+    labels = run_labels(run_dirs)
     for run_dir in run_dirs:  # a directory that is not a run store: an error, up front
         read_config(Path(run_dir))
     price_table = load_prices(prices) if prices else {}
@@ -256,7 +256,7 @@ class _Clock:
         self.timings[self.phase] = time.perf_counter() - self.start
 
 
-def _labels(run_dirs: Sequence[Path]) -> list[str]:
+def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     """Each run's name: its directory's, with its parent's where two would collide."""
     names = [Path(d).resolve().name for d in run_dirs]
     return [

@@ -1,0 +1,143 @@
+"""passall@k, G-Pass@k_τ and the variance of coverage@k against brute force and exact
+rationals; their registration as opt-in metrics."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from itertools import combinations
+from math import ceil, comb
+
+import numpy as np
+import pytest
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.estimators import (
+    coverage_at_k,
+    coverage_variance,
+    gpass_at_k,
+    passall_at_k,
+)
+from lm_eval_monkeys.metrics import metric_names, problem_metrics
+from lm_eval_monkeys.selection import ProblemSummary
+
+TAUS = ("0.25", "0.5", "0.7", "0.75", "1")
+
+
+def subsets(n: int, c: int, k: int) -> list[int]:
+    """Correct samples in every k-subset of n samples, the first c of them correct."""
+    return [sum(i < c for i in subset) for subset in combinations(range(n), k)]
+
+
+def test_passall_and_gpass_equal_brute_force_for_every_small_case() -> None:
+    for n in range(1, 9):
+        for c in range(n + 1):
+            for k in range(1, n + 1):
+                hits = subsets(n, c, k)
+                assert passall_at_k(n, c, k) == pytest.approx(
+                    sum(h == k for h in hits) / len(hits), abs=1e-12
+                )
+                for tau in TAUS:
+                    # Fraction("0.7") * 10 is exactly 7: the right threshold; 0.7 * 10 in
+                    # floating point is 7.000000000000001, whose ceiling (8) is wrong.
+                    needed = ceil(Fraction(tau) * k)
+                    expected = sum(h >= needed for h in hits) / len(hits)
+                    assert gpass_at_k(n, c, k, float(tau)) == pytest.approx(expected, abs=1e-12)
+
+
+def exact_gpass(n: int, c: int, k: int, needed: int) -> Fraction:
+    total = sum(comb(c, j) * comb(n - c, k - j) for j in range(needed, min(c, k) + 1))
+    return Fraction(total, comb(n, k))
+
+
+@pytest.mark.parametrize(
+    ("c", "k", "tau"),
+    [
+        (9_000, 10, "1"),
+        (9_990, 1000, "1"),
+        (5_000, 16, "0.5"),
+        (3, 2, "0.5"),
+        (7_000, 100, "0.7"),
+        (9_999, 10_000, "1"),
+        (100, 1000, "0.1"),
+        (5_000, 4096, "0.5"),
+    ],
+)
+def test_exact_to_1e9_at_10000_samples(c: int, k: int, tau: str) -> None:
+    n = 10_000
+    needed = ceil(Fraction(tau) * k)
+    expected = float(exact_gpass(n, c, k, needed))
+    assert gpass_at_k(n, c, k, float(tau)) == pytest.approx(expected, abs=1e-9)
+    if tau == "1":
+        assert passall_at_k(n, c, k) == pytest.approx(expected, abs=1e-9)
+
+
+def test_gpass_extremes_are_passall_and_coverage_and_it_falls_with_tau() -> None:
+    n, c = np.array([[50], [50], [50]]), np.array([[0], [20], [50]])
+    ks = np.array([1, 5, 25, 50])
+    assert np.allclose(gpass_at_k(n, c, ks, 1.0), passall_at_k(n, c, ks), atol=1e-13)
+    assert np.allclose(gpass_at_k(n, c, ks, 1e-6), coverage_at_k(n, c, ks), atol=1e-13)
+    curve = [gpass_at_k(50, 20, 25, t) for t in (0.2, 0.4, 0.6, 0.8, 1.0)]
+    assert all(a > b for a, b in zip(curve, curve[1:], strict=False))
+
+
+@pytest.mark.parametrize("tau", [0.0, -0.5, 1.5, float("nan")])
+def test_gpass_rejects_thresholds_outside_0_1(tau: float) -> None:
+    with pytest.raises(MonkeysError, match="threshold"):
+        gpass_at_k(10, 3, 2, tau)
+
+
+def test_passall_rejects_k_beyond_samples() -> None:
+    with pytest.raises(MonkeysError, match="k <= n"):
+        passall_at_k(4, 2, 5)
+
+
+def binomial_moments(n: int, p: Fraction, k: int) -> tuple[Fraction, Fraction]:
+    """E and Var over C ~ Binomial(n, p) of coverage_at_k(n, C, k), exactly."""
+    weights = [comb(n, c) * p**c * (1 - p) ** (n - c) for c in range(n + 1)]
+    values = [1 - Fraction(comb(n - c, k), comb(n, k)) for c in range(n + 1)]
+    mean = sum(w * v for w, v in zip(weights, values, strict=True))
+    return mean, sum(w * (v - mean) ** 2 for w, v in zip(weights, values, strict=True))
+
+
+def test_coverage_variance_is_unbiased_up_to_half_the_samples_and_bounded_beyond() -> None:
+    n = 12
+    for p in (Fraction(1, 50), Fraction(1, 5), Fraction(1, 2), Fraction(9, 10)):
+        weights = [float(comb(n, c) * p**c * (1 - p) ** (n - c)) for c in range(n + 1)]
+        for k in range(1, n + 1):
+            _, variance = binomial_moments(n, p, k)
+            estimates = [coverage_variance(n, c, k) for c in range(n + 1)]
+            if 2 * k <= n:
+                # Unbiased before clipping; clipping at 0 only raises it, and is rare.
+                raw = [
+                    (comb(n - c, k) / comb(n, k)) ** 2 - comb(n - c, 2 * k) / comb(n, 2 * k)
+                    for c in range(n + 1)
+                ]
+                assert np.dot(weights, raw) == pytest.approx(float(variance), abs=1e-12)
+                assert np.dot(weights, estimates) >= float(variance) - 1e-12
+            else:
+                assert min(estimates) == max(estimates) == pytest.approx(k / (4 * n))
+                assert float(variance) <= k / (4 * n)
+
+
+def summary(n: int, c: int) -> ProblemSummary:
+    sizes = tuple(x for x in (c, n - c) if x)
+    return ProblemSummary(
+        n, c, 0, ("right", "wrong")[: len(sizes)], sizes, (c > 0, False)[: len(sizes)]
+    )
+
+
+def test_new_metrics_are_opt_in_and_named_on_request() -> None:
+    s = summary(10, 6)
+    assert set(problem_metrics(s, [2])) == {"coverage@2", "majority@2"}
+    assert metric_names([2]) == ["coverage@2", "majority@2"]
+    values = problem_metrics(s, [1, 4], ["passall", "gpass_0.5", "gpass_1"])
+    assert values["passall@4"] == pytest.approx(comb(6, 4) / comb(10, 4))
+    assert values["gpass_1@4"] == pytest.approx(values["passall@4"])
+    assert values["gpass_0.5@4"] == pytest.approx(float(exact_gpass(10, 6, 4, 2)))
+    assert values["gpass_0.5@1"] == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize("name", ["gpass_0", "gpass_1.5", "gpass_x", "gpass", "pass_all"])
+def test_unknown_or_malformed_metric_names_are_refused(name: str) -> None:
+    with pytest.raises(MonkeysError, match="unknown metric"):
+        problem_metrics(summary(4, 1), [1], [name])
