@@ -4,7 +4,7 @@ rationals; their registration as opt-in metrics."""
 from __future__ import annotations
 
 from fractions import Fraction
-from itertools import combinations
+from itertools import combinations, pairwise
 from math import ceil, comb
 
 import numpy as np
@@ -77,7 +77,7 @@ def test_gpass_extremes_are_passall_and_coverage_and_it_falls_with_tau() -> None
     assert np.allclose(gpass_at_k(n, c, ks, 1.0), passall_at_k(n, c, ks), atol=1e-13)
     assert np.allclose(gpass_at_k(n, c, ks, 1e-6), coverage_at_k(n, c, ks), atol=1e-13)
     curve = [gpass_at_k(50, 20, 25, t) for t in (0.2, 0.4, 0.6, 0.8, 1.0)]
-    assert all(a > b for a, b in zip(curve, curve[1:], strict=False))
+    assert all(a > b for a, b in pairwise(curve))
 
 
 @pytest.mark.parametrize("tau", [0.0, -0.5, 1.5, float("nan")])
