@@ -128,7 +128,7 @@ def _check(condition: Condition, task: TaskComparison, runs: list[str]) -> Check
 # -- renderings ------------------------------------------------------------------------------
 
 
-def _rows(comparison: Comparison, task: TaskComparison) -> tuple[list[str], list[list[str]]]:
+def pair_rows(comparison: Comparison, task: TaskComparison) -> tuple[list[str], list[list[str]]]:
     """Header and rows of one task's pairwise table."""
     level = f"{1 - comparison.alpha:.0%}"
     two = len(comparison.runs) == 2
@@ -196,7 +196,8 @@ def text(comparison: Comparison, checks: list[Check]) -> str:
     blocks = [f"runs: {', '.join(comparison.runs)}; p-value correction: {comparison.correction}"]
     for task in comparison.tasks.values():
         blocks.append(
-            f"{task.task} ({len(task.doc_ids)} problems)\n" + _text_table(*_rows(comparison, task))
+            f"{task.task} ({len(task.doc_ids)} problems)\n"
+            + _text_table(*pair_rows(comparison, task))
         )
         if len(comparison.runs) > 2:
             column, rows = _leaderboard_rows(comparison, task)
@@ -230,7 +231,7 @@ def markdown(comparison: Comparison, checks: list[Check]) -> str:
         parts += [f"Gate: {verdict}.", _md_table(["result", "task", "condition", "detail"], rows)]
     for task in comparison.tasks.values():
         parts.append(f"### {task.task} ({len(task.doc_ids)} problems)")
-        parts.append(_md_table(*_rows(comparison, task)))
+        parts.append(_md_table(*pair_rows(comparison, task)))
         if len(comparison.runs) > 2:
             column, rows = _leaderboard_rows(comparison, task)
             parts.append(_md_table(["rank", "run", column, _TOP], rows))

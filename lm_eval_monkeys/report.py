@@ -11,10 +11,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from lm_eval_monkeys.analysis import HOLD_OUT, TaskAnalysis, analyse
+from lm_eval_monkeys.compare import Comparison, compare_runs, leaderboard
 from lm_eval_monkeys.cost import Budget, Price, Unit, coverage_for_budget, load_prices, run_cost
 from lm_eval_monkeys.errors import MonkeysError
 
@@ -90,6 +92,9 @@ LEADERBOARD_COLUMNS = [
     "coverage@1",
     "coverage@max_k",
     "majority@max_k",
+    "paired_k",
+    "coverage@paired_k_vs_best",
+    "not_worse_than_best",
     "fit_a",
     "fit_b",
     "forecast_k",
@@ -127,7 +132,7 @@ def build_report(
     unreadable price table or an unwritable output directory are errors.
     """
     from lm_eval_monkeys.cost import count_parameters
-    from lm_eval_monkeys.figures import cost_figure, metric_figure
+    from lm_eval_monkeys.figures import cost_figure, metric_figure, paired_figure
     from lm_eval_monkeys.report_html import render_html
     from lm_eval_monkeys.run_data import read_config, read_run
 
@@ -150,6 +155,11 @@ def build_report(
                 report.warnings.append(f"{label}: left out of the report: {err}")
     if not runs:
         raise MonkeysError("no run could be read; see the warnings above")
+    comparison = None
+    if len(runs) > 1:
+        with clock("paired comparisons"):
+            comparison = _compare(runs, verifier, ks, report.warnings)
+    standings = _standings(comparison)
 
     with clock("fits, forecasts, bootstrap"):
         results: dict[str, list[TaskAnalysis]] = {}
@@ -204,6 +214,12 @@ def build_report(
             run_figures[task] = [(r.run, metric_figure(r)) for r in task_results]
             for run, png in run_figures[task]:
                 report.files.append(_write(report.output / "figures" / _png_name(task, run), png))
+            if comparison is not None and task in comparison.tasks:
+                for name, png in _paired_figures(comparison, task, paired_figure):
+                    report.files.append(
+                        _write(report.output / "figures" / _png_name(task, name), png)
+                    )
+                    run_figures[task].append((name, png))
             units = _units(task_results)
             cost_figures[task] = cost_figure(task, task_results, units) if units else None
             if cost_figures[task] is not None:
@@ -211,11 +227,19 @@ def build_report(
                 report.files.append(_write(path, cost_figures[task]))
 
     with clock("tables, HTML"):
-        rows = [_leaderboard_row(r, target) for rs in results.values() for r in rs]
+        rows = [
+            _leaderboard_row(r, target, standings.get((r.task, r.run)))
+            for rs in results.values()
+            for r in rs
+        ]
         report.files.append(_write_csv(report.output / "leaderboard.csv", rows))
         leaderboard = Table("Leaderboard", LEADERBOARD_COLUMNS, [_formatted(r) for r in rows])
         task_tables = {
-            task: _cost_tables(task, rs, budget, report.warnings) for task, rs in results.items()
+            task: [
+                *_paired_tables(comparison, task),
+                *_cost_tables(task, rs, budget, report.warnings),
+            ]
+            for task, rs in results.items()
         }
         markdown = [
             "# lm-eval-monkeys report",
@@ -325,7 +349,68 @@ def _units(results: list[TaskAnalysis]) -> list[Unit]:
     return [u for u in ("flops", "usd") if any(r.cost.at(1, u) is not None for r in results)]
 
 
-def _leaderboard_row(result: TaskAnalysis, target: float) -> dict[str, object]:
+def _compare(
+    runs: list, verifier: str | None, ks: Sequence[int] | None, warnings: list[str]
+) -> Comparison | None:
+    """Coverage@k of every pair of runs, paired on the problems all runs hold (a warning,
+    and no paired columns, when the runs cannot be compared: other prompts, no shared task)."""
+    try:
+        return compare_runs(
+            [r.run_dir for r in runs],
+            [r.label for r in runs],
+            metrics=["coverage"],
+            ks=ks,
+            verifier=verifier,
+            intersection=True,
+        )
+    except MonkeysError as err:
+        warnings.append(f"no paired comparison of the runs: {err}")
+        return None
+
+
+Standing = tuple[int, float, bool]  # paired k, coverage difference to the best run, top group
+
+
+def _standings(comparison: Comparison | None) -> dict[tuple[str, str], Standing]:
+    """(task, run) -> its place at the largest k compared, against the best run's mean."""
+    found: dict[tuple[str, str], Standing] = {}
+    if comparison is None:
+        return found
+    for task in comparison.tasks.values():
+        column = task.columns[-1]
+        board = leaderboard(task, column, comparison.alpha)
+        for s in board:
+            found[(task.task, s.run)] = (int(column.split("@")[1]), s.mean - board[0].mean, s.top)
+    return found
+
+
+def _paired_tables(comparison: Comparison | None, task: str) -> list[Table]:
+    from lm_eval_monkeys.gate import pair_rows
+
+    if comparison is None or task not in comparison.tasks:
+        return []
+    compared = comparison.tasks[task]
+    headers, rows = pair_rows(comparison, compared)
+    title = (
+        f"{task}: paired differences of coverage@k on the {len(compared.doc_ids)} problems "
+        f"every run holds (p-value correction: {comparison.correction})"
+    )
+    return [Table(title, headers, rows)]
+
+
+def _paired_figures(comparison: Comparison, task: str, draw: Any) -> list[tuple[str, bytes]]:
+    """Per-problem scatter of coverage at the largest k compared: the first run against each."""
+    compared = comparison.tasks[task]
+    base = comparison.runs[0]
+    return [
+        (f"paired: {other} vs {base}", draw(compared, base, other, compared.columns[-1]))
+        for other in comparison.runs[1:]
+    ]
+
+
+def _leaderboard_row(
+    result: TaskAnalysis, target: float, standing: Standing | None
+) -> dict[str, object]:
     ks, _ = result.curves.get("coverage", (np.array([result.k_max]), None))
     max_k = int(ks[-1])
     majority = dict(zip(*result.curves.get("majority", ([], [])), strict=True))
@@ -341,6 +426,9 @@ def _leaderboard_row(result: TaskAnalysis, target: float) -> dict[str, object]:
         "coverage@1": result.coverage(1)[0],
         "coverage@max_k": result.coverage(max_k)[0],
         "majority@max_k": majority.get(max_k),
+        "paired_k": standing and standing[0],
+        "coverage@paired_k_vs_best": standing and standing[1],
+        "not_worse_than_best": None if standing is None else ("yes" if standing[2] else "no"),
         "fit_a": result.fit[0] if result.fit else None,
         "fit_b": result.fit[1] if result.fit else None,
         "forecast_k": forecast_k,

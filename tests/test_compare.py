@@ -3,6 +3,7 @@ effects: the same run twice, a real drop, other problems, other prompts, three r
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import xml.etree.ElementTree as ET
@@ -234,3 +235,51 @@ def test_refusals_of_run_sets(runs: dict[str, Path], tmp_path: Path) -> None:
         "coverage@1 < 0",
     )
     assert "give exactly two runs" in error_line(three)
+
+
+def test_report_marks_significant_differences_and_plots_pairs(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    output = tmp_path / "report"
+    result = run_cli(
+        "report",
+        str(runs["base"]),
+        str(runs["drop"]),
+        str(runs["copy"]),
+        "--output",
+        str(output),
+        "--ks",
+        "1,4,16",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    with (output / "leaderboard.csv").open() as handle:
+        rows = {row["run"]: row for row in csv.DictReader(handle)}
+    assert {run: row["not_worse_than_best"] for run, row in rows.items()} == {
+        "base": "yes",
+        "drop": "no",
+        "copy": "yes",
+    }
+    assert float(rows["drop"]["coverage@paired_k_vs_best"]) < -0.1
+    assert (
+        float(rows["base"]["coverage@paired_k_vs_best"]) == 0.0 and rows["base"]["paired_k"] == "16"
+    )
+    markdown = (output / "report.md").read_text()
+    assert "paired differences of coverage@k on the 40 problems every run holds" in markdown
+    assert "Holm, over the 3 pairs" in markdown
+    for other in ("drop", "copy"):
+        png = output / "figures" / f"{TASK}__paired_{other}_vs_base.png"
+        assert png.read_bytes().startswith(b"\x89PNG")
+        assert f"paired: {other} vs base" in (output / "report.html").read_text()
+
+
+def test_report_of_runs_that_cannot_be_paired_warns_and_goes_on(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    output = tmp_path / "report"
+    result = run_cli(
+        "report", str(runs["base"]), str(runs["prompts"]), "--output", str(output), "--ks", "1,16"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no paired comparison of the runs: 40 of the 40 shared" in result.stderr
+    with (output / "leaderboard.csv").open() as handle:
+        assert {row["not_worse_than_best"] for row in csv.DictReader(handle)} == {""}

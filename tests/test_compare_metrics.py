@@ -10,6 +10,7 @@ from math import ceil, comb
 import numpy as np
 import pytest
 
+from lm_eval_monkeys.analysis import coverage_band
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.estimators import (
     coverage_at_k,
@@ -141,3 +142,28 @@ def test_new_metrics_are_opt_in_and_named_on_request() -> None:
 def test_unknown_or_malformed_metric_names_are_refused(name: str) -> None:
     with pytest.raises(MonkeysError, match="unknown metric"):
         problem_metrics(summary(4, 1), [1], [name])
+
+
+def test_coverage_band_covers_the_mean_of_fixed_problems() -> None:
+    """The benchmark's problems fixed, only the samples redrawn: the band on the mean
+    coverage@k holds the true mean in at least 90% of repetitions (within 3 SE), at a k
+    below half the samples (unbiased variance) and above it (Hoeffding's bound)."""
+    p = np.random.default_rng(0).beta(0.3, 1.5, 60)
+    n, ks = 20, np.array([4, 16])
+    truth = (1 - (1 - p[:, None]) ** ks).mean(axis=0)
+    covered = np.zeros(2)
+    for rep in range(300):
+        c = np.random.default_rng(rep).binomial(n, p)
+        low, high = coverage_band(np.full(p.size, n), c, ks)
+        covered += (low <= truth) & (truth <= high)
+    assert (covered / 300 >= 0.9 - 3 * np.sqrt(0.9 * 0.1 / 300)).all()
+
+
+def test_coverage_band_adds_the_per_problem_variance_to_the_spread_over_problems() -> None:
+    n, c, ks = np.full(5, 10), np.full(5, 3), np.array([2, 8])
+    low, high = coverage_band(n, c, ks)  # identical problems: no spread, only the samples
+    half = 1.6449 * np.sqrt(5 * np.array([coverage_variance(10, 3, 2), 8 / 40])) / 5
+    mean = coverage_at_k(10, 3, ks)
+    assert np.allclose(low, np.clip(mean - half, 0, 1)) and np.allclose(
+        high, np.clip(mean + half, 0, 1)
+    )
