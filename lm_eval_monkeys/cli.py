@@ -53,6 +53,7 @@ def _own_command(argv: list[str]) -> None:
     rescore.add_argument("--verifier", help="re-verify with another checker, e.g. gsm8k:flexible")
     rescore.add_argument("--ks", help="k values to report, e.g. 1,10,100")
     rescore.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
+    rescore.add_argument("--metrics", help=_METRICS_HELP)
     _add_backend_flags(rescore)
     merge = commands.add_parser("merge", help="merge the stores of a sharded run's shards")
     merge.add_argument("shard_dirs", nargs="+", type=Path, help="every shard's --output_path")
@@ -77,6 +78,7 @@ def _own_command(argv: list[str]) -> None:
     report.add_argument("--verifier", help="verify with another checker")
     report.add_argument("--ks", help="k values to compute metrics at (default: powers of two)")
     report.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
+    report.add_argument("--metrics", help=_METRICS_HELP)
     _add_compare_parser(commands)
     export = commands.add_parser("export", help="write every stored sample with its verdict")
     export.add_argument("run_dir", type=Path, help="the run's --output_path")
@@ -94,7 +96,12 @@ def _own_command(argv: list[str]) -> None:
         ks = parse_ks(args.ks, 1 << 62) if args.ks else None
         with _backend(args) as backend:
             results = rescore_run(
-                args.run_dir, args.verifier, ks, backend=backend, reward_model=args.reward_model
+                args.run_dir,
+                args.verifier,
+                ks,
+                backend=backend,
+                reward_model=args.reward_model,
+                metrics=_metric_list(args.metrics),
             )
         print(metric_table(results))
         print(f"\nwritten to {args.run_dir / RESCORE_FILE}")
@@ -176,10 +183,19 @@ def _report(args: argparse.Namespace) -> None:
         verifier=args.verifier,
         ks=parse_ks(args.ks, 1 << 62) if args.ks else None,
         reward_model=args.reward_model,
+        metrics=_metric_list(args.metrics),
     )
     print(f"report of {len(args.run_dirs)} runs -> {report.output / 'report.html'}")
     for path in report.files:
         print(f"  {path}")
+
+
+_METRICS_HELP = "comma-separated, e.g. coverage,majority,passall,gpass_0.5 (default: not opt-in)"
+
+
+def _metric_list(value: str | None) -> list[str] | None:
+    """``--metrics a,b``: the names in order, once each; None when not given."""
+    return list(dict.fromkeys(m.strip() for m in value.split(",") if m.strip())) if value else None
 
 
 def _add_compare_parser(commands: Any) -> None:
@@ -189,7 +205,7 @@ def _add_compare_parser(commands: Any) -> None:
     compare.add_argument(
         "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="baseline first, then the others"
     )
-    compare.add_argument("--metrics", default="coverage,majority", help="e.g. coverage,gpass_0.5")
+    compare.add_argument("--metrics", default="coverage,majority", help=_METRICS_HELP)
     compare.add_argument("--ks", help="k values to compare at (default: powers of two)")
     compare.add_argument("--verifier", help="verify every run with this checker")
     compare.add_argument(
@@ -221,7 +237,7 @@ def _compare(args: argparse.Namespace) -> None:
     from lm_eval_monkeys.tasks import parse_ks
 
     conditions = [gate.parse_condition(text) for text in args.fail_if]
-    metrics = list(dict.fromkeys([m for m in args.metrics.split(",") if m]))
+    metrics = _metric_list(args.metrics) or []
     metrics += [c.metric for c in conditions if c.metric not in metrics]
     comparison = compare_runs(
         args.run_dirs,

@@ -20,7 +20,7 @@ from lm_eval_monkeys.compare import Comparison, compare_runs, leaderboard
 from lm_eval_monkeys.cost import Budget, Price, Unit, coverage_for_budget, load_prices, run_cost
 from lm_eval_monkeys.errors import MonkeysError
 
-_NAME_AT_K = re.compile(r"^(?P<name>[a-z_]+)@(?P<k>\d+)(?:,.*)?$")
+_NAME_AT_K = re.compile(r"^(?P<name>[a-z_][a-z0-9_.]*)@(?P<k>\d+)(?:,.*)?$")
 
 
 def metric_table(results: Mapping[str, Mapping[str, object]]) -> str:
@@ -123,6 +123,7 @@ def build_report(
     verifier: str | None = None,
     ks: Sequence[int] | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
     band_iters: int = 200,
 ) -> Report:
     """Read, fit and plot every run, then write figures, Markdown, CSV and HTML to ``output``.
@@ -150,7 +151,7 @@ def build_report(
         runs = []
         for run_dir, label in zip(run_dirs, labels, strict=True):
             try:
-                runs.append(read_run(Path(run_dir), label, verifier, ks, reward_model))
+                runs.append(read_run(Path(run_dir), label, verifier, ks, reward_model, metrics))
             except MonkeysError as err:
                 report.warnings.append(f"{label}: left out of the report: {err}")
     if not runs:

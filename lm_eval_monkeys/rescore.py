@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.estimators import default_ks
-from lm_eval_monkeys.metrics import problem_metrics
+from lm_eval_monkeys.metrics import check_metric, problem_metrics
 from lm_eval_monkeys.reward import all_or_none_rewarded, stored_reward_model, with_stored_rewards
 from lm_eval_monkeys.selection import Grader, ScoredSamples, score_samples
 from lm_eval_monkeys.store import Sample, SampleStore
@@ -63,6 +63,7 @@ def rescore_run(
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, dict[str, float | int | str]]:
     """Metrics of every task in the run, averaged over problems; also written to rescore.json.
 
@@ -70,7 +71,10 @@ def rescore_run(
     needing per-problem data (the report: counts, verdicts, tokens) verify only once.
     Tasks whose samples all have rewards also get ``rm_best@k`` and ``rm_majority@k``,
     from ``reward_model``'s scores (default: the only reward model in the store).
+    ``metrics`` names the metrics to compute (default: every metric that is not opt-in).
     """
+    for name in metrics or ():
+        check_metric(name)  # before any verification
     store = SampleStore(run_dir, writer=False)
     resolver = VerdictResolver(backend, store)  # verdicts cached in the store
     results: dict[str, dict[str, float | int | str]] = {}
@@ -101,7 +105,7 @@ def rescore_run(
                 )
             totals: dict[str, float] = {}
             for summary in summaries:
-                for name, value in problem_metrics(summary, task_ks).items():
+                for name, value in problem_metrics(summary, task_ks, metrics).items():
                     totals[name] = totals.get(name, 0.0) + value
             results[task] = {
                 **{name: total / len(summaries) for name, total in totals.items()},

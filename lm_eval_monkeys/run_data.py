@@ -78,6 +78,7 @@ def read_run(
     verifier: str | None = None,
     ks: Sequence[int] | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> RunData:
     """Rescore a run and keep what fits, forecasts and costs need, verifying once."""
     config = read_config(run_dir)
@@ -89,7 +90,9 @@ def read_run(
         data.prompt_tokens.append(samples[0].prompt_tokens)
         data.completion_tokens.append(sum(s.completion_tokens for s in samples))
 
-    results = rescore_run(run_dir, verifier, ks, on_problem=collect, reward_model=reward_model)
+    results = rescore_run(
+        run_dir, verifier, ks, on_problem=collect, reward_model=reward_model, metrics=metrics
+    )
     for task, metrics in results.items():
         tasks[task].metrics = dict(metrics)
     if not tasks:

@@ -283,3 +283,24 @@ def test_report_of_runs_that_cannot_be_paired_warns_and_goes_on(
     assert "no paired comparison of the runs: 40 of the 40 shared" in result.stderr
     with (output / "leaderboard.csv").open() as handle:
         assert {row["not_worse_than_best"] for row in csv.DictReader(handle)} == {""}
+
+
+def test_rescore_reports_the_opt_in_metrics_on_request(runs: dict[str, Path]) -> None:
+    result = run_cli(
+        "rescore", str(runs["copy"]), "--metrics", "coverage,passall,gpass_0.5", "--ks", "1,4"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "gpass_0.5@k" in result.stdout and "passall@k" in result.stdout
+    metrics = json.loads((runs["copy"] / "rescore.json").read_text())[TASK]
+    assert {k for k in metrics if "@" in k} == {
+        f"{m}@{k}" for m in ("coverage", "passall", "gpass_0.5") for k in (1, 4)
+    }
+    assert (
+        metrics["passall@1"]
+        == pytest.approx(metrics["coverage@1"])
+        == pytest.approx(metrics["gpass_0.5@1"])
+    )
+    assert metrics["passall@4"] < metrics["gpass_0.5@4"] < metrics["coverage@4"]
+    assert "unknown metric 'pass'" in error_line(
+        run_cli("rescore", str(runs["copy"]), "--metrics", "pass")
+    )
