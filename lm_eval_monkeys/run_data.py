@@ -93,8 +93,8 @@ def read_run(
     results = rescore_run(
         run_dir, verifier, ks, on_problem=collect, reward_model=reward_model, metrics=metrics
     )
-    for task, metrics in results.items():
-        tasks[task].metrics = dict(metrics)
+    for task, means in results.items():
+        tasks[task].metrics = dict(means)
     if not tasks:
         raise MonkeysError(f"{run_dir} holds no samples yet; finish or resume the run first")
     return RunData(run_dir, label, config, {t: tasks[t] for t in results})
