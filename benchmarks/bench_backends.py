@@ -16,10 +16,10 @@ import time
 import torch
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
-from lm_eval_monkeys.task_configs import TASK_DIR
 
+from lm_eval_monkeys.backends.embedded import embedded_model_args
 from lm_eval_monkeys.backends.hf import MonkeysHF
-from lm_eval_monkeys.embedded import embedded_model_args
+from lm_eval_monkeys.task_configs import TASK_DIR
 
 
 def cloned_requests(problems: int, k: int, max_tokens: int) -> list:

@@ -14,8 +14,8 @@ import time
 
 import torch
 
+from lm_eval_monkeys.backends.embedded import embedded_model_args
 from lm_eval_monkeys.backends.hf import MonkeysHF
-from lm_eval_monkeys.embedded import embedded_model_args
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from bench_backends import cloned_requests

@@ -20,10 +20,10 @@ import random
 import time
 from pathlib import Path
 
-from lm_eval_monkeys.verifiers import get_verifier
 from math_verify import parse, verify
 
-from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.metrics.summary import Grader, score_samples
+from lm_eval_monkeys.verifiers import get_verifier
 
 PROBLEMS, SAMPLES = 50, 1_000
 DATA = Path(os.environ.get("MONKEYS_DATA_DIR", "../shared/data"))

@@ -22,11 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from lm_eval_monkeys.metrics.summary import Grader, score_samples
 from lm_eval_monkeys.verifiers import sandbox as sandbox_module
 from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program, problem_tests
 from lm_eval_monkeys.verifiers.sandbox import Limits, Sandbox
-
-from lm_eval_monkeys.selection import Grader, score_samples
 
 rng = random.Random(0)
 TESTS = [[rng.randint(-1000, 1000) for _ in range(rng.randint(1, 50))] for _ in range(8)]

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from lm_eval_monkeys.estimators import coverage_at_k
+from lm_eval_monkeys.metrics.estimators import coverage_at_k
 
 PROBLEMS, N = 1_319, 10_000
 

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from lm_eval_monkeys.verifiers.lean import LeanChecker
 from test_lean import DOC, STAND_IN
+
+from lm_eval_monkeys.verifiers.lean import LeanChecker
 
 
 def per_proof(directory: Path, proofs: int, max_uses: int) -> float:

@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from lm_eval_monkeys import estimators
-from lm_eval_monkeys.estimators import default_ks, majority_at_k
+from lm_eval_monkeys.metrics import estimators
+from lm_eval_monkeys.metrics.estimators import default_ks, majority_at_k
 
 
 def problems(count: int, n: int = 10_000) -> list[tuple[list[int], list[bool], int]]:

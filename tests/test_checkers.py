@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from lm_eval_monkeys.verifiers import get_verifier
-from lm_eval_monkeys.verifiers.gsm8k import normalize_number
-from lm_eval_monkeys.verifiers.math import extract_math_answer, math_equivalent
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers.gsm8k import GSM8KChecker, normalize_number
+from lm_eval_monkeys.verifiers.math import extract_math_answer, math_equivalent
 
 GSM_DOC = {"question": "?", "answer": "Janet sells 16 - 3 - 4 = 9 eggs.\n#### 1,018"}
 
@@ -105,31 +105,22 @@ def test_math_targets_from_both_hub_schemas() -> None:
     )
 
 
-class CountingChecker:
+class CountingChecker(GSM8KChecker):
     """The real GSM8K checker, counting how often a verdict is computed."""
 
     def __init__(self) -> None:
-        self.inner = get_verifier("gsm8k")
+        super().__init__("strict")
         self.verdicts = 0
-
-    def extract(self, completion: str) -> str | None:
-        return self.inner.extract(completion)
-
-    def target(self, doc: dict) -> str:
-        return self.inner.target(doc)
 
     def is_correct(self, answer: str, target: str) -> bool:
         self.verdicts += 1
-        return self.inner.is_correct(answer, target)
-
-    def equivalent(self, a: str, b: str) -> bool:
-        return self.inner.equivalent(a, b)
+        return super().is_correct(answer, target)
 
 
 def test_summary_checks_each_distinct_answer_once_and_groups_votes() -> None:
     checker = CountingChecker()
     completions = ["#### 1,018"] * 5 + ["#### 1018.0"] * 2 + ["#### 7"] * 3 + ["none", "", "#### 9"]
-    scored = score_samples(completions, "1018", Grader(checker))
+    scored = score_completions(checker, {"answer": "#### 1018"}, completions)
     assert checker.verdicts == 3  # 1018, 7, 9: not 13
     summary = scored.summary
     assert (summary.n, summary.c, summary.n_invalid) == (13, 7, 2)
@@ -148,7 +139,7 @@ def test_math_summary_groups_equivalent_wrong_answers() -> None:
         "$\\boxed{3}$",
         "nothing",
     ]
-    summary = score_samples(completions, "\\frac12", Grader(get_verifier("math"))).summary
+    summary = score_completions(get_verifier("math"), {"answer": "\\frac12"}, completions).summary
     assert summary.c == 2
     assert summary.class_sizes == (2, 2, 1)  # {1/2, 0.5} {2, 4/2} {3}
     assert summary.class_correct == (True, False, False)
@@ -156,9 +147,8 @@ def test_math_summary_groups_equivalent_wrong_answers() -> None:
 
 
 def test_bad_completions_count_as_incorrect_not_dropped() -> None:
-    grader = Grader(get_verifier("gsm8k:flexible"))
     bad = ["", "#### 1018\udc80", None, 42]
-    scored = score_samples(bad, "1018", grader)
+    scored = score_completions(get_verifier("gsm8k:flexible"), {"answer": "#### 1018"}, bad)
     assert scored.summary.n == 4
     assert scored.correct == [False] * 4
     assert scored.summary.n_invalid == 4

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
 
-from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.store.verdicts import VerdictFile
+from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.verifiers import Checker, get_verifier
+from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
 
 ADD = {
     "name": "add",
@@ -81,15 +83,21 @@ HOSTILE = {
 }
 
 
+def details_of(checker: Checker, answers: list[str], target: str) -> dict[str, dict]:
+    """Each program's status (as ``verdict``) and details."""
+    verdicts = checker.judge_many(answers, target)
+    return {a: {"verdict": v.status, **v.details} for a, v in zip(answers, verdicts, strict=True)}
+
+
 @pytest.fixture(scope="module")
 def checker(tmp_path_factory: pytest.TempPathFactory) -> CodeChecker:
-    return CodeChecker(cache_dir=tmp_path_factory.mktemp("cache"))
+    return CodeChecker()
 
 
 def test_correct_python_and_cpp_pass_every_test(checker: CodeChecker) -> None:
     target = checker.target(ADD)
     good = [extract_program(GOOD_PY), extract_program(GOOD_CPP)]
-    details = checker.details_many(good, target)
+    details = details_of(checker, good, target)
     for program in good:
         assert details[program]["verdict"] == "AC"
         assert len(details[program]["tests"]) == 4
@@ -101,7 +109,7 @@ def test_hostile_programs_get_the_right_verdict_and_nothing_escapes(
     monkeypatch.setenv("MONKEYS_SECRET", SECRET)
     target = checker.target(ADD)
     programs = {name: extract_program(text) for name, (text, _) in HOSTILE.items()}
-    details = checker.details_many([*programs.values(), extract_program(GOOD_PY)], target)
+    details = details_of(checker, [*programs.values(), extract_program(GOOD_PY)], target)
     got = {name: details[program]["verdict"] for name, program in programs.items()}
     assert got == {name: verdict for name, (_, verdict) in HOSTILE.items()}
     # The well-behaved program checked in the same batch is unaffected.
@@ -122,7 +130,7 @@ def test_hostile_programs_get_the_right_verdict_and_nothing_escapes(
 
 def test_failing_stops_at_the_first_failing_test(checker: CodeChecker) -> None:
     program = extract_program(py("a, b = map(int, input().split())\nprint(a + b if a < 5 else 0)"))
-    result = checker.details_many([program], checker.target(ADD))[program]
+    result = details_of(checker, [program], checker.target(ADD))[program]
     assert result["verdict"] == "WA"
     assert [t["verdict"] for t in result["tests"]] == ["AC", "WA"]
 
@@ -139,7 +147,7 @@ def test_output_comparison_is_tokenwise_case_insensitive_with_float_tolerance(
     target = checker.target(doc)
     ok = extract_program(py("print('yes', 1/3)\nprint(2)"))
     bad = extract_program(py("print('yes', 0.3334, 2)"))
-    details = checker.details_many([ok, bad], target)
+    details = details_of(checker, [ok, bad], target)
     assert (details[ok]["verdict"], details[bad]["verdict"]) == ("AC", "WA")
 
 
@@ -151,15 +159,18 @@ def test_distinct_programs_run_once_and_verdicts_are_cached_on_disk(tmp_path: Pa
         py("print(0)"),
         "no code here",
     ]
-    first = CodeChecker(cache_dir=tmp_path)
-    scored = score_samples(completions, first.target(ADD), Grader(first))
+    cache = VerdictFile(tmp_path / "verdicts.sqlite")
+    first = get_verifier("code", "monkeys_codecontests")
+    scored = score_completions(first, ADD, completions, cache.table)
     assert scored.correct == [True, True, True, False, False]
     assert scored.summary.class_sizes == (3, 1) and scored.summary.n_invalid == 1
-    # A new checker (a rescore) answers from the disk cache, without any sandbox.
-    second = CodeChecker(cache_dir=tmp_path)
-    second._sandbox = "unused"  # type: ignore[assignment]  (any sandbox use would fail)
-    again = score_samples(completions, second.target(ADD), Grader(second))
+    assert [v.status for v in scored.verdicts if v] == ["AC", "AC", "AC", "WA"]
+    # A new checker (a rescore) answers from the cache, without any sandbox.
+    second = get_verifier("code", "monkeys_codecontests")
+    second._sandbox = "unused"  # type: ignore[attr-defined]  (any sandbox use would fail)
+    again = score_completions(second, ADD, completions, cache.table)
     assert again.correct == scored.correct
+    assert again.verdicts == scored.verdicts
 
 
 def test_extraction() -> None:
@@ -195,6 +206,7 @@ def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
 
 def test_codecontests_prompts_build_from_local_statements() -> None:
     from lm_eval.tasks import TaskManager
+
     from lm_eval_monkeys.task_configs import TASK_DIR
 
     manager = TaskManager(
@@ -213,9 +225,8 @@ def test_codecontests_prompts_build_from_local_statements() -> None:
 
 
 def test_missing_sandbox_tool_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV, Sandbox
-
     from lm_eval_monkeys.errors import MonkeysError
+    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV, Sandbox
 
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv(UNSANDBOXED_ENV, raising=False)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from lm_eval_monkeys.store import Sample, SampleStore, prompt_hash
+
 TASK = "monkeys_gsm8k"
 
 
@@ -48,6 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "drop": synthetic_run(root / "drop", 0.15),
         "fewer": synthetic_run(root / "fewer", 0.4, limit=25),
         "prompts": synthetic_run(root / "prompts", 0.4, "--gen_kwargs", "max_gen_toks=99"),
+        "flexible": synthetic_run(root / "flexible", 0.4, "--metadata", "verifier=gsm8k:flexible"),
     }
 
 
@@ -158,16 +161,54 @@ def test_runs_on_different_problems_are_refused_unless_intersected(
 
 
 def test_runs_with_different_prompts_are_refused_unless_allowed(runs: dict[str, Path]) -> None:
-    refused = run_cli("compare", str(runs["base"]), str(runs["prompts"]))
-    assert (
-        "40 of the 40 shared monkeys_gsm8k problems were sampled with different prompts"
-        in error_line(refused)
-    )
-    assert "--different_prompts" in error_line(refused)
+    refused = error_line(run_cli("compare", str(runs["base"]), str(runs["prompts"])))
+    assert "monkeys_gsm8k prompts differ (run record: generation_kwargs)" in refused
+    assert "--different_prompts" in refused
     allowed = run_cli(
         "compare", str(runs["base"]), str(runs["prompts"]), "--different_prompts", "--ks", "1,16"
     )
     assert allowed.returncode == 0, allowed.stderr[-2000:]
+
+
+def hand_written_store(run_dir: Path, data_dir: Path, prompts: list[str]) -> Path:
+    """GSM8K problems with the given prompt texts and 4 samples each, written directly
+    (no run record: per-problem prompt hashes are all there is to compare)."""
+    docs = [json.loads(line) for line in (data_dir / "gsm8k" / "test.jsonl").open()][: len(prompts)]
+    with SampleStore(run_dir) as store:
+        store.bind_config({"model": "hand-written"})
+        store.register_docs(
+            [
+                (TASK, i, doc, prompt_hash(text, {}), {})
+                for i, (doc, text) in enumerate(zip(docs, prompts, strict=True))
+            ]
+        )
+        store.add(
+            (TASK, i, Sample(j, f"#### {j}", 10, 2)) for i in range(len(docs)) for j in range(4)
+        )
+    return run_dir
+
+
+def test_per_problem_prompts_are_compared_when_runs_have_no_record(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    a = hand_written_store(tmp_path / "a", data_dir, ["p0", "p1", "p2"])
+    b = hand_written_store(tmp_path / "b", data_dir, ["p0", "other", "p2"])
+    refused = error_line(run_cli("compare", str(a), str(b)))
+    assert "1 of the 3 shared monkeys_gsm8k problems were sampled with different prompts" in refused
+    assert "(first: doc 1)" in refused
+    assert run_cli("compare", str(a), str(b), "--different_prompts").returncode == 0
+
+
+def test_runs_verified_by_different_checkers_are_refused_unless_one_is_named(
+    runs: dict[str, Path],
+) -> None:
+    refused = error_line(run_cli("compare", str(runs["base"]), str(runs["flexible"])))
+    assert "come from different checkers (gsm8k, gsm8k:flexible)" in refused
+    assert "--verifier" in refused
+    named = run_cli(
+        "compare", str(runs["base"]), str(runs["flexible"]), "--verifier", "gsm8k:flexible"
+    )
+    assert named.returncode == 0, named.stderr[-2000:]
 
 
 def test_three_runs_pairwise_with_holm_and_a_leaderboard(
@@ -280,7 +321,7 @@ def test_report_of_runs_that_cannot_be_paired_warns_and_goes_on(
         "report", str(runs["base"]), str(runs["prompts"]), "--output", str(output), "--ks", "1,16"
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "no paired comparison of the runs: 40 of the 40 shared" in result.stderr
+    assert "no paired comparison of the runs: the runs' monkeys_gsm8k prompts" in result.stderr
     with (output / "leaderboard.csv").open() as handle:
         assert {row["not_worse_than_best"] for row in csv.DictReader(handle)} == {""}
 

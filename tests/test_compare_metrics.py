@@ -10,16 +10,15 @@ from math import ceil, comb
 import numpy as np
 import pytest
 
-from lm_eval_monkeys.analysis import coverage_band
+from lm_eval_monkeys.analysis.fits import coverage_band
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.estimators import (
+from lm_eval_monkeys.metrics import ProblemSummary, check_metric, metric_families, problem_curves
+from lm_eval_monkeys.metrics.estimators import (
     coverage_at_k,
     coverage_variance,
     gpass_at_k,
     passall_at_k,
 )
-from lm_eval_monkeys.metrics import metric_names, problem_metrics
-from lm_eval_monkeys.selection import ProblemSummary
 
 TAUS = ("0.25", "0.5", "0.7", "0.75", "1")
 
@@ -129,19 +128,19 @@ def summary(n: int, c: int) -> ProblemSummary:
 
 def test_new_metrics_are_opt_in_and_named_on_request() -> None:
     s = summary(10, 6)
-    assert set(problem_metrics(s, [2])) == {"coverage@2", "majority@2"}
-    assert metric_names([2]) == ["coverage@2", "majority@2"]
-    values = problem_metrics(s, [1, 4], ["passall", "gpass_0.5", "gpass_1"])
-    assert values["passall@4"] == pytest.approx(comb(6, 4) / comb(10, 4))
-    assert values["gpass_1@4"] == pytest.approx(values["passall@4"])
-    assert values["gpass_0.5@4"] == pytest.approx(float(exact_gpass(10, 6, 4, 2)))
-    assert values["gpass_0.5@1"] == pytest.approx(0.6)
+    assert metric_families(rewards=False) == ["coverage", "majority"]
+    curves = problem_curves(s, [1, 4], ["passall", "gpass_0.5", "gpass_1"])
+    assert curves["passall"][4] == pytest.approx(comb(6, 4) / comb(10, 4))
+    assert curves["gpass_1"][4] == pytest.approx(curves["passall"][4])
+    assert curves["gpass_0.5"][4] == pytest.approx(float(exact_gpass(10, 6, 4, 2)))
+    assert curves["gpass_0.5"][1] == pytest.approx(0.6)
+    assert check_metric("gpass_0.75") == "gpass_0.75"
 
 
 @pytest.mark.parametrize("name", ["gpass_0", "gpass_1.5", "gpass_x", "gpass", "pass_all"])
 def test_unknown_or_malformed_metric_names_are_refused(name: str) -> None:
     with pytest.raises(MonkeysError, match="unknown metric"):
-        problem_metrics(summary(4, 1), [1], [name])
+        problem_curves(summary(4, 1), [1], [name])
 
 
 def test_coverage_band_covers_the_mean_of_fixed_problems() -> None:

@@ -7,11 +7,11 @@ from itertools import product
 import numpy as np
 import pytest
 
-from lm_eval_monkeys.compare import Comparison, TaskComparison, leaderboard
+from lm_eval_monkeys.analysis.compare import Comparison, TaskComparison, leaderboard
+from lm_eval_monkeys.analysis.gate import evaluate, parse_condition
+from lm_eval_monkeys.analysis.paired import holm, paired_differences, sign_flip_test
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.estimators import coverage_at_k
-from lm_eval_monkeys.gate import evaluate, parse_condition
-from lm_eval_monkeys.paired import holm, paired_differences, sign_flip_test
+from lm_eval_monkeys.metrics.estimators import coverage_at_k
 
 
 def enumerated_p(d: list[float]) -> float:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from lm_eval_monkeys.cost import (
+from lm_eval_monkeys.analysis.cost import (
     Budget,
     Price,
     count_parameters,

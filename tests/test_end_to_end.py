@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_monkeys.estimators import coverage_at_k
+from lm_eval_monkeys.metrics.estimators import coverage_at_k
 
 pytestmark = pytest.mark.slow
 SHORT = ["--limit", "2", "--gen_kwargs", "max_gen_toks=40", "--batch_size", "4", "--log_samples"]

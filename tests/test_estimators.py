@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.estimators import coverage_at_k, default_ks, majority_at_k
+from lm_eval_monkeys.metrics.estimators import coverage_at_k, default_ks, majority_at_k
 
 
 def exact_coverage(n: int, c: int, k: int) -> Fraction:
@@ -129,7 +129,7 @@ def test_majority_rejects_k_beyond_samples() -> None:
 def test_majority_pruning_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     """Rivals and votes settled by Hoeffding's bound give the same values as the full
     recursion (pruning off) on problems large enough for the bounds to bite."""
-    from lm_eval_monkeys import estimators
+    from lm_eval_monkeys.metrics import estimators
 
     rng = np.random.default_rng(7)
     cases = []

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from lm_eval_monkeys.verifiers import get_verifier
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.verifiers import Checker, get_verifier
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = {"question": "2+2?", "answer": "2 + 2 = 4\n#### 4"}
@@ -27,9 +27,13 @@ def script(tmp_path: Path, body: str) -> str:
     return f"command:{sys.executable} {path}"
 
 
+def correct(checker: Checker, answers: list[str]) -> list[bool]:
+    return [v.correct for v in checker.judge_many(answers, checker.target(DOC))]
+
+
 def test_readme_example_hook_verifies_through_a_real_process() -> None:
     checker = get_verifier(f"command:{sys.executable} {REPO / 'examples/hook_verifier.py'}")
-    scored = score_samples(COMPLETIONS, checker.target(DOC), Grader(checker))
+    scored = score_completions(checker, DOC, COMPLETIONS)
     assert scored.correct == [True, False, True, False]
     assert scored.summary.c == 2 and scored.summary.class_sizes == (2, 1, 1)
 
@@ -51,7 +55,7 @@ for line in sys.stdin:
 """,
     )
     checker = get_verifier(spec, task="monkeys_gsm8k")
-    verdicts = checker.is_correct_many(["#### 4", "#### 5", "4!"], checker.target(DOC))
+    verdicts = correct(checker, ["#### 4", "#### 5", "4!"])
     assert verdicts == [True, False, True]
 
 
@@ -70,7 +74,7 @@ for line in sys.stdin:
 """,
     )
     checker = get_verifier(spec)
-    assert checker.is_correct_many(["ok", "crash"], checker.target(DOC)) == [False, True]
+    assert correct(checker, ["ok", "crash"]) == [False, True]
     assert marker.exists()
 
 
@@ -88,13 +92,13 @@ for line in sys.stdin:
     )
     checker = get_verifier(spec)
     checker.timeout_s = 2
-    assert checker.is_correct_many(["fine", "hang"], checker.target(DOC)) == [True, False]
+    assert correct(checker, ["fine", "hang"]) == [True, False]
 
 
 def test_a_missing_command_is_a_clear_error() -> None:
     checker = get_verifier("command:/nonexistent/verifier --flag")
     with pytest.raises(MonkeysError, match="cannot start verifier hook"):
-        checker.is_correct("x", checker.target(DOC))
+        correct(checker, ["x"])
 
 
 @pytest.fixture()
@@ -131,7 +135,7 @@ def test_http_hook_posts_batches_and_matches_ids(service: tuple[str, list]) -> N
     url, received = service
     checker = get_verifier(f"{url}/verify", task="monkeys_gsm8k")
     answers = [f"#### {i}" for i in range(100)]
-    verdicts = checker.is_correct_many(answers, checker.target(DOC))
+    verdicts = correct(checker, answers)
     assert verdicts == [a.endswith("4") for a in answers]
     assert [len(b) for b in received] == [64, 36]
     assert received[0][0]["doc"] == DOC and received[0][0]["task"] == "monkeys_gsm8k"
@@ -141,7 +145,7 @@ def test_http_hook_failure_is_a_clear_error(service: tuple[str, list]) -> None:
     url, _ = service
     checker = get_verifier(f"{url}/broken")
     with pytest.raises(MonkeysError, match="failed twice"):
-        checker.is_correct("#### 4", checker.target(DOC))
+        correct(checker, ["#### 4"])
 
 
 def test_verify_command_with_a_hook(tmp_path: Path) -> None:

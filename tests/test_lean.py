@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from lm_eval_monkeys.verifiers import get_verifier
-from lm_eval_monkeys.verifiers.lean import LeanChecker
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers.lean import LeanChecker
 
 STAND_IN = r"""
 import json, os, sys, time
@@ -116,7 +116,7 @@ def test_repl_restarts_after_max_uses(checker: LeanChecker, tmp_path: Path) -> N
 
 def test_summary_verifies_each_distinct_proof_once(checker: LeanChecker, tmp_path: Path) -> None:
     completions = ["  linarith\n```", "  linarith", "  simp", "```", "  sorry"]
-    scored = score_samples(completions, checker.target(DOC), Grader(checker))
+    scored = score_completions(checker, DOC, completions)
     assert scored.correct == [True, True, False, False, False]
     assert log(tmp_path).count("proof") == 2
 
@@ -131,6 +131,7 @@ def test_missing_project_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_minif2f_tasks_build_prompts_from_local_data() -> None:
     from lm_eval.tasks import TaskManager
+
     from lm_eval_monkeys.task_configs import TASK_DIR
 
     manager = TaskManager(

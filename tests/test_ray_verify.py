@@ -25,12 +25,12 @@ from conftest import run_cli
 from ray_cluster import LocalRayCluster, free_port
 from test_shards import content
 
+from lm_eval_monkeys.analysis.export import sample_records
+from lm_eval_monkeys.analysis.rescore import rescore_run
 from lm_eval_monkeys.cli import main
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.export import sample_records
-from lm_eval_monkeys.rescore import rescore_run
 from lm_eval_monkeys.store import Sample, SampleStore
-from lm_eval_monkeys.verify_backends import get_verify_backend
+from lm_eval_monkeys.verification.backends import get_verify_backend
 
 pytest.importorskip("ray")
 
@@ -133,7 +133,7 @@ def test_rescore_and_verify_on_ray_equal_local(
     main(["rescore", str(ray_run), "--verify_backend", "ray", "--ray_address", cluster.address])
     local = rescore_run(local_run)
     assert json.loads((ray_run / "rescore.json").read_text()) == json.loads(json.dumps(local))
-    assert 0 < local["monkeys_gsm8k"]["coverage@1"] < 1
+    assert 0 < local["monkeys_gsm8k"].curves["coverage"][1] < 1
     rows = verdict_rows(ray_run)
     assert rows == verdict_rows(local_run) and len(rows) > 30
 
@@ -242,7 +242,7 @@ def test_worker_killed_mid_task_loses_and_duplicates_nothing(
     assert per_sample(ray_run) == per_sample(local_run)
     assert verdict_rows(ray_run) == verdict_rows(local_run)
     assert len(verdict_rows(ray_run)) == 4 * 4  # every distinct program exactly once
-    assert 0 < on_ray["monkeys_codecontests"]["coverage@1"] < 1
+    assert 0 < on_ray["monkeys_codecontests"].curves["coverage"][1] < 1
 
 
 def test_lost_node_loses_nothing(cluster: LocalRayCluster, tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from conftest import run_cli
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
+from lm_eval_monkeys.analysis.rescore import rescore_run
+from lm_eval_monkeys.analysis.reward import load_reward_model, reward_text, score_run
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.rescore import rescore_run
-from lm_eval_monkeys.reward import load_reward_model, reward_text, score_run
 
 N_PROBLEMS, N_SAMPLES = 12, 8
 KS = [1, 2, 4, 8]
@@ -153,7 +153,7 @@ def test_choosing_among_stored_reward_models(
         MonkeysError, match=r"from 2 reward models .*; choose one with --reward_model"
     ):
         rescore_run(run_dir, ks=KS)
-    chosen = rescore_run(run_dir, ks=KS, reward_model=str(other))["monkeys_gsm8k"]
+    chosen = rescore_run(run_dir, ks=KS, reward_model=str(other))["monkeys_gsm8k"].flat()
     assert chosen["reward_model"] == str(other)
     # Same weights under another name, other batches: the same scores.
     stored = rewards(run_dir)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lm_eval_monkeys.analysis.scaling import bootstrap_band, fit_power_law, power_law
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.scaling import bootstrap_band, fit_power_law, power_law
 
 KS = [2**i for i in range(14)]
 
@@ -37,7 +37,7 @@ def test_bootstrap_band_brackets_the_fit_of_all_problems() -> None:
     n = np.full(300, 256)
     c = rng.binomial(256, p)
     ks = [1, 2, 4, 8, 16, 32, 64, 128]
-    from lm_eval_monkeys.estimators import coverage_at_k
+    from lm_eval_monkeys.metrics.estimators import coverage_at_k
 
     mean = coverage_at_k(n[:, None], c[:, None], np.array(ks)[None, :]).mean(axis=0)
     central = power_law([1000], *fit_power_law(ks, mean))

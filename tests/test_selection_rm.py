@@ -10,16 +10,15 @@ from math import comb, exp
 import numpy as np
 import pytest
 
-from lm_eval_monkeys import estimators
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.estimators import (
+from lm_eval_monkeys.metrics import estimators, metric_families, problem_curves
+from lm_eval_monkeys.metrics.estimators import (
     coverage_at_k,
     majority_at_k,
     rm_best_at_k,
     rm_majority_at_k,
 )
-from lm_eval_monkeys.metrics import metric_names, problem_metrics
-from lm_eval_monkeys.selection import ProblemSummary, SampleRewards
+from lm_eval_monkeys.metrics.summary import ProblemSummary, SampleRewards
 
 
 def brute_best(rewards: list[float], correct: list[bool], k: int) -> float:
@@ -199,13 +198,15 @@ def test_metrics_need_rewards_and_leave_coverage_and_majority_unchanged() -> Non
         class_sizes=(2, 1),
         class_correct=(True, False),
     )
-    plain = problem_metrics(summary, [1, 4])
-    assert set(plain) == {"coverage@1", "coverage@4", "majority@1", "majority@4"}
-    assert metric_names([1]) == ["coverage@1", "majority@1"]
+    every = metric_families()
+    plain = problem_curves(summary, [1, 4], every)
+    assert set(plain) == {"coverage", "majority"}  # reward metrics need rewards
+    assert set(plain["coverage"]) == {1, 4}
+    assert metric_families(rewards=False) == ["coverage", "majority"]
     rewarded = SampleRewards(np.array([0.5, 3.0, -1.0, 2.0]), np.array([0, 1, 0, -1]))
-    scored = problem_metrics(replace(summary, rewards=rewarded), [1, 4])
+    scored = problem_curves(replace(summary, rewards=rewarded), [1, 4], every)
     assert {k: scored[k] for k in plain} == plain
-    assert scored["rm_best@1"] == pytest.approx(0.5, abs=1e-12)
-    assert scored["rm_best@4"] == 0.0  # the top reward (3.0) is the wrong answer
-    assert scored["rm_majority@4"] == 0.0  # weight e^3 beats e^0.5 + e^-1
-    assert "rm_best@1" in metric_names([1], rewards=True)
+    assert scored["rm_best"][1] == pytest.approx(0.5, abs=1e-12)
+    assert scored["rm_best"][4] == 0.0  # the top reward (3.0) is the wrong answer
+    assert scored["rm_majority"][4] == 0.0  # weight e^3 beats e^0.5 + e^-1
+    assert "rm_best" in every

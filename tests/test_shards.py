@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from lm_eval_monkeys.analysis.export import sample_records
+from lm_eval_monkeys.analysis.rescore import rescore_run
 from lm_eval_monkeys.cli import main
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.export import sample_records
-from lm_eval_monkeys.rescore import rescore_run
-from lm_eval_monkeys.shards import merge_shards
 from lm_eval_monkeys.store import SampleStore
+from lm_eval_monkeys.store.shards import merge_shards
 
 RUN = ["--model", "monkeys-synthetic", "--tasks", "monkeys_gsm8k", "--limit", "14"]
 TABLES = {

@@ -17,15 +17,16 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from lm_eval.tasks import TaskManager
-from lm_eval_monkeys.task_configs import TASK_DIR
-from lm_eval_monkeys.verifiers import get_verifier
-from lm_eval_monkeys.verifiers.swebench import SWEbenchChecker, extract_patch
-from lm_eval_monkeys.verifiers.swebench_local import LocalRunner, load_specs
 from swebench_toy import BREAKS_NEG, FLAKY_GOLD, FUZZY, GOLD, MALFORMED, WRONG, git, make_toy
 
-from lm_eval_monkeys.data import gold_files, oracle_prompt
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.selection import Grader, score_samples
+from lm_eval_monkeys.store.verdicts import VerdictFile
+from lm_eval_monkeys.task_configs import TASK_DIR
+from lm_eval_monkeys.tasks.data import gold_files, oracle_prompt
+from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.verifiers import Checker, get_verifier
+from lm_eval_monkeys.verifiers.swebench import SWEbenchChecker, extract_patch
+from lm_eval_monkeys.verifiers.swebench_local import LocalRunner, load_specs
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bwrap") is None or subprocess.run(
@@ -60,12 +61,21 @@ def test_patch_extraction() -> None:
     assert extract_patch("```diff\n--- a/calc.py\n+++ b/calc.py\n```") is None  # no hunk
 
 
+def details_of(checker: Checker, answers: list[str], target: str) -> dict[str, dict]:
+    """Each patch's verdict as the runner reported it."""
+    verdicts = checker.judge_many(answers, target)
+    return {
+        a: {"resolved": v.correct, "status": v.status, **v.details}
+        for a, v in zip(answers, verdicts, strict=True)
+    }
+
+
 def test_local_runner_grades_with_swebench(swe: dict) -> None:
     checker = get_verifier("swebench:local")
     assert isinstance(checker, SWEbenchChecker)
     target = checker.target(swe["instance"])
     patches = [GOLD, WRONG, BREAKS_NEG, MALFORMED, FUZZY]
-    details = checker.details_many(patches, target)
+    details = details_of(checker, patches, target)
     assert details[GOLD]["resolved"] and details[GOLD]["status"] == "RESOLVED_FULL"
     assert not details[WRONG]["resolved"]
     assert details[WRONG]["fail_to_pass_failed"] == ["tests/test_calc.py::test_add"]
@@ -92,15 +102,16 @@ def test_identical_patches_run_once_and_verdicts_persist(swe: dict) -> None:
     evaluate = runner.evaluate
     checker._runner = runner
     runner.evaluate = lambda instance, patch: runs.append(patch) or evaluate(instance, patch)
-    scored = score_samples(completions, checker.target(swe["instance"]), Grader(checker))
+    cache = VerdictFile(swe["root"] / "verdicts.sqlite")
+    scored = score_completions(checker, swe["instance"], completions, cache.table)
     assert scored.correct == [True, True, False, False]
     assert scored.answers[3] is None
-    assert runs.count(GOLD) <= 1  # cached by the previous test, or graded exactly once
-    # A fresh checker (a rescore) reads every verdict from the disk cache: nothing runs.
+    assert runs.count(GOLD) == 1 + checker.gold_runs  # the gold check, then once for both
+    # A fresh checker (a rescore) reads every verdict from the cache: nothing runs.
     fresh = get_verifier("swebench:local")
     fresh._runner = None
-    fresh.gold_runs = 0
-    assert fresh.is_correct_many([GOLD, WRONG], fresh.target(swe["instance"])) == [True, False]
+    again = score_completions(fresh, swe["instance"], completions, cache.table)
+    assert again.verdicts == scored.verdicts
     assert fresh._runner is None
 
 
@@ -108,7 +119,7 @@ def test_flaky_instance_is_reported(swe: dict, caplog: pytest.LogCaptureFixture)
     flaky = {**swe["instance"], "instance_id": "acme__calc-2", "patch": FLAKY_GOLD}
     checker = get_verifier("swebench:local")
     with caplog.at_level("WARNING"):
-        details = checker.details_many([GOLD], checker.target(flaky))
+        details = details_of(checker, [GOLD], checker.target(flaky))
     assert checker.flaky == {"acme__calc-2": "gold patch resolved 1 of 2 runs"}
     assert details[GOLD]["flaky"] == "gold patch resolved 1 of 2 runs"
     assert "acme__calc-2 is flaky" in caplog.text
@@ -119,7 +130,7 @@ def test_clear_errors_for_missing_setup(swe: dict, monkeypatch: pytest.MonkeyPat
     checker = get_verifier("swebench:local")
     other = {**swe["instance"], "repo": "acme/unknown", "instance_id": "acme__unknown-1"}
     with pytest.raises(MonkeysError, match="no test spec for acme/unknown"):
-        checker.details_many([GOLD], checker.target(other))
+        details_of(checker, [GOLD], checker.target(other))
     monkeypatch.setenv("MONKEYS_SWEBENCH_REPOS", str(swe["root"] / "nowhere"))
     with pytest.raises(MonkeysError, match="MONKEYS_SWEBENCH_REPOS"):
         LocalRunner()

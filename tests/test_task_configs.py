@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from lm_eval.tasks import TaskManager
 from lm_eval.tasks.minerva_math.utils import list_fewshot_samples
-from lm_eval_monkeys.task_configs import TASK_DIR
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.task_configs import TASK_DIR
 
 
 def build(task: str, **metadata: object):

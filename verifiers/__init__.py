@@ -1,60 +1,45 @@
-"""Answer checkers, one per kind of task, behind one small interface and a registry.
+"""Answer checkers, one module per kind of task, behind ``Checker`` and a lazy registry.
 
-A checker turns a completion into an answer key (``None`` when nothing parsable is
-found), decides whether a key is correct for a document, and whether two keys are the
-same answer. Samples with equal keys are checked once (see ``lm_eval_monkeys.summary``).
+``get_verifier("name:options")`` imports only the module that implements ``name``, so
+importing this package loads no checker (no sympy, math-verify, lm-eval or sandbox).
+Each factory takes the text after the colon and parses it into typed arguments once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
+from importlib import import_module
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import AnswerChecker, Checker, Verdict
+
+__all__ = ["AnswerChecker", "Checker", "Verdict", "get_verifier", "verifier_names"]
+
+# name -> "module:factory"; a factory is ``(options: str) -> Checker``.
+_FACTORIES: dict[str, str] = {
+    "gsm8k": "lm_eval_monkeys.verifiers.gsm8k:gsm8k",
+    "math": "lm_eval_monkeys.verifiers.math:math",
+    "code": "lm_eval_monkeys.verifiers.code:code",
+    "lean": "lm_eval_monkeys.verifiers.lean:lean",
+    "swebench": "lm_eval_monkeys.verifiers.swebench:swebench",
+    "command": "lm_eval_monkeys.verifiers.hooks:command",
+    "http": "lm_eval_monkeys.verifiers.hooks:http",
+    "https": "lm_eval_monkeys.verifiers.hooks:https",
+}
 
 
-class Checker(Protocol):
-    """What every verifier provides."""
-
-    def extract(self, completion: str) -> str | None:
-        """The answer key of a completion, or None if it holds no parsable answer."""
-
-    def target(self, doc: dict[str, Any]) -> str:
-        """The reference answer key of a document (hub schema)."""
-
-    def is_correct(self, answer: str, target: str) -> bool:
-        """Whether an extracted answer matches the reference."""
-
-    def equivalent(self, a: str, b: str) -> bool:
-        """Whether two extracted answers are the same answer (for vote grouping)."""
-
-
-_REGISTRY: dict[str, Callable[..., Checker]] = {}
-
-
-def verifier(name: str) -> Callable[[Callable[..., Checker]], Callable[..., Checker]]:
-    """Register a checker factory under ``name``; ``name:mode`` passes ``mode=...``."""
-
-    def register(factory: Callable[..., Checker]) -> Callable[..., Checker]:
-        _REGISTRY[name] = factory
-        return factory
-
-    return register
+def verifier_names() -> list[str]:
+    return sorted(_FACTORIES)
 
 
 def get_verifier(spec: str, task: str = "") -> Checker:
-    """Build a checker from ``name`` or ``name:mode`` (e.g. ``gsm8k:flexible``,
-    ``command:python my_verifier.py``); ``task`` names the task for checkers that pass it on."""
-    name, _, mode = spec.partition(":")
-    if name not in _REGISTRY:
+    """Build a checker from ``name`` or ``name:options`` (e.g. ``gsm8k:flexible``,
+    ``command:python my_verifier.py``); ``task`` names the task it checks."""
+    name, _, options = spec.partition(":")
+    if name not in _FACTORIES:
         raise MonkeysError(
-            f"unknown verifier {spec!r}; choose one of {', '.join(sorted(_REGISTRY))}"
+            f"unknown verifier {spec!r}; choose one of {', '.join(verifier_names())}"
         )
-    checker = _REGISTRY[name](mode=mode) if mode else _REGISTRY[name]()
-    if hasattr(checker, "task"):
-        checker.task = task
+    module, _, factory = _FACTORIES[name].partition(":")
+    checker: Checker = getattr(import_module(module), factory)(options)
+    checker.spec, checker.task = spec, task
     return checker
-
-
-# Importing the modules registers their checkers.
-from lm_eval_monkeys.verifiers import code, gsm8k, hooks, lean, math, swebench  # noqa: E402, F401

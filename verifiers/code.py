@@ -8,19 +8,19 @@ programs of a problem run in parallel, one sandbox per core.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import subprocess
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lm_eval_monkeys.verifiers import verifier
-from lm_eval_monkeys.verifiers.sandbox import Limits, Sandbox, shared_dir
-from lm_eval_monkeys.verifiers.verdict_cache import VerdictCache, default_cache_dir, digest
-
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
+from lm_eval_monkeys.verifiers.sandbox import Limits, Sandbox, shared_dir
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9+#]*)[^\n]*\n(.*?)```", re.S)
 _LANGUAGES = {
@@ -69,20 +69,14 @@ def problem_limits(doc: dict[str, Any], slack_s: float = TIME_SLACK_S) -> Limits
     return Limits(time_s=seconds + slack_s, memory_bytes=memory)
 
 
-class CodeChecker:
+class CodeChecker(Checker):
     """Sandboxed unit-test checker for CodeContests-schema problems."""
 
-    def __init__(
-        self,
-        sandbox: Sandbox | None = None,
-        cache_dir: Path | None = None,
-        slack_s: float = TIME_SLACK_S,
-    ) -> None:
+    def __init__(self, sandbox: Sandbox | None = None, slack_s: float = TIME_SLACK_S) -> None:
         self._sandbox = sandbox
         self._sandbox_lock = threading.Lock()
         self.slack_s = slack_s
         self._problems: dict[str, dict[str, Any]] = {}
-        self._cache = VerdictCache(cache_dir or default_cache_dir(), "code_verdicts.sqlite")
 
     @property
     def sandbox(self) -> Sandbox:
@@ -96,30 +90,28 @@ class CodeChecker:
 
     def target(self, doc: dict[str, Any]) -> str:
         tests = problem_tests(doc)
+        if not tests:  # every program would pass
+            raise MonkeysError(
+                f"problem {doc.get('name', '?')!r} has no tests, so no program can be judged; "
+                "load CodeContests from the hub, or a local file with tests in its schema"
+            )
         limits = problem_limits(doc, self.slack_s)
-        key = digest(json.dumps([tests, limits.time_s, limits.memory_bytes]))
+        payload = json.dumps([tests, limits.time_s, limits.memory_bytes])
+        key = hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         self._problems.setdefault(key, {"tests": tests, "limits": limits})
         return key
 
-    def is_correct(self, answer: str, target: str) -> bool:
-        return self.is_correct_many([answer], target)[0]
-
-    def is_correct_many(self, answers: list[str], target: str) -> list[bool]:
-        """Verdicts for distinct programs of one problem, run in parallel, cached on disk."""
-        details = self.details_many(answers, target)
-        return [details[a]["verdict"] == "AC" for a in answers]
-
-    def details_many(self, answers: list[str], target: str) -> dict[str, dict[str, Any]]:
+    def judge_many(self, answers: Sequence[str], target: str) -> list[Verdict]:
+        """Verdicts of distinct programs of one problem, run in parallel."""
         problem = self._problems[target]
 
-        def run(answer: str) -> dict[str, Any]:
+        def run(answer: str) -> Verdict:
             language, _, source = answer.partition("\n")
-            return self.sandbox.run(language, source, problem["tests"], problem["limits"])
+            result = self.sandbox.run(language, source, problem["tests"], problem["limits"])
+            status = result.pop("verdict")
+            return Verdict(status == "AC", status, result)
 
-        return self._cache.results(target, answers, run)
-
-    def equivalent(self, a: str, b: str) -> bool:
-        return a == b
+        return judge_in_parallel(answers, run)
 
 
 def precompiled_header_dir(root: Path) -> Path | None:
@@ -158,8 +150,7 @@ def precompiled_header_dir(root: Path) -> Path | None:
     return target.parent.parent
 
 
-@verifier("code")
-def code(mode: str = "") -> CodeChecker:
+def code(mode: str) -> CodeChecker:
     """``code`` or ``code:SLACK``: SLACK seconds added to each problem's time limit."""
     try:
         slack = float(mode) if mode else TIME_SLACK_S

@@ -13,9 +13,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from lm_eval_monkeys.verifiers import verifier
-
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import AnswerChecker
 
 _NUMBER = r"-?\$?\s*-?\d[\d,]*(?:\.\d+)?|-?\$?\s*\.\d+"
 _STRICT = re.compile(rf"####\s*({_NUMBER})")
@@ -39,7 +38,7 @@ def normalize_number(text: str) -> str | None:
     return format(value, "f")
 
 
-class GSM8KChecker:
+class GSM8KChecker(AnswerChecker):
     """Numeric final-answer checker for GSM8K-style problems."""
 
     def __init__(self, mode: str = "strict") -> None:
@@ -64,10 +63,7 @@ class GSM8KChecker:
     def is_correct(self, answer: str, target: str) -> bool:
         return answer == target
 
-    def equivalent(self, a: str, b: str) -> bool:
-        return a == b
 
-
-@verifier("gsm8k")
-def gsm8k(mode: str = "strict") -> GSM8KChecker:
-    return GSM8KChecker(mode)
+def gsm8k(options: str) -> GSM8KChecker:
+    """``gsm8k`` (strict: the ``#### N`` line) or ``gsm8k:flexible`` (the last number)."""
+    return GSM8KChecker(options or "strict")

@@ -26,24 +26,23 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
-from lm_eval_monkeys.verifiers import verifier
-
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import CORRECT, WRONG, Checker, Verdict
 
 logger = logging.getLogger(__name__)
 TIMEOUT_S = 60.0
 HTTP_BATCH = 64
 
 
-class HookChecker:
+class HookChecker(Checker):
     """Shared by both transports: documents by hash, requests by id, verdicts by answer."""
 
     def __init__(self, name: str, timeout_s: float = TIMEOUT_S) -> None:
         self.name = name
         self.timeout_s = timeout_s
-        self.task = ""  # set by the caller that knows the task (MonkeysTask, verify)
         self._docs: dict[str, dict[str, Any]] = {}
         self._next_id = 0
 
@@ -55,10 +54,7 @@ class HookChecker:
         self._docs.setdefault(key, doc)
         return key
 
-    def is_correct(self, answer: str, target: str) -> bool:
-        return self.is_correct_many([answer], target)[0]
-
-    def is_correct_many(self, answers: list[str], target: str) -> list[bool]:
+    def judge_many(self, answers: Sequence[str], target: str) -> list[Verdict]:
         requests = {}
         for answer in answers:
             self._next_id += 1
@@ -69,10 +65,7 @@ class HookChecker:
                 "completion": answer,
             }
         verdicts = self._ask(requests)
-        return [bool(verdicts.get(rid, False)) for rid in requests]
-
-    def equivalent(self, a: str, b: str) -> bool:
-        return a == b
+        return [CORRECT if verdicts.get(rid, False) else WRONG for rid in requests]
 
     def _ask(self, requests: dict[str, dict[str, Any]]) -> dict[str, bool]:
         raise NotImplementedError
@@ -113,6 +106,7 @@ class CommandHook(HookChecker):
 
     def _send(self, requests: Any) -> None:
         process = self._ensure_started()
+        assert process.stdin is not None  # started with stdin=PIPE
         try:
             for request in requests:
                 process.stdin.write(json.dumps(request) + "\n")
@@ -220,16 +214,15 @@ def _pump(process: subprocess.Popen[str], lines: queue.Queue[str | None]) -> Non
     lines.put(None)
 
 
-@verifier("command")
-def command(mode: str = "") -> CommandHook:
-    return CommandHook(mode)
+def command(options: str) -> CommandHook:
+    """``command:CMDLINE``: a long-lived process answering JSON lines."""
+    return CommandHook(options)
 
 
-@verifier("http")
-def http(mode: str = "") -> HttpHook:
-    return HttpHook(f"http:{mode}")
+def http(options: str) -> HttpHook:
+    """``http://host/path``: batched POSTs."""
+    return HttpHook(f"http:{options}")
 
 
-@verifier("https")
-def https(mode: str = "") -> HttpHook:
-    return HttpHook(f"https:{mode}")
+def https(options: str) -> HttpHook:
+    return HttpHook(f"https:{options}")

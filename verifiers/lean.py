@@ -21,12 +21,12 @@ import select
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lm_eval_monkeys.verifiers import verifier
-
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import CORRECT, WRONG, Checker, Verdict
 
 PROJECT_ENV = "MONKEYS_LEAN_PROJECT"
 _FORBIDDEN = re.compile(
@@ -66,6 +66,7 @@ class LeanRepl:
 
     def send(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
         """The REPL's reply, or None if it timed out or died."""
+        assert self.process.stdin is not None and self.process.stdout is not None  # PIPEs
         try:
             self.process.stdin.write(json.dumps(request) + "\n\n")
             self.process.stdin.flush()
@@ -99,7 +100,7 @@ class LeanRepl:
         self.process.wait()
 
 
-class LeanChecker:
+class LeanChecker(Checker):
     """Checks proofs of MiniF2F-schema problems with a pool of REPLs (one per header)."""
 
     def __init__(
@@ -133,6 +134,9 @@ class LeanChecker:
         self._statements[key] = (doc.get("header", "import Mathlib"), doc["formal_statement"])
         return key
 
+    def judge_many(self, answers: Sequence[str], target: str) -> list[Verdict]:
+        return [CORRECT if self.is_correct(a, target) else WRONG for a in answers]
+
     def is_correct(self, answer: str, target: str) -> bool:
         if _FORBIDDEN.search(answer):
             return False  # sorry/admit, or an attempt to add or change declarations
@@ -147,9 +151,6 @@ class LeanChecker:
             self._give_back(header, repl)
             return not _errors(reply) and not reply.get("sorries")
         return False
-
-    def equivalent(self, a: str, b: str) -> bool:
-        return a == b
 
     def _take(self, header: str) -> LeanRepl:
         with self._lock:
@@ -180,8 +181,7 @@ def _errors(reply: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in messages if m.get("severity") == "error" or "sorry" in str(m.get("data"))]
 
 
-@verifier("lean")
-def lean(mode: str = "") -> LeanChecker:
+def lean(mode: str) -> LeanChecker:
     """``lean:/path/to/project``, or ``lean`` with MONKEYS_LEAN_PROJECT set."""
     project = mode or os.environ.get(PROJECT_ENV, "")
     if not project:

@@ -19,8 +19,10 @@ from lm_eval.tasks.minerva_math.utils import (
     normalize_final_answer,
     remove_boxed,
 )
-from lm_eval_monkeys.verifiers import verifier
 from math_verify import parse, verify
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import AnswerChecker
 
 _MINERVA = re.compile(
     r"[Ff]inal [Aa]nswer: The final answer is\s*(.+?)(?:\.\s*I hope|\.?\s*$)", re.S
@@ -80,7 +82,7 @@ def math_equivalent(a: str, b: str) -> bool:
     return va is not None and vb is not None and abs(va - vb) <= 1e-9 * max(1.0, abs(vb))
 
 
-class MathChecker:
+class MathChecker(AnswerChecker):
     """Equivalence-based checker for MATH and MATH-500."""
 
     def extract(self, completion: str) -> str | None:
@@ -99,7 +101,11 @@ class MathChecker:
     def equivalent(self, a: str, b: str) -> bool:
         return math_equivalent(a, b)
 
+    def group_key(self, answer: str) -> str:
+        return ""  # no canonical form yet: any two answers may be equivalent
 
-@verifier("math")
-def math() -> MathChecker:
+
+def math(options: str) -> MathChecker:
+    if options:
+        raise MonkeysError(f"math takes no options, got math:{options}")
     return MathChecker()

@@ -2,7 +2,7 @@
 
 The answer key of a completion is its patch (from ``<patch>`` tags, a fenced diff block or
 the first ``diff --git``), normalised so identical patches are graded once per instance.
-Verdicts are kept on disk by (instance, patch) hash. Before an instance's first patch,
+Before an instance's first patch,
 its gold patch is run ``gold_runs`` times: an instance whose gold patch does not pass
 every time is flaky, and is reported as such (the paper found 34 of 300 Lite instances
 flaky) rather than silently counted.
@@ -14,18 +14,18 @@ sandbox); plain ``swebench`` takes Docker when a daemon answers, else the local 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from lm_eval_monkeys.verifiers import verifier
-from lm_eval_monkeys.verifiers.verdict_cache import VerdictCache, default_cache_dir, digest
-
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
 
 logger = logging.getLogger(__name__)
 
@@ -63,20 +63,16 @@ def _from_diff_start(text: str) -> str | None:
     return "\n".join(lines) + "\n"
 
 
-class SWEbenchChecker:
+class SWEbenchChecker(Checker):
     """Grades patches of SWE-bench instances with a runner (Docker harness or local)."""
 
     def __init__(
-        self,
-        runner: Runner | None = None,
-        backend: str = "",
-        gold_runs: int = GOLD_RUNS,
-        cache_dir: Path | None = None,
+        self, runner: Runner | None = None, backend: str = "", gold_runs: int = GOLD_RUNS
     ) -> None:
         self._runner, self.backend, self.gold_runs = runner, backend, gold_runs
         self._runner_lock = threading.Lock()
         self._instances: dict[str, dict[str, Any]] = {}
-        self._cache = VerdictCache(cache_dir or default_cache_dir(), "swebench_verdicts.sqlite")
+        self._gold: dict[str, dict[str, int]] = {}  # target -> resolved of runs
         self.flaky: dict[str, str] = {}  # instance_id -> "resolved r of n gold runs"
 
     @property
@@ -91,41 +87,38 @@ class SWEbenchChecker:
 
     def target(self, doc: dict[str, Any]) -> str:
         fields = ("instance_id", "base_commit", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")
-        key = f"{doc['instance_id']}:{digest(json.dumps([doc[f] for f in fields]))[:12]}"
+        payload = json.dumps([doc[f] for f in fields]).encode()
+        key = f"{doc['instance_id']}:{hashlib.sha256(payload).hexdigest()[:12]}"
         self._instances.setdefault(key, doc)
         return key
 
-    def is_correct(self, answer: str, target: str) -> bool:
-        return self.is_correct_many([answer], target)[0]
-
-    def is_correct_many(self, answers: list[str], target: str) -> list[bool]:
-        details = self.details_many(answers, target)
-        return [details[a]["resolved"] for a in answers]
-
-    def details_many(self, answers: list[str], target: str) -> dict[str, dict[str, Any]]:
-        """Results of distinct patches of one instance, graded in parallel, cached on disk."""
+    def judge_many(self, answers: Sequence[str], target: str) -> list[Verdict]:
+        """Verdicts of distinct patches of one instance, graded in parallel."""
         instance = self._instances[target]
         self._check_gold(target, instance)
-        results = self._cache.results(
-            target, answers, lambda patch: self.runner.evaluate(instance, patch)
-        )
         flaky = self.flaky.get(instance["instance_id"])
-        return {a: {**results[a], "flaky": flaky} if flaky else results[a] for a in answers}
 
-    def equivalent(self, a: str, b: str) -> bool:
-        return a == b
+        def grade(patch: str) -> Verdict:
+            result = self.runner.evaluate(instance, patch)
+            resolved = bool(result.pop("resolved"))
+            status = str(result.pop("status", "resolved" if resolved else "unresolved"))
+            return Verdict(resolved, status, {**result, "flaky": flaky} if flaky else result)
+
+        return judge_in_parallel(answers, grade)
 
     def _check_gold(self, target: str, instance: dict[str, Any]) -> None:
         """Run the gold patch ``gold_runs`` times (once per instance, cached)."""
         if self.gold_runs <= 0 or not instance.get("patch"):
             return
-        gold = self._cache.get(target, f"gold-x{self.gold_runs}")
+        gold = self._gold.get(target)
         if gold is None:
             runs = [
                 self.runner.evaluate(instance, instance["patch"]) for _ in range(self.gold_runs)
             ]
-            gold = {"resolved": sum(r["resolved"] for r in runs), "runs": len(runs)}
-            self._cache.put(target, f"gold-x{self.gold_runs}", gold)
+            gold = self._gold[target] = {
+                "resolved": sum(bool(r["resolved"]) for r in runs),
+                "runs": len(runs),
+            }
         if gold["resolved"] < gold["runs"]:
             note = f"gold patch resolved {gold['resolved']} of {gold['runs']} runs"
             if instance["instance_id"] not in self.flaky:
@@ -168,7 +161,9 @@ class DockerRunner:
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
         from swebench.harness.run_evaluation import main as run_evaluation
 
-        run_id = f"monkeys-{digest(instance['instance_id'] + patch)[:16]}"
+        run_id = (
+            f"monkeys-{hashlib.sha256((instance['instance_id'] + patch).encode()).hexdigest()[:16]}"
+        )
         model = "lm-eval-monkeys"
         with tempfile.TemporaryDirectory(prefix="monkeys-swebench-") as scratch:
             predictions = Path(scratch, "predictions.jsonl")
@@ -200,8 +195,7 @@ class DockerRunner:
         return {"resolved": bool(result.get("resolved")), "status": "docker", "report": result}
 
 
-@verifier("swebench")
-def swebench(mode: str = "") -> SWEbenchChecker:
+def swebench(mode: str) -> SWEbenchChecker:
     """``swebench`` (Docker if reachable, else local), ``swebench:docker``, ``swebench:local``."""
     if mode not in ("", "docker", "local"):
         raise MonkeysError(f"swebench:{mode}: choose swebench, swebench:docker or swebench:local")

@@ -27,9 +27,8 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lm_eval_monkeys.verifiers.sandbox import Sandbox, shared_dir
-
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.sandbox import Sandbox, shared_dir
 
 logger = logging.getLogger(__name__)
 

@@ -35,7 +35,13 @@ class SyntheticLM(KSampleLM):
         **_: Any,
     ) -> None:
         """``sample_delay`` seconds per sample imitate a real model's speed (fault tests)."""
-        accuracy, no_answer = float(accuracy), float(no_answer)
+        try:
+            accuracy, no_answer = float(accuracy), float(no_answer)
+        except ValueError:
+            raise MonkeysError(
+                f"accuracy and no_answer must be numbers, got accuracy={accuracy!r}, "
+                f"no_answer={no_answer!r}; e.g. --model_args accuracy=0.3"
+            ) from None
         if not 0.0 < accuracy < 1.0:
             raise MonkeysError(f"accuracy must be in (0, 1), got {accuracy}; e.g. accuracy=0.3")
         super().__init__(run_dir=run_dir, seed=seed, accuracy=accuracy, no_answer=no_answer)

@@ -1,0 +1,63 @@
+"""``lm-eval-monkeys``: the ``lm_eval`` command with this package's tasks, plus tools.
+
+lm-eval-monkeys --model hf --tasks monkeys_gsm8k --repeats 16 ...   # any lm_eval flags
+lm-eval-monkeys verify --task monkeys_gsm8k --input IN.jsonl --output OUT.jsonl
+lm-eval-monkeys rescore RUN_DIR | export RUN_DIR | report RUN_DIR... --output DIR
+lm-eval-monkeys compare BASELINE CANDIDATE [...] --fail_if "coverage@16 < -0.02"   # CI gate
+lm-eval-monkeys reward RUN_DIR --reward_model PATH_OR_ID   # reward scores, kept in the store
+lm-eval-monkeys merge DIR_0 DIR_1 ... --output RUN_DIR   # runs made with --shard i/N
+lm-eval-monkeys task-dir    # the directory to pass to stock lm_eval --include_path
+
+Each subcommand is a module of this package with ``add_arguments`` and ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import import_module
+
+from lm_eval_monkeys.errors import MonkeysError
+
+# subcommand -> (module, help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "verify": ("verify", "score JSONL completions with a task's checker"),
+    "rescore": ("rescore", "recompute a stored run's metrics, no model"),
+    "export": ("export", "write every stored sample with its verdict"),
+    "report": ("report", "figures, fits, forecasts and costs of runs"),
+    "compare": ("compare", "paired differences between runs on the same problems; a CI gate"),
+    "reward": ("reward", "score a stored run's samples with a reward model"),
+    "merge": ("merge", "merge the stores of a sharded run's shards"),
+    "task-dir": ("task_dir", "print the task config directory for --include_path"),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in COMMANDS:
+            _own_command(argv)
+        else:
+            from lm_eval_monkeys.cli.run import run_lm_eval
+
+            run_lm_eval(argv)
+    except MonkeysError as err:
+        sys.exit(f"lm-eval-monkeys: error: {err}")
+    except BrokenPipeError:  # output piped into `head` and the like
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+
+
+def _own_command(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(prog="lm-eval-monkeys")
+    commands = parser.add_subparsers(dest="command", required=True)
+    chosen = None
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text)
+        if name == argv[0]:  # import only the command that runs
+            chosen = import_module(f"lm_eval_monkeys.cli.{module_name}")
+            chosen.add_arguments(sub)
+    args = parser.parse_args(argv)
+    assert chosen is not None
+    chosen.run(args)

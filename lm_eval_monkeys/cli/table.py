@@ -1,0 +1,30 @@
+"""The k-by-metric text table printed after a run and by ``rescore``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from lm_eval_monkeys.analysis.rescore import TaskResult
+
+
+def metric_table(results: Mapping[str, TaskResult]) -> str:
+    """One block per task: a row per k, a column per metric (lm-eval sorts ``name@k``
+    as strings, putting coverage@16 before coverage@2)."""
+    blocks = []
+    for task, result in results.items():
+        names = list(result.curves)
+        ks = sorted({k for curve in result.curves.values() for k in curve})
+        if not ks:
+            continue
+        lines = [
+            f"{task} ({result.problems} problems, verifier {result.verifier})",
+            "  " + f"{'k':>6}" + "".join(f"{n + '@k':>14}" for n in names),
+        ]
+        for k in ks:
+            cells = "".join(
+                f"{result.curves[n][k]:>14.4f}" if k in result.curves[n] else f"{'':>14}"
+                for n in names
+            )
+            lines.append(f"  {k:>6}{cells}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

@@ -1,0 +1,58 @@
+"""Run options given through lm-eval's ``--metadata`` (or our flags), validated once."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.metrics import check_metric, default_ks, metric_families
+
+DEFAULT_METRICS = ("coverage", "majority")
+
+
+def parse_repeats(value: Any) -> int:
+    """k, the samples drawn per problem, validated."""
+    try:
+        k = int(value)
+    except (TypeError, ValueError):
+        k = 0
+    if k < 1 or str(k) != str(value).strip():
+        raise MonkeysError(f"repeats must be a whole number >= 1, got {value!r}; e.g. --repeats 16")
+    return k
+
+
+def _items(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [item for item in value.split(",") if item.strip()]
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def parse_ks(value: Any, k: int) -> list[int]:
+    """The k values to report: given as a list or comma string, else powers of two up to k."""
+    if value is None or value == "":
+        return default_ks(k)
+    try:
+        ks = sorted({int(item) for item in _items(value)})
+    except (TypeError, ValueError):
+        raise MonkeysError(f"ks must be whole numbers, got {value!r}; e.g. --ks 1,4,16") from None
+    if not ks or ks[0] < 1:
+        raise MonkeysError(f"every reported k must be >= 1, got {value!r}; e.g. --ks 1,4,16")
+    if ks[-1] > k:
+        raise MonkeysError(
+            f"k={ks[-1]} exceeds the {k} samples drawn per problem; "
+            f"raise --repeats to {ks[-1]} or drop k={ks[-1]} from --ks"
+        )
+    return ks
+
+
+def parse_metrics(value: Any, default: Sequence[str] = DEFAULT_METRICS) -> tuple[str, ...]:
+    """The metric families a task reports (``metadata.metrics``), each one registered."""
+    if value is None or value == "":
+        return tuple(default)
+    names = tuple(dict.fromkeys(str(item).strip() for item in _items(value)))
+    if not names:
+        raise MonkeysError(f"no metric in {value!r}; choose from {', '.join(metric_families())}")
+    return tuple(check_metric(name) for name in names)
