@@ -19,6 +19,7 @@ from lm_eval_monkeys.metrics.estimators import (
     gpass_at_k,
     passall_at_k,
 )
+from lm_eval_monkeys.tasks.options import parse_metrics
 
 TAUS = ("0.25", "0.5", "0.7", "0.75", "1")
 
@@ -166,3 +167,9 @@ def test_coverage_band_adds_the_per_problem_variance_to_the_spread_over_problems
     assert np.allclose(low, np.clip(mean - half, 0, 1)) and np.allclose(
         high, np.clip(mean + half, 0, 1)
     )
+
+
+def test_task_metadata_can_ask_for_the_opt_in_metrics() -> None:
+    assert parse_metrics("coverage,passall,gpass_0.75") == ("coverage", "passall", "gpass_0.75")
+    with pytest.raises(MonkeysError, match="unknown metric 'gpass_2'"):
+        parse_metrics("coverage,gpass_2")
