@@ -250,6 +250,7 @@ def test_three_runs_pairwise_with_holm_and_a_leaderboard(
         (["--fail_if", "coverage@32 < 0"], "k=32 exceeds the 16 samples"),
         (["--ks", "64"], "k=64 exceeds the 16 samples"),
         (["--metrics", "coverage,best"], "unknown metric 'best'"),
+        (["--metrics", ","], "--metrics names no metric"),
         (["--alpha", "1.5"], "--alpha must be in (0, 1)"),
     ],
 )

@@ -85,6 +85,8 @@ def compare_runs(
     labels = _distinct(labels)
     if not 0 < alpha < 1:
         raise MonkeysError(f"--alpha must be in (0, 1), got {alpha}; e.g. 0.05")
+    if not metrics:
+        raise MonkeysError("--metrics names no metric; e.g. --metrics coverage,majority")
     for name in metrics:
         check_metric(name)
     facts = [read_facts(Path(d), verifier) for d in run_dirs]
