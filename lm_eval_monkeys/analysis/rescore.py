@@ -23,9 +23,10 @@ from lm_eval_monkeys.analysis.stored_rewards import (
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics import (
     Curves,
+    check_metric,
     default_ks,
     flatten,
-    metric_families,
+    needs_rewards,
     needs_votes,
     problem_curves,
 )
@@ -98,8 +99,8 @@ def task_scoring(store: SampleStore, task: str, verifier: str | None = None) -> 
                 spec,
             )
         metrics = tuple(installed.get("metrics") or ("coverage", "majority"))
-    families = set(metric_families(rewards=False))
-    return TaskScoring(get_verifier(spec, task), tuple(m for m in metrics if m in families), record)
+    own = tuple(m for m in metrics if not needs_rewards(check_metric(m)))
+    return TaskScoring(get_verifier(spec, task), own, record)
 
 
 def problem_chunks(
@@ -157,14 +158,17 @@ def rescore_store(
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, TaskResult]:
     """Metrics of every task in an open store, averaged over problems.
 
     ``on_problem(task, doc_id, samples, scored)`` sees every scored problem on the way, so
     callers needing per-problem data (report, compare, export) verify only once. Tasks
     whose samples all have rewards also get ``rm_best@k`` and ``rm_majority@k``, from
-    ``reward_model``'s scores (default: the only reward model in the store).
+    ``reward_model``'s scores (default: the only reward model in the store). ``metrics``
+    names the metrics to report instead of the run's own (opt-in ones included).
     """
+    asked = tuple(check_metric(m) for m in metrics or ())  # before any verification
     results: dict[str, TaskResult] = {}
     reward_model = stored_reward_model(store, reward_model)
     for task in store.tasks():
@@ -197,7 +201,8 @@ def rescore_store(
                 "problem; lower --ks or extend the run"
             )
         rewarded = summaries[0].rewards is not None
-        names = scoring.metrics + (("rm_best", "rm_majority") if rewarded else ())
+        own = tuple(m for m in asked if not needs_rewards(m)) or scoring.metrics
+        names = own + (("rm_best", "rm_majority") if rewarded else ())
         totals: Curves = {}
         for summary in summaries:
             for name, curve in problem_curves(summary, task_ks, names).items():
@@ -220,11 +225,12 @@ def rescore_run(
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, TaskResult]:
     """``rescore_store`` of a run directory, also written to its rescore.json (skipped,
     with a notice, when the directory is read-only)."""
     with SampleStore(run_dir, writer=False) as store:
-        results = rescore_store(store, verifier, ks, on_problem, backend, reward_model)
+        results = rescore_store(store, verifier, ks, on_problem, backend, reward_model, metrics)
         read_only = store.read_only
     if read_only:
         logger.warning("%s is read-only: %s not written", run_dir, RESCORE_FILE)

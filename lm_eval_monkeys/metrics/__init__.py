@@ -6,6 +6,7 @@ Light on purpose: importing it loads numpy and scipy, not lm-eval, torch or any 
 from lm_eval_monkeys.metrics.estimators import coverage_at_k, default_ks, majority_at_k
 from lm_eval_monkeys.metrics.registry import (
     Curves,
+    check_metric,
     flat_name,
     flatten,
     metric_families,
@@ -18,6 +19,7 @@ from lm_eval_monkeys.metrics.summary import ProblemSummary
 __all__ = [
     "Curves",
     "ProblemSummary",
+    "check_metric",
     "coverage_at_k",
     "default_ks",
     "flat_name",

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.signal import fftconvolve
 from scipy.special import gammaln
+from scipy.stats import hypergeom
 
 from lm_eval_monkeys.errors import MonkeysError
 
@@ -45,26 +46,10 @@ def coverage_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | floa
     it is exact to ~1e-11 for n up to 10^5. Arguments broadcast: pass ``n, c`` of shape
     ``(problems, 1)`` and ``k`` of shape ``(ks,)`` to get a ``(problems, ks)`` table.
     """
-    n_arr, c_arr, k_arr = np.broadcast_arrays(
-        np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64), np.asarray(k, dtype=np.int64)
-    )
-    if np.any(k_arr < 1) or np.any(k_arr > n_arr) or np.any((c_arr < 0) | (c_arr > n_arr)):
-        raise MonkeysError(
-            "coverage_at_k needs 1 <= k <= n and 0 <= c <= n; "
-            "request only k values up to the number of samples drawn"
-        )
-    wrong = n_arr - c_arr
-    certain = wrong < k_arr  # every k-subset contains a correct sample
-    safe_wrong = np.where(certain, k_arr, wrong).astype(np.float64)
-    log_ratio = (
-        gammaln(safe_wrong + 1)
-        - gammaln(safe_wrong - k_arr + 1)
-        - gammaln(n_arr + 1.0)
-        + gammaln(n_arr - k_arr + 1.0)
-    )
-    # c = 0 is exactly 0; clipping removes log-gamma rounding of order 1e-16 elsewhere.
-    result = np.where(certain, 1.0, np.where(c_arr == 0, 0.0, np.clip(-np.expm1(log_ratio), 0, 1)))
-    return float(result) if result.ndim == 0 else result
+    n_arr, c_arr, k_arr = _counts(n, c, k, "coverage_at_k")
+    # c = 0 gives a log ratio of exactly 0 (the same log-gamma terms cancel): coverage 0
+    # (subtracted from 0.0, not negated, so it is +0.0).
+    return _scalar_or_array(0.0 - np.expm1(_log_choose_ratio_of(n_arr - c_arr, n_arr, k_arr)))
 
 
 def majority_at_k(
@@ -560,3 +545,73 @@ def _sampled_votes(
         value[i] = credit.mean()
         stderr[i] = credit.std(ddof=1) / np.sqrt(subsets)
     return value, stderr
+
+
+# -- all-of-k, G-Pass@k and the uncertainty of coverage@k -----------------------------------
+
+
+def passall_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | float:
+    """P(all k samples drawn without replacement from n are correct): pass^k.
+
+    The unbiased estimator ``C(c, k) / C(n, k)`` (0 when c < k), in log space; broadcasts
+    like ``coverage_at_k``.
+    """
+    n_arr, c_arr, k_arr = _counts(n, c, k, "passall_at_k")
+    return _scalar_or_array(np.exp(_log_choose_ratio_of(c_arr, n_arr, k_arr)))
+
+
+def gpass_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike, tau: float) -> np.ndarray | float:
+    """G-Pass@k_τ: P(at least ⌈τ·k⌉ of k samples drawn without replacement are correct).
+
+    The unbiased estimator from n samples with c correct is the hypergeometric tail
+    ``sum_{j >= ⌈τk⌉} C(c, j) C(n-c, k-j) / C(n, k)`` (OpenCompass, arXiv 2412.13147).
+    τ = 1 is ``passall_at_k``; any τ ≤ 1/k is ``coverage_at_k``. Broadcasts the same way.
+    """
+    if not 0 < tau <= 1:
+        raise MonkeysError(f"G-Pass@k needs a threshold τ in (0, 1], got {tau}; e.g. gpass_0.5")
+    n_arr, c_arr, k_arr = _counts(n, c, k, "gpass_at_k")
+    # Rounded first: 0.7 * 10 is 7.000000000000001 in floating point, and needs 7 correct.
+    needed = np.maximum(np.ceil(np.round(tau * k_arr, 9)), 1).astype(np.int64)
+    return _scalar_or_array(hypergeom.sf(needed - 1, n_arr, c_arr, k_arr))
+
+
+def coverage_variance(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | float:
+    """An estimate of Var(coverage_at_k(n, C, k)) over the binomial draw of C correct.
+
+    With q_k = C(n-c, k) / C(n, k) (an unbiased estimate of (1-p)^k), ``q_k**2 - q_2k`` is
+    unbiased for the variance when 2k <= n (clipped at 0, below which it can fall).
+    Beyond that no unbiased estimate exists; coverage@k is a U-statistic of degree k over
+    n samples with a 0/1 kernel, so Hoeffding's bound Var <= (k/n)·θ(1-θ) <= k / 4n is
+    used instead (conservative).
+    """
+    n_arr, c_arr, k_arr = _counts(n, c, k, "coverage_variance")
+    q_k = np.exp(_log_choose_ratio_of(n_arr - c_arr, n_arr, k_arr))
+    double = np.minimum(2 * k_arr, n_arr)
+    q_2k = np.exp(_log_choose_ratio_of(n_arr - c_arr, n_arr, double))
+    unbiased = np.maximum(q_k**2 - q_2k, 0.0)
+    return _scalar_or_array(np.where(2 * k_arr <= n_arr, unbiased, k_arr / (4.0 * n_arr)))
+
+
+def _counts(
+    n: ArrayLike, c: ArrayLike, k: ArrayLike, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_arr, c_arr, k_arr = np.broadcast_arrays(
+        np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64), np.asarray(k, dtype=np.int64)
+    )
+    if np.any(k_arr < 1) or np.any(k_arr > n_arr) or np.any((c_arr < 0) | (c_arr > n_arr)):
+        raise MonkeysError(
+            f"{name} needs 1 <= k <= n and 0 <= c <= n; "
+            "request only k values up to the number of samples drawn"
+        )
+    return n_arr, c_arr, k_arr
+
+
+def _log_choose_ratio_of(a: np.ndarray, n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """log(C(a, k) / C(n, k)) elementwise, -inf where a < k."""
+    safe = np.where(a < k, k, a).astype(np.float64)
+    log_ratio = gammaln(safe + 1) - gammaln(safe - k + 1) - gammaln(n + 1.0) + gammaln(n - k + 1.0)
+    return np.where(a < k, -np.inf, np.minimum(log_ratio, 0.0))
+
+
+def _scalar_or_array(values: np.ndarray) -> np.ndarray | float:
+    return float(values) if values.ndim == 0 else values

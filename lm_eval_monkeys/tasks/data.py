@@ -142,8 +142,9 @@ def codecontests_has_local_tests() -> bool:
 
 def codecontests_fewshot() -> list[dict[str, str]]:
     """Two train problems with a Python 3 solution (hub), as few-shot examples."""
-    if local_data_dir() is not None:
-        path = local_data_dir() / "codecontests" / "train.jsonl"
+    root = local_data_dir()
+    if root is not None:
+        path = root / "codecontests" / "train.jsonl"
         if not path.is_file():
             return []  # the local layout has no train split: the prompt is zero-shot
         train = datasets.load_dataset("json", data_files=str(path), split="train")
@@ -170,7 +171,7 @@ _PYTHON3 = 3  # deepmind/code_contests language enum: 1 Python 2, 2 C++, 3 Pytho
 
 
 def _statement_to_hub_schema(record: dict[str, Any]) -> dict[str, Any]:
-    empty = {"input": [], "output": []}
+    empty: dict[str, list[str]] = {"input": [], "output": []}
     meta = record["meta_data"]
     return {
         "name": meta["task_name"],
