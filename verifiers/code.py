@@ -158,12 +158,16 @@ def judge(sandbox: Sandbox, answer: str, problem: dict[str, Any]) -> Verdict:
                 return Verdict(False, "CE", {"detail": program.error[-2000:], "tests": []})
             results = _run_tests(program, problem["tests"], limits)
     except SandboxLost as lost:  # before any test ran: the runner died compiling
-        return Verdict(False, "RE", {"detail": str(lost), "tests": []})
+        # About the sandbox, not (surely) the program: reported, never cached.
+        return Verdict(False, "RE", {"detail": str(lost), "tests": []}, final=False)
     failed = next((r for r in results if r["verdict"] != "AC"), None)
     if failed is None:
         return Verdict(True, "AC", {"detail": "", "tests": results})
     detail = f"test {failed['test']}: {failed['detail']}"
-    return Verdict(False, failed["verdict"], {"detail": detail, "tests": results})
+    sandbox_lost = failed.get("sandbox_lost", False)
+    return Verdict(
+        False, failed["verdict"], {"detail": detail, "tests": results}, final=not sandbox_lost
+    )
 
 
 def _run_tests(
@@ -174,7 +178,9 @@ def _run_tests(
         try:
             outcome = program.run(test["input"], limits)
         except SandboxLost as lost:
-            results.append({"test": number, "verdict": "RE", "detail": str(lost)})
+            results.append(
+                {"test": number, "verdict": "RE", "detail": str(lost), "sandbox_lost": True}
+            )
             break
         verdict, detail = classify(outcome, limits)
         if verdict == "OK":
