@@ -4,7 +4,7 @@
 completions: each is correct with a per-problem probability, else one of a few recurring
 wrong answers (Zipf-distributed, some written in equivalent forms), and 5% hold no answer.
 
-Ours: ``score_samples`` per problem (each distinct answer verified once, then grouped
+Ours: ``score_completions`` per problem (each distinct answer verified once, then grouped
 into vote classes). Baseline, same run: check every sample on its own, as lm-eval's
 gsm8k / minerva_math ``process_results`` do (extract, then compare or
 ``math_verify.verify(parse(gold), parse(answer))``).
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from math_verify import parse, verify
 
-from lm_eval_monkeys.metrics.summary import Grader, score_samples
+from lm_eval_monkeys.verification import score_completions
 from lm_eval_monkeys.verifiers import get_verifier
 
 PROBLEMS, SAMPLES = 50, 1_000
@@ -91,12 +91,11 @@ def baseline(spec: str, problems: list[tuple[dict, list[str]]]) -> tuple[float, 
 
 
 def ours(spec: str, problems: list[tuple[dict, list[str]]]) -> tuple[float, int]:
-    grader = Grader(get_verifier(spec))
+    checker = get_verifier(spec)
     correct = 0
     start = time.perf_counter()
     for doc, completions in problems:
-        summary = score_samples(completions, grader.checker.target(doc), grader).summary
-        correct += summary.c
+        correct += score_completions(checker, doc, completions).summary.c
     return time.perf_counter() - start, correct
 
 

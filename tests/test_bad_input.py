@@ -163,7 +163,7 @@ def test_a_read_only_run_directory(good_run: Path, tmp_path: Path) -> None:
         ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "coverage@k" in result.stdout

@@ -95,14 +95,9 @@ def test_math_equivalence(a: str, b: str, same: bool) -> None:
 
 def test_math_targets_from_both_hub_schemas() -> None:
     checker = get_verifier("math")
-    assert (
-        checker.target({"problem": "?", "solution": "so $\\boxed{\\frac{3}{4}}$."})
-        == "\\frac{3}{4}"
-    )
-    assert (
-        checker.target({"problem": "?", "solution": "...", "answer": "\\frac{3}{4}"})
-        == "\\frac{3}{4}"
-    )
+    from_solution = checker.target({"problem": "?", "solution": "so $\\boxed{\\frac{3}{4}}$."})
+    from_answer = checker.target({"problem": "?", "solution": "...", "answer": "\\frac{3}{4}"})
+    assert from_solution == from_answer == "math-v2|\\frac{3}{4}"
 
 
 class CountingChecker(GSM8KChecker):

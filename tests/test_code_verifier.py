@@ -6,6 +6,7 @@ Every hostile program really runs in bubblewrap as an unprivileged uid.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +17,7 @@ from conftest import run_cli
 from lm_eval_monkeys.store.verdicts import VerdictFile
 from lm_eval_monkeys.verification import score_completions
 from lm_eval_monkeys.verifiers import Checker, get_verifier
-from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
+from lm_eval_monkeys.verifiers.code import TEST_FIELDS, CodeChecker, extract_program
 
 ADD = {
     "name": "add",
@@ -51,7 +52,7 @@ HOSTILE = {
     ),
     "prints 300 MB": (
         py("import sys\nfor _ in range(300):\n    sys.stdout.write('x' * (1 << 20))"),
-        "WA",
+        "OLE",
     ),
     "fork bomb": (
         py(
@@ -77,7 +78,8 @@ HOSTILE = {
         py("import os\nprint(os.environ.get('MONKEYS_SECRET', 'none'))"),
         "WA",
     ),
-    "kills its parent": (py("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), "RE"),
+    # Its parent is the sandbox's pid 1, which the kernel shields from it: no output.
+    "kills its parent": (py("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"), "WA"),
     "does not compile": ("```cpp\nint main( { return 0 }\n```", "CE"),
     "python syntax error": (py("def f(:\n    pass"), "CE"),
 }
@@ -116,7 +118,7 @@ def test_hostile_programs_get_the_right_verdict_and_nothing_escapes(
     assert details[extract_program(GOOD_PY)]["verdict"] == "AC"
     assert not Path("/etc/monkeys-escape").exists()
     # Everything was SIGKILLed; give the kernel a moment to finish tearing namespaces down.
-    uids = ",".join(str(61000 + i) for i in range(64))
+    uids = ",".join(map(str, checker.sandbox.uids))  # this sandbox's block, not others'
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         left = subprocess.run(
@@ -186,7 +188,7 @@ def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
     source.write_text(
         "".join(
             json.dumps({"doc": ADD, "completion": c, "id": i}) + "\n"
-            for i, c in enumerate([GOOD_PY, py("print(1)"), "nothing"])
+            for i, c in enumerate([GOOD_PY, py("print(1)"), "nothing", py("while True: pass")])
         )
     )
     out = tmp_path / "out.jsonl"
@@ -201,10 +203,18 @@ def test_verify_command_on_codecontests_schema(tmp_path: Path) -> None:
         env={"MONKEYS_CACHE_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert [json.loads(x)["correct"] for x in out.read_text().splitlines()] == [True, False, False]
+    records = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [r["correct"] for r in records] == [True, False, False, False]
+    assert [r["status"] for r in records] == ["AC", "WA", "no_answer", "TLE"]
+    # Why a program failed reaches the output: the failing test and the limit it hit.
+    assert records[1]["details"]["detail"] == "test 0: wrong answer"
+    assert records[3]["details"]["detail"] == "test 0: wall-clock limit 2 s"
+    assert [t["verdict"] for t in records[0]["details"]["tests"]] == ["AC"] * 4
 
 
-def test_codecontests_prompts_build_from_local_statements() -> None:
+def test_codecontests_prompts_build_from_local_statements(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from lm_eval.tasks import TaskManager
 
     from lm_eval_monkeys.task_configs import TASK_DIR
@@ -222,6 +232,7 @@ def test_codecontests_prompts_build_from_local_statements() -> None:
     assert task.eval_docs[0]["description"][:40] in context
     assert gen["until"] == ["\nProblem:"] and gen["temperature"] == 0.6
     assert task.UNSAFE_CODE
+    assert "no program can be verified" in caplog.text  # said plainly, at load
 
 
 def test_missing_sandbox_tool_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -240,3 +251,168 @@ def test_time_slack_is_configurable() -> None:
     checker = get_verifier("code:2.5")
     key = checker.target(ADD)
     assert checker._problems[key]["limits"].time_s == 3.5
+
+
+@pytest.mark.parametrize(
+    ("got", "want", "same"),
+    [
+        ("YES 0.333333\n2", "yes 0.3333333 2", True),
+        ("4000000001", "4000000000", False),  # a relative 1e-5 would accept this
+        ("1000000006", "1000000007", False),
+        ("-0", "0", True),
+        ("007", "7", True),
+        ("3.0", "3", True),  # not two integers: numbers within 1e-5
+        ("0.500009", "0.5", True),
+        ("0.500011", "0.5", False),
+        ("100000.00001", "100000", True),
+        ("100000.0001", "100000", False),  # absolute, however large the answer
+        ("nan", "0.5", False),
+        ("inf", "1e308", False),
+        ("NaN", "nan", True),  # the same word
+        ("1_000", "1000", False),  # not a number token
+        ("1" * 5000, "1" * 5000, True),
+        ("1" * 5000 + "2", "1" * 5000 + "3", False),
+        ("1 2", "1 2 3", False),
+        ("", "", True),
+    ],
+)
+def test_comparison_rule(got: str, want: str, same: bool) -> None:
+    from lm_eval_monkeys.verifiers.compare import same_output
+
+    assert same_output(got.encode(), want) is same
+
+
+NO_TESTS = {field: {"input": [], "output": []} for field in TEST_FIELDS}
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"time_limit": "abc"}, "time_limit"),
+        ({"time_limit": {"seconds": "2"}}, "time_limit"),
+        ({"time_limit": 1e308}, "time_limit"),
+        ({"time_limit": float("nan")}, "time_limit"),
+        ({"time_limit": -1}, "time_limit"),
+        ({"memory_limit_bytes": "lots"}, "memory_limit_bytes"),
+        ({"memory_limit_bytes": 1.5}, "memory_limit_bytes"),
+        ({"memory_limit_bytes": 1 << 50}, "memory_limit_bytes"),
+        ({"public_tests": 5}, "public_tests"),
+        ({"public_tests": {"input": [1], "output": ["1"]}}, "public_tests test 0"),
+        ({"private_tests": {"input": ["1"], "output": []}}, "private_tests"),
+        ({"generated_tests": {"input": "1", "output": "1"}}, "generated_tests"),
+        ({**NO_TESTS, "name": "empty"}, "'empty' has no tests"),
+    ],
+)
+def test_a_bad_problem_record_is_refused_naming_the_field(change: dict, field: str) -> None:
+    from lm_eval_monkeys.errors import MonkeysError
+
+    checker = CodeChecker(sandbox="unused")  # type: ignore[arg-type]  (nothing may run)
+    with pytest.raises(MonkeysError, match=re.escape(field)) as refused:
+        checker.target({**ADD, **change})
+    assert "\n" not in str(refused.value)
+
+
+def test_a_problem_without_tests_names_the_fix() -> None:
+    from lm_eval_monkeys.errors import MonkeysError
+
+    checker = CodeChecker(sandbox="unused")  # type: ignore[arg-type]
+    with pytest.raises(MonkeysError, match=r"deepmind/code_contests.*codecontests/test.jsonl"):
+        checker.target({**ADD, **NO_TESTS})
+
+
+def test_a_program_that_closes_stdout_is_judged_on_what_it_wrote(checker: CodeChecker) -> None:
+    program = extract_program(
+        py(
+            "import os, sys, time\na, b = map(int, input().split())\nprint(a + b)\n"
+            "sys.stdout.flush()\nos.close(1)\ntime.sleep(0.2)"
+        )
+    )
+    assert details_of(checker, [program], checker.target(ADD))[program]["verdict"] == "AC"
+
+
+def test_untagged_python_mentioning_include_stays_python(checker: CodeChecker) -> None:
+    program = extract_program(
+        "```\n# in C++ this would need #include <iostream>\n"
+        "a, b = map(int, input().split())\nprint(a + b)\n```"
+    )
+    assert program is not None and program.startswith("python\n")
+    assert details_of(checker, [program], checker.target(ADD))[program]["verdict"] == "AC"
+
+
+def test_failures_name_the_limit_they_hit(checker: CodeChecker) -> None:
+    cases = {
+        "while True:\n    pass": ("TLE", "limit 2 s"),
+        "x = bytearray(8 << 30)": ("MLE", "memory limit 256 MiB"),
+        "import sys\nsys.stdout.write('x' * (100 << 20))": ("OLE", "output limit 64 MiB"),
+    }
+    programs = {extract_program(py(body)): want for body, want in cases.items()}
+    details = details_of(checker, list(programs), checker.target(ADD))
+    for program, (verdict, limit) in programs.items():
+        assert details[program]["verdict"] == verdict
+        assert details[program]["tests"][0]["verdict"] == verdict
+        assert limit in details[program]["detail"]
+
+
+def test_target_key_changes_with_tests_and_limits() -> None:
+    checker = CodeChecker(sandbox="unused")  # type: ignore[arg-type]
+    keys = {
+        checker.target(ADD),
+        checker.target({**ADD, "memory_limit_bytes": 512 << 20}),
+        checker.target({**ADD, "generated_tests": {"input": ["1 1\n"], "output": ["2\n"]}}),
+        CodeChecker(sandbox="unused", slack_s=2.0).target(ADD),  # type: ignore[arg-type]
+    }
+    assert len(keys) == 4
+
+
+def test_unsandboxed_mode_judges_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV
+
+    monkeypatch.setenv(UNSANDBOXED_ENV, "1")
+    checker = CodeChecker()
+    programs = [extract_program(GOOD_PY), extract_program(py("print(0)"))]
+    details = details_of(checker, programs, checker.target(ADD))
+    assert [details[p]["verdict"] for p in programs] == ["AC", "WA"]
+
+
+def test_a_local_codecontests_file_with_tests_is_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_monkeys.task_configs import TASK_DIR
+
+    (tmp_path / "codecontests").mkdir()
+    records = [{**ADD, "name": f"add{i}"} for i in range(3)]
+    (tmp_path / "codecontests" / "test.jsonl").write_text(
+        "".join(json.dumps(record) + "\n" for record in records)
+    )
+    monkeypatch.setenv("MONKEYS_DATA_DIR", str(tmp_path))
+    manager = TaskManager(
+        include_path=str(TASK_DIR), include_defaults=False, metadata={"repeats": 2}
+    )
+    task = manager.load("monkeys_codecontests")["tasks"]["monkeys_codecontests"]
+    docs = list(task.test_docs())
+    assert [doc["name"] for doc in docs] == ["add0", "add1", "add2"]
+    checker = task.checker
+    program = extract_program(GOOD_PY)
+    assert details_of(checker, [program], checker.target(docs[0]))[program]["verdict"] == "AC"
+
+
+def test_a_run_over_problems_without_tests_stops_before_the_model_loads(tmp_path: Path) -> None:
+    result = run_cli(
+        "--tasks", "monkeys_codecontests", "--limit", "1", "--output_path", str(tmp_path)
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("\n") == 1 and "no program can be verified" in result.stderr
+    assert "test.jsonl" in result.stderr and "--predict_only" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing generated, nothing written
+
+
+def test_predict_only_still_generates_from_statements(tmp_path: Path) -> None:
+    result = run_cli(
+        "--model", "monkeys-synthetic", "--tasks", "monkeys_codecontests", "--limit", "1",
+        "--repeats", "2", "--predict_only", "--log_samples", "--confirm_run_unsafe_code",
+        "--output_path", str(tmp_path),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list(tmp_path.rglob("samples_monkeys_codecontests*.jsonl"))

@@ -16,7 +16,7 @@ SHORT = ["--limit", "2", "--gen_kwargs", "max_gen_toks=40", "--batch_size", "4",
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

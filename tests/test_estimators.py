@@ -126,22 +126,92 @@ def test_majority_rejects_k_beyond_samples() -> None:
         majority_at_k([2, 1], [True, False], 1, 5)
 
 
-def test_majority_pruning_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Rivals and votes settled by Hoeffding's bound give the same values as the full
-    recursion (pruning off) on problems large enough for the bounds to bite."""
-    from lm_eval_monkeys.metrics import estimators
+def exact_majority(sizes: list[int], correct: list[bool], invalid: int, k: int) -> Fraction:
+    """The textbook count in integers: for each correct class and vote count x, the
+    k-subsets where no rival exceeds x, by the number of rivals tied at x (rivals one at a
+    time, ``ways[t, u]``: u draws taken, t ties), each sharing 1/(1 + ties)."""
+    n = sum(sizes) + invalid
+    total = Fraction(0)
+    for g in (i for i, ok in enumerate(correct) if ok and sizes[i]):
+        others = [s for i, s in enumerate(sizes) if i != g and s]
+        m, pool = sizes[g], n - sizes[g]
+        for x in range(max(1, k - pool), min(m, k) + 1):
+            d, rivals = k - x, [s for s in others if s >= x]
+            ways = np.zeros((1, d + 1), dtype=object)
+            ways[:] = 0
+            ways[0, 0] = 1
+            for size in rivals:
+                new = np.zeros((ways.shape[0] + 1, d + 1), dtype=object)
+                new[:] = 0
+                for y in range(min(x, size, d) + 1):
+                    rows = slice(1, None) if y == x else slice(None, -1)
+                    new[rows, y:] += ways[:, : d + 1 - y] * comb(size, y)
+                ways = new
+            rest = pool - sum(rivals)
+            outside = [comb(rest, d - u) for u in range(d + 1)]
+            for t in range(ways.shape[0]):
+                count = sum(int(w) * o for w, o in zip(ways[t], outside, strict=True))
+                total += Fraction(comb(m, x) * count, t + 1)
+    return total / comb(n, k)
 
-    rng = np.random.default_rng(7)
-    cases = []
-    for _ in range(4):
-        gold = int(rng.integers(20, 1500))
-        rivals = rng.multinomial(2000 - gold - 100, np.arange(1, 9) ** -1.5 / 2.12).tolist()
-        cases.append(([gold, *rivals], [True] + [False] * len(rivals), 100))
-    ks = (1, 7, 64, 300, 1200)
-    pruned = [[majority_at_k(s, c, inv, k) for k in ks] for s, c, inv in cases]
-    # Settled outright: gold far ahead of (or behind) its rivals.
-    assert majority_at_k([9000, 500, 300], [True, False, False], 200, 1000) == 1.0
-    assert majority_at_k([300, 9000, 500], [True, False, False], 200, 1000) == 0.0
-    monkeypatch.setattr(estimators, "_PRUNE", 0.0)
-    full = [[majority_at_k(s, c, inv, k) for k in ks] for s, c, inv in cases]
-    assert np.allclose(pruned, full, rtol=0, atol=1e-12)
+
+def zipf_classes(rng: np.random.Generator, samples: int, classes: int, s: float) -> list[int]:
+    weights = np.arange(1, classes + 1, dtype=np.float64) ** -s
+    return [int(c) for c in rng.multinomial(samples, weights / weights.sum()) if c]
+
+
+def paper_scale_problems() -> list[tuple[str, list[int], int, list[int]]]:
+    """n = 10,000: (name, class sizes with the correct class first, unparsable, ks)."""
+    rng = np.random.default_rng(3)
+    small = [3] * 950 + [4] * 950
+    return [
+        ("tail of ~200 classes", [1500, *zipf_classes(rng, 8100, 200, 1.2)], 400, [2, 8, 33]),
+        ("tail of ~600 classes", [300, *zipf_classes(rng, 9300, 600, 1.2)], 400, [3, 16]),
+        ("1,900 classes of 3-4 votes", [10_000 - 350 - sum(small), *small], 350, [8]),
+        ("4 votes among them", [4, *small], 10_000 - 4 - sum(small), [8]),
+        ("close race", [3000, 2950, 2900, 700] + [50] * 8, 50, [20, 48]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "sizes", "invalid", "ks"),
+    paper_scale_problems(),
+    ids=[problem[0] for problem in paper_scale_problems()],
+)
+def test_majority_exact_to_1e13_at_n_10000(
+    name: str, sizes: list[int], invalid: int, ks: list[int]
+) -> None:
+    assert sum(sizes) + invalid == 10_000, name
+    correct = [True] + [False] * (len(sizes) - 1)
+    for k in ks:
+        expected = float(exact_majority(sizes, correct, invalid, k))
+        assert majority_at_k(sizes, correct, invalid, k) == pytest.approx(expected, abs=1e-13)
+
+
+def test_majority_closed_forms_at_large_k_against_direct_counts() -> None:
+    """Large k, where only problems with a short exact count can be checked: two classes
+    (a double sum over both vote counts) and a class among singletons (gold wins with two
+    votes, and at one vote shares with every singleton drawn)."""
+    gold, rival, invalid, k = 4000, 3900, 2100, 300
+    n = gold + rival + invalid
+    wins = Fraction(0)
+    for x in range(1, k + 1):
+        for y in range(0, min(x, k - x) + 1):
+            ways = comb(gold, x) * comb(rival, y) * comb(invalid, k - x - y)
+            wins += ways if y < x else Fraction(ways, 2)
+    expected = float(wins / comb(n, k))
+    assert majority_at_k([gold, rival], [True, False], invalid, k) == pytest.approx(
+        expected, abs=1e-13
+    )
+    for m in (1, 5, 3000):
+        singles, invalid, k = 9500 - m, 500, 2000
+        n = m + singles + invalid
+        wins = sum(comb(m, x) * comb(n - m, k - x) for x in range(2, min(m, k) + 1))
+        share = sum(
+            Fraction(comb(singles, v) * comb(invalid, k - 1 - v), 1 + v)
+            for v in range(max(0, k - 1 - invalid), min(singles, k - 1) + 1)
+        )
+        expected = float((wins + m * share) / comb(n, k))
+        sizes = [m] + [1] * singles
+        value = majority_at_k(sizes, [True] + [False] * singles, invalid, k)
+        assert value == pytest.approx(expected, abs=1e-13)

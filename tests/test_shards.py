@@ -172,7 +172,7 @@ def test_shard_verdicts_and_rewards_carry_into_the_merge(
         rescore_run(copies[-1])  # fills the shard's verdicts table
         store = SampleStore(copies[-1])
         ids = [row[1:3] for row in content(copies[-1])["samples"]]
-        store.add_rewards("rm", [("monkeys_gsm8k", d, s, d + s / 10) for d, s in ids])
+        store.rewards.add("rm", [("monkeys_gsm8k", d, s, d + s / 10) for d, s in ids])
         store.close()
     merged = tmp_path / "merged"
     merge_shards(copies, merged)

@@ -175,6 +175,8 @@ def test_export_jsonl_and_parquet_load_with_datasets(reference: Path, tmp_path: 
         "completion",
         "answer",
         "correct",
+        "status",
+        "details",
         "prompt_tokens",
         "completion_tokens",
     }

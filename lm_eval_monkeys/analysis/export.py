@@ -49,7 +49,11 @@ def sample_records(run_dir: Path, verifier: str | None = None) -> Iterator[list[
             resolver = VerdictResolver(scoring.checker, store.verdicts)
             try:
                 for doc_id, samples, scored in scored_problems(
-                    store, task, scoring.checker, resolver
+                    store,
+                    task,
+                    scoring.checker,
+                    resolver,
+                    group=False,  # no vote classes
                 ):
                     yield [
                         {

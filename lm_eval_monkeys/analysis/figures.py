@@ -2,7 +2,8 @@
 
 - ``metric_figure``: every ``name@k`` of one run's task against k on a log axis, with the
   power-law fit, its bootstrap band and the per-problem forecast extended past the data;
-- ``cost_figure``: coverage against FLOPs and against dollars for every run of a task.
+- ``cost_figure``: coverage against FLOPs and against dollars for every run of a task;
+- ``paired_figure``: two runs' per-problem values of one metric@k against each other.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ matplotlib.use("Agg")  # before any figure: reports are written, never shown
 import numpy as np
 from matplotlib.figure import Figure
 
+from lm_eval_monkeys.analysis.compare import TaskComparison
 from lm_eval_monkeys.analysis.cost import Unit
 from lm_eval_monkeys.analysis.fits import TaskAnalysis
 
@@ -39,6 +41,17 @@ def metric_figure(result: TaskAnalysis) -> bytes:
     ax = fig.subplots()
     for name, (ks, values) in result.curves.items():
         ax.plot(ks, values, marker="o", markersize=4, label=_LABELS.get(name, f"{name}@k"))
+    if result.coverage_band is not None:
+        ks, low, high = result.coverage_band
+        ax.vlines(
+            ks,
+            low,
+            high,
+            color="tab:blue",
+            linewidth=3,
+            alpha=0.5,
+            label="coverage@k 90% interval (problems resampled + per-problem variance)",
+        )
     grid = result.grid()
     if result.band is not None:
         at, low, high = result.band
@@ -113,4 +126,36 @@ def cost_figure(task: str, results: list[TaskAnalysis], units: list[Unit]) -> by
             ncols=min(len(handles), 4),
             fontsize=8,
         )
+    return _png(fig)
+
+
+def paired_figure(compared: TaskComparison, a: str, b: str, column: str) -> bytes:
+    """Per-problem scatter of run b against run a on one metric@k: points above the
+    diagonal are problems b does better on. Titled with the paired difference."""
+    j = compared.columns.index(column)
+    key, sign = ((a, b), 1.0) if (a, b) in compared.pairs else ((b, a), -1.0)
+    result = compared.pairs[key][j]
+    x, y = compared.values[a][:, j], compared.values[b][:, j]
+    fig = Figure(figsize=(5.6, 5.6), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
+    # Problems with the same pair of values share one point, sized by how many they are.
+    points, counts = np.unique(np.column_stack([x, y]), axis=0, return_counts=True)
+    px, py = points[:, 0], points[:, 1]
+    colours = np.where(py > px, "tab:green", np.where(py < px, "tab:red", "grey"))
+    ax.scatter(px, py, s=12 * counts, alpha=0.5, color=colours)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"{a}: {column} per problem")
+    ax.set_ylabel(f"{b}: {column} per problem")
+    won, lost = (result.won, result.lost) if sign > 0 else (result.lost, result.won)
+    low, high = sorted((sign * result.ci_low, sign * result.ci_high))
+    ax.set_title(
+        f"{compared.task}: {b} − {a} = {sign * result.difference:+.4f}\n"
+        f"CI [{low:+.4f}, {high:+.4f}], p = {result.p_value:.3g}; "
+        f"{b} better on {won}, worse on {lost}",
+        fontsize=9,
+    )
+    ax.grid(True, alpha=0.3)
     return _png(fig)

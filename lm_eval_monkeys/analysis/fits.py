@@ -25,11 +25,12 @@ from lm_eval_monkeys.analysis.scaling import (
     power_law,
 )
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics.estimators import coverage_at_k
+from lm_eval_monkeys.metrics.estimators import coverage_at_k, coverage_variance
 
 EXTRAPOLATE = 10  # forecasts reach this multiple of the samples drawn
 HOLD_OUT = 10  # the backtest fits on the first 1/HOLD_OUT of each problem's samples
 BAND_ITERS = 200
+BAND_Z = 1.6449  # two-sided 90% normal quantile, the level of every band in the report
 
 
 @dataclass
@@ -45,6 +46,7 @@ class TaskAnalysis:
     cost: RunCost
     fit: tuple[float, float] | None = None
     band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # at, low, high
+    coverage_band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # ks, low, high
     forecast: SuccessDistribution | None = None
     backtest: Backtest | None = None
     warnings: list[str] = field(default_factory=list)
@@ -99,6 +101,8 @@ def analyse(
     problem's first ``k_max // HOLD_OUT`` samples (None skips the backtest)."""
     result = TaskAnalysis(run, model, task, n, c, curves, cost)
     ks, coverage = curves.get("coverage", (np.array([]), np.array([])))
+    if ks.size:
+        result.coverage_band = (ks, *coverage_band(n, c, ks))
     say = result.warnings
     result.fit = _attempt(
         say, f"{run} / {task}: no power-law fit", lambda: fit_power_law(ks, coverage)
@@ -120,6 +124,20 @@ def analyse(
             say, f"{run} / {task}: no forecast backtest", lambda: backtest(n, c, c_first, m)
         )
     return result
+
+
+def coverage_band(n: np.ndarray, c: np.ndarray, ks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 90% band on measured coverage@k that counts both sources of uncertainty: which
+    problems the benchmark drew (the bootstrap variance of a mean over problems,
+    sum((x - mean)^2) / P^2, taken in closed form) and the finite samples per problem
+    (each problem's estimator variance, ``coverage_variance``, summed / P^2)."""
+    values = np.asarray(coverage_at_k(n[:, None], c[:, None], ks[None, :]))
+    within = np.asarray(coverage_variance(n[:, None], c[:, None], ks[None, :]))
+    problems = n.size
+    mean = values.mean(axis=0)
+    spread = ((values - mean) ** 2).sum(axis=0) + within.sum(axis=0)
+    half = BAND_Z * np.sqrt(spread) / problems
+    return np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1)
 
 
 T = TypeVar("T")

@@ -11,10 +11,17 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from lm_eval_monkeys.analysis.compare import (
+    Comparison,
+    leaderboard,
+    pair_runs,
+    plan_comparison,
+    read_facts,
+)
 from lm_eval_monkeys.analysis.cost import (
     Budget,
     Unit,
@@ -25,8 +32,11 @@ from lm_eval_monkeys.analysis.cost import (
 from lm_eval_monkeys.analysis.fits import HOLD_OUT, TaskAnalysis, analyse
 from lm_eval_monkeys.analysis.report_html import Table, render_html
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import Curves
+from lm_eval_monkeys.metrics import Curves, coverage_at_k
 from lm_eval_monkeys.store import SampleStore
+
+if TYPE_CHECKING:
+    from lm_eval_monkeys.analysis.run_data import RunData
 
 _Entry = TypeVar("_Entry")
 
@@ -59,6 +69,9 @@ LEADERBOARD_COLUMNS = [
     "coverage@1",
     "coverage@max_k",
     "majority@max_k",
+    "paired_k",
+    "coverage@paired_k_vs_best",
+    "not_worse_than_best",
     "fit_a",
     "fit_b",
     "forecast_k",
@@ -87,6 +100,7 @@ def build_report(
     verifier: str | None = None,
     ks: Sequence[int] | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
     band_iters: int = 200,
 ) -> Report:
     """Read, fit and plot every run, then write figures, Markdown, CSV and HTML to ``output``.
@@ -96,14 +110,14 @@ def build_report(
     unreadable price table or an unwritable output directory are errors.
     """
     from lm_eval_monkeys.analysis.cost import count_parameters
-    from lm_eval_monkeys.analysis.figures import cost_figure, metric_figure
+    from lm_eval_monkeys.analysis.figures import cost_figure, metric_figure, paired_figure
     from lm_eval_monkeys.analysis.run_data import read_run
 
     if not 0 < target <= 1:
         raise MonkeysError(f"--target must be a coverage in (0, 1], got {target}")
     report = Report(Path(output))
     clock = _Clock(report.timings)
-    labels = _labels(run_dirs)
+    labels = run_labels(run_dirs)
     # A directory that is not a run store is an error, up front; each is opened once.
     stores = [SampleStore(Path(run_dir), writer=False) for run_dir in run_dirs]
     try:
@@ -113,7 +127,7 @@ def build_report(
             runs = []
             for store, label in zip(stores, labels, strict=True):
                 try:
-                    runs.append(read_run(store, label, verifier, ks, reward_model))
+                    runs.append(read_run(store, label, verifier, ks, reward_model, metrics))
                 except MonkeysError as err:
                     report.warnings.append(f"{label}: left out of the report: {err}")
     finally:
@@ -121,6 +135,11 @@ def build_report(
             store.close()
     if not runs:
         raise MonkeysError("no run could be read: " + "; ".join(report.warnings))
+    comparison = None
+    if len(runs) > 1:
+        with clock("paired comparisons"):
+            comparison = _compare(runs, verifier, ks, report.warnings)
+    standings = _standings(comparison)
 
     with clock("fits, forecasts, bootstrap"):
         results: dict[str, list[TaskAnalysis]] = {}
@@ -173,6 +192,8 @@ def build_report(
         cost_figures: dict[str, bytes | None] = {}
         for task, task_results in results.items():
             run_figures[task] = [(r.run, metric_figure(r)) for r in task_results]
+            if comparison is not None and task in comparison.tasks:
+                run_figures[task] += _paired_figures(comparison, task, paired_figure)
             for name, png in run_figures[task]:
                 report.files.append(_write(report.output / "figures" / _png_name(task, name), png))
             units = _units(task_results)
@@ -183,11 +204,19 @@ def build_report(
                 report.files.append(_write(path, figure))
 
     with clock("tables, HTML"):
-        rows = [_leaderboard_row(r, target) for rs in results.values() for r in rs]
+        rows = [
+            _leaderboard_row(r, target, standings.get((r.task, r.run)))
+            for rs in results.values()
+            for r in rs
+        ]
         report.files.append(_write_csv(report.output / "leaderboard.csv", rows))
         leaderboard = Table("Leaderboard", LEADERBOARD_COLUMNS, [_formatted(r) for r in rows])
         task_tables = {
-            task: _cost_tables(task, rs, budget, report.warnings) for task, rs in results.items()
+            task: [
+                *_paired_tables(comparison, task),
+                *_cost_tables(task, rs, budget, report.warnings),
+            ]
+            for task, rs in results.items()
         }
         markdown = [
             "# lm-eval-monkeys report",
@@ -228,7 +257,7 @@ class _Clock:
         self.timings[self.phase] = time.perf_counter() - self.start
 
 
-def _labels(run_dirs: Sequence[Path]) -> list[str]:
+def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     """Each run's name: its directory's, with its parent's where two would collide."""
     names = [Path(d).resolve().name for d in run_dirs]
     return [
@@ -297,7 +326,73 @@ def _units(results: list[TaskAnalysis]) -> list[Unit]:
     return [u for u in ("flops", "usd") if any(r.cost.at(1, u) is not None for r in results)]
 
 
-def _leaderboard_row(result: TaskAnalysis, target: float) -> dict[str, object]:
+def _compare(
+    runs: list[RunData], verifier: str | None, ks: Sequence[int] | None, warnings: list[str]
+) -> Comparison | None:
+    """Coverage@k of every pair of runs, paired on the problems all runs hold, from the
+    counts already read (a warning, and no paired columns, when the runs cannot be
+    compared: other prompts or checkers, no shared task)."""
+    labels = [r.label for r in runs]
+    try:
+        facts = [read_facts(r.run_dir, verifier) for r in runs]
+        plans, notes = plan_comparison(facts, labels, ks, intersection=True)
+    except MonkeysError as err:
+        warnings.append(f"no paired comparison of the runs: {err}")
+        return None
+    values: dict[str, dict[str, np.ndarray]] = {}
+    for run in runs:
+        for task, (doc_ids, task_ks) in plans.items():
+            data = run.tasks[task]
+            row = {doc_id: i for i, doc_id in enumerate(data.doc_ids)}
+            held = [row[d] for d in doc_ids]
+            n, c = data.n[held, None], data.c[held, None]
+            values.setdefault(run.label, {})[task] = np.asarray(coverage_at_k(n, c, task_ks))
+    return pair_runs(labels, plans, ["coverage"], values, notes=notes)
+
+
+Standing = tuple[int, float, bool]  # paired k, coverage difference to the best run, top group
+
+
+def _standings(comparison: Comparison | None) -> dict[tuple[str, str], Standing]:
+    """(task, run) -> its place at the largest k compared, against the best run's mean."""
+    found: dict[tuple[str, str], Standing] = {}
+    if comparison is None:
+        return found
+    for task in comparison.tasks.values():
+        column = task.columns[-1]
+        board = leaderboard(task, column, comparison.alpha)
+        for s in board:
+            found[(task.task, s.run)] = (int(column.split("@")[1]), s.mean - board[0].mean, s.top)
+    return found
+
+
+def _paired_tables(comparison: Comparison | None, task: str) -> list[Table]:
+    from lm_eval_monkeys.analysis.gate import pair_rows
+
+    if comparison is None or task not in comparison.tasks:
+        return []
+    compared = comparison.tasks[task]
+    headers, rows = pair_rows(comparison, compared)
+    title = (
+        f"{task}: paired differences of coverage@k on the {len(compared.doc_ids)} problems "
+        f"every run holds (p-value correction: {comparison.correction})"
+    )
+    return [Table(title, headers, rows)]
+
+
+def _paired_figures(comparison: Comparison, task: str, draw: Any) -> list[tuple[str, bytes]]:
+    """Per-problem scatter of coverage at the largest k compared: the first run against each."""
+    compared = comparison.tasks[task]
+    base = comparison.runs[0]
+    return [
+        (f"paired: {other} vs {base}", draw(compared, base, other, compared.columns[-1]))
+        for other in comparison.runs[1:]
+    ]
+
+
+def _leaderboard_row(
+    result: TaskAnalysis, target: float, standing: Standing | None
+) -> dict[str, object]:
     ks, _ = result.curves.get("coverage", (np.array([result.k_max]), None))
     max_k = int(ks[-1])
     majority = dict(zip(*result.curves.get("majority", ([], [])), strict=True))
@@ -313,6 +408,9 @@ def _leaderboard_row(result: TaskAnalysis, target: float) -> dict[str, object]:
         "coverage@1": result.coverage(1)[0],
         "coverage@max_k": result.coverage(max_k)[0],
         "majority@max_k": majority.get(max_k),
+        "paired_k": standing and standing[0],
+        "coverage@paired_k_vs_best": standing and standing[1],
+        "not_worse_than_best": None if standing is None else ("yes" if standing[2] else "no"),
         "fit_a": result.fit[0] if result.fit else None,
         "fit_b": result.fit[1] if result.fit else None,
         "forecast_k": forecast_k,

@@ -21,7 +21,15 @@ from lm_eval_monkeys.analysis.stored_rewards import (
     with_stored_rewards,
 )
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import Curves, default_ks, flatten, metric_families, problem_curves
+from lm_eval_monkeys.metrics import (
+    Curves,
+    check_metric,
+    default_ks,
+    flatten,
+    needs_rewards,
+    needs_votes,
+    problem_curves,
+)
 from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord
 from lm_eval_monkeys.task_configs import installed_metadata
 from lm_eval_monkeys.verification import ProblemAnswers, ScoredSamples, VerdictResolver, score
@@ -91,8 +99,8 @@ def task_scoring(store: SampleStore, task: str, verifier: str | None = None) -> 
                 spec,
             )
         metrics = tuple(installed.get("metrics") or ("coverage", "majority"))
-    families = set(metric_families(rewards=False))
-    return TaskScoring(get_verifier(spec, task), tuple(m for m in metrics if m in families), record)
+    own = tuple(m for m in metrics if not needs_rewards(check_metric(m)))
+    return TaskScoring(get_verifier(spec, task), own, record)
 
 
 def problem_chunks(
@@ -115,10 +123,15 @@ def problem_chunks(
 
 
 def scored_problems(
-    store: SampleStore, task: str, checker: Checker, resolver: VerdictResolver
+    store: SampleStore,
+    task: str,
+    checker: Checker,
+    resolver: VerdictResolver,
+    group: bool = True,
 ) -> Iterator[tuple[int, list[Sample], ScoredSamples]]:
     """Each stored problem of a task with its samples and their verdicts; the distinct
-    answers of a chunk of problems are resolved together (cache, then the backend)."""
+    answers of a chunk of problems are resolved together (cache, then the backend), then
+    grouped into vote classes if ``group``."""
     for chunk in problem_chunks(store, task):
         answered = []
         for doc_id, doc, samples in chunk:
@@ -132,7 +145,7 @@ def scored_problems(
             answered.append((doc_id, samples, problem))
         verdicts = resolver.resolve(problem for _, _, problem in answered)
         for doc_id, samples, problem in answered:
-            yield doc_id, samples, score(problem, verdicts, checker)
+            yield doc_id, samples, score(problem, verdicts, checker, group)
 
 
 ProblemHook = Callable[[str, int, list[Sample], ScoredSamples], None]
@@ -145,23 +158,27 @@ def rescore_store(
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, TaskResult]:
     """Metrics of every task in an open store, averaged over problems.
 
     ``on_problem(task, doc_id, samples, scored)`` sees every scored problem on the way, so
     callers needing per-problem data (report, compare, export) verify only once. Tasks
     whose samples all have rewards also get ``rm_best@k`` and ``rm_majority@k``, from
-    ``reward_model``'s scores (default: the only reward model in the store).
+    ``reward_model``'s scores (default: the only reward model in the store). ``metrics``
+    names the metrics to report instead of the run's own (opt-in ones included).
     """
+    asked = tuple(check_metric(m) for m in metrics or ())  # before any verification
     results: dict[str, TaskResult] = {}
     reward_model = stored_reward_model(store, reward_model)
     for task in store.tasks():
         scoring = task_scoring(store, task, verifier)
         resolver = VerdictResolver(scoring.checker, store.verdicts, backend)
+        group = needs_votes(scoring.metrics) or reward_model is not None  # rm_majority
         summaries = []
         try:
             for doc_id, samples, scored in tqdm(
-                scored_problems(store, task, scoring.checker, resolver),
+                scored_problems(store, task, scoring.checker, resolver, group),
                 desc=f"rescore {task}",
                 unit="problem",
             ):
@@ -184,7 +201,8 @@ def rescore_store(
                 "problem; lower --ks or extend the run"
             )
         rewarded = summaries[0].rewards is not None
-        names = scoring.metrics + (("rm_best", "rm_majority") if rewarded else ())
+        own = tuple(m for m in asked if not needs_rewards(m)) or scoring.metrics
+        names = own + (("rm_best", "rm_majority") if rewarded else ())
         totals: Curves = {}
         for summary in summaries:
             for name, curve in problem_curves(summary, task_ks, names).items():
@@ -207,11 +225,12 @@ def rescore_run(
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> dict[str, TaskResult]:
     """``rescore_store`` of a run directory, also written to its rescore.json (skipped,
     with a notice, when the directory is read-only)."""
     with SampleStore(run_dir, writer=False) as store:
-        results = rescore_store(store, verifier, ks, on_problem, backend, reward_model)
+        results = rescore_store(store, verifier, ks, on_problem, backend, reward_model, metrics)
         read_only = store.read_only
     if read_only:
         logger.warning("%s is read-only: %s not written", run_dir, RESCORE_FILE)

@@ -69,6 +69,7 @@ def read_run(
     verifier: str | None = None,
     ks: Sequence[int] | None = None,
     reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> RunData:
     """Rescore an open run and keep what fits, forecasts and costs need, verifying once."""
     tasks: dict[str, TaskData] = {}
@@ -80,7 +81,9 @@ def read_run(
         data.prompt_tokens.append(samples[0].prompt_tokens)
         data.completion_tokens.append(sum(s.completion_tokens for s in samples))
 
-    results = rescore_store(store, verifier, ks, on_problem=collect, reward_model=reward_model)
+    results = rescore_store(
+        store, verifier, ks, on_problem=collect, reward_model=reward_model, metrics=metrics
+    )
     for task, result in results.items():
         tasks[task].result = result
     if not tasks:

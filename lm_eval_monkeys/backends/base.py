@@ -78,7 +78,7 @@ class KSampleLM(LM):
                 store.close()
         outputs: list[str] = []
         for (_, count), plan in zip(groups, plans, strict=True):
-            if store is not None:
+            if store is not None and self.run_dir:
                 ref = StoredSamples(self.run_dir, plan.task, plan.doc_id, count)
                 outputs.extend([ref] * count)
             else:

@@ -1,9 +1,17 @@
-"""``monkeys-hf``: k samples per prompt with transformers, the prompt encoded once.
+"""``monkeys-hf``: k samples per prompt with transformers, the batch kept full.
 
-Stock lm-eval ``hf`` with ``repeats: k`` runs the whole prompt k times. Here each problem's
-prompt is run through the model once; its KV cache is copied into a batch of
-continuations that are sampled step by step, finished rows leaving the batch. Each row
-draws from its own generator seeded by (seed, task, doc, sample index).
+Stock lm-eval ``hf`` with ``repeats: k`` runs the whole prompt k times. Here each
+problem's prompt runs through the model once; its KV cache is copied into rows of a
+preallocated slot cache (``slot_cache.py``), one sample per row, decoded together. A row
+that finishes (end of sequence, a stop string, the token limit) takes the next sample
+of the same problem, or the first of the next problem, so the batch stays full until
+the work runs out (continuous batching).
+
+Each sample draws from its own counter-based random stream (``sampling.py``), seeded by
+(seed, task, doc, sample index): its draws do not depend on the batch size, on its
+neighbours or on when it joined. Batched float arithmetic can still differ in the last
+bits between batch sizes and, rarely, flip a sampled token. Stop strings are checked on
+the last few tokens' text only, so a step costs the same at token 10 and token 1,000.
 
 Model loading is lm-eval's ``HFLM``, so every ``hf`` model argument works (``gguf_file``,
 ``dtype``, ``revision``...). The default stays the model's own precision: on an AMX CPU
@@ -13,18 +21,56 @@ Model loading is lm-eval's ``HFLM``, so every ``hf`` model argument works (``ggu
 
 from __future__ import annotations
 
-import copy
+import inspect
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+from transformers import AttentionInterface
 
 from lm_eval_monkeys.backends.base import KSampleLM, SampleRequest, sample_seed
+from lm_eval_monkeys.backends.generation import GenerationSettings, generation_settings
+from lm_eval_monkeys.backends.sampling import RowSettings, next_tokens, stream_uniforms
+from lm_eval_monkeys.backends.slot_cache import (
+    GROUPED_ATTENTION,
+    Prefix,
+    PrefixCapture,
+    SlotCache,
+    cache_argument,
+    causal_mask,
+    grouped_decode_attention,
+)
+from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store import Sample
 
 _DEFAULT_ROWS = 16
+# A stop string of n characters spans at most 4n tokens (byte-level pieces of UTF-8).
+_TOKENS_PER_CHAR = 4
+
+
+@dataclass
+class _Problem:
+    """One request's prompt tokens and settings, and its samples not yet started."""
+
+    request: SampleRequest
+    prompt: list[int]
+    settings: GenerationSettings
+    unstarted: int
+
+
+@dataclass
+class _Row:
+    """The sample a slot row is generating."""
+
+    problem: _Problem
+    index: int
+    seed: int
+    tokens: list[int] = field(default_factory=list)
 
 
 @register_model("monkeys-hf")
@@ -32,98 +78,164 @@ class MonkeysHF(KSampleLM):
     def __init__(self, run_dir: str | None = None, seed: int = 0, **hf_args: Any) -> None:
         super().__init__(run_dir=run_dir, seed=seed, **hf_args)
         batch = hf_args.get("batch_size", 1)
-        # The batch is the number of continuations decoded together; lm-eval's default of 1
+        # The batch is the number of samples decoded together; lm-eval's default of 1
         # (or "auto") would waste the shared prompt, so those mean 16.
         self.rows = int(batch) if str(batch).isdigit() and int(batch) > 1 else _DEFAULT_ROWS
         self.hf = HFLM(**hf_args)
         self.model = self.hf.model.eval()
         self.tokenizer = self.hf.tokenizer
+        self._check_full_attention()
+        if self.model.config._attn_implementation == "sdpa":
+            AttentionInterface.register(GROUPED_ATTENTION, grouped_decode_attention)
+            self.model.set_attn_implementation(GROUPED_ATTENTION)
+        self._cache_arg = cache_argument(self.model)
+        # A prompt's forward pass needs the last position's logits only (not 1,000 x vocab).
+        accepts = inspect.signature(self.model.forward).parameters
+        self._last_logits_only = {"logits_to_keep": 1} if "logits_to_keep" in accepts else {}
+
+    def _check_full_attention(self) -> None:
+        """The slot cache's mask is plain causal: refuse models that attend in windows."""
+        layer_types = getattr(self.model.config, "layer_types", None) or ["full_attention"]
+        if set(layer_types) != {"full_attention"}:
+            raise MonkeysError(
+                f"monkeys-hf decodes full-attention models only; this one has "
+                f"{', '.join(sorted(set(layer_types)))} layers: use monkeys-vllm"
+            )
 
     def sample(self, requests: list[SampleRequest]) -> Iterator[tuple[SampleRequest, Sample]]:
-        for request in requests:
-            max_new = int(request.gen_kwargs.get("max_gen_toks", self.hf.max_gen_toks))
-            ids = self.hf.tok_encode(request.context)
-            ids = ids[-(self.hf.max_length - max_new) :]  # keep the end, as lm-eval does
-            with torch.inference_mode():
-                prefix = self.model(input_ids=torch.tensor([ids]), use_cache=True)
-                for start in range(0, len(request.indices), self.rows):
-                    chunk = request.indices[start : start + self.rows]
-                    for idx, tokens, text in self._continue(request, chunk, prefix, max_new):
-                        yield request, Sample(idx, text, len(ids), tokens)
+        problems = [self._problem(r) for r in requests]
+        if problems:
+            yield from self._decode(problems)
 
-    def _continue(
-        self, request: SampleRequest, indices: tuple[int, ...], prefix: Any, max_new: int
-    ) -> Iterator[tuple[int, int, str]]:
-        """Sample continuations of one encoded prompt; yield (index, tokens, text) as each ends."""
-        kwargs = request.gen_kwargs
-        temperature = float(kwargs.get("temperature", 0.0))
-        greedy = temperature == 0.0 or not kwargs.get("do_sample", temperature > 0)
-        top_p = float(kwargs.get("top_p", 1.0))
-        until = [s for s in _as_list(kwargs.get("until")) if s]
+    def _problem(self, request: SampleRequest) -> _Problem:
+        settings = generation_settings(request.gen_kwargs, self.hf.max_gen_toks)
+        ids = self.hf.tok_encode(request.context)
+        prompt = ids[-(self.hf.max_length - settings.max_tokens) :]  # the end, as lm-eval does
+        return _Problem(request, prompt, settings, len(request.indices))
+
+    @torch.inference_mode()
+    def _decode(self, problems: list[_Problem]) -> Iterator[tuple[SampleRequest, Sample]]:
+        """Continuous batching over every sample of every problem, in order."""
+        config = self.model.config.get_text_config()
+        device, dtype = self.model.device, self.model.dtype
+        longest = max(len(p.prompt) for p in problems)
+        most_new = max(p.settings.max_tokens for p in problems)
+        # Room for the longest sample plus as much again before live columns must move.
+        cache = SlotCache(
+            layers=config.num_hidden_layers,
+            rows=self.rows,
+            kv_heads=getattr(config, "num_key_value_heads", config.num_attention_heads),
+            head_dim=getattr(config, "head_dim", None)
+            or config.hidden_size // config.num_attention_heads,
+            capacity=longest + 2 * most_new + 1,
+            dtype=dtype,
+            device=device,
+        )
+        settings = RowSettings.empty(self.rows, device)
+        penalised = any(p.settings.repetition_penalty != 1.0 for p in problems)
+        vocab = self.model.get_output_embeddings().weight.shape[0]
+        seen = torch.zeros(self.rows, vocab, dtype=torch.bool, device=device)
+        rows: list[_Row | None] = [None] * self.rows
+        logits = torch.zeros(self.rows, vocab, device=device)
+        queue, prefix = deque(problems), None
         eos = self.tokenizer.eos_token_id
-
-        cache = copy.deepcopy(prefix.past_key_values)
-        cache.batch_repeat_interleave(len(indices))
-        logits = prefix.logits[:, -1].float().expand(len(indices), -1)
-        rows = list(indices)
-        generators = [
-            torch.Generator().manual_seed(sample_seed(self.seed, request.task, request.doc_id, i))
-            for i in rows
-        ]
-        generated: list[list[int]] = [[] for _ in rows]
-        for step in range(max_new):
-            next_tokens = _pick(logits, generators, greedy, temperature, top_p)
-            keep = []
-            for r, token in enumerate(next_tokens.tolist()):
-                generated[r].append(token)
-                text = self.tokenizer.decode(generated[r], skip_special_tokens=True)
-                stop = _stop_at(text, until)
-                if token == eos or stop is not None or step == max_new - 1:
-                    n_tokens = len(generated[r]) - (token == eos)
-                    yield rows[r], n_tokens, text if stop is None else text[:stop]
-                else:
-                    keep.append(r)
-            if not keep:
+        while True:
+            for r in range(self.rows):  # refill free rows: the next sample, or problem
+                while queue and queue[0].unstarted == 0:
+                    queue.popleft()
+                if rows[r] is not None or not queue:
+                    continue
+                problem = queue[0]
+                if prefix is None or prefix[0] is not problem:
+                    prefix = (problem, self._prefill(problem.prompt))
+                rows[r] = self._start(problem)
+                cache.place(r, prefix[1])
+                logits[r] = prefix[1].logits
+                settings.assign(r, problem.settings)
+                if penalised:
+                    seen[r] = False
+                    seen[r, problem.prompt] = True
+            live = [r for r, row in enumerate(rows) if row is not None]
+            if not live:
                 return
-            if len(keep) < len(rows):  # finished rows leave the batch
-                cache.batch_select_indices(torch.tensor(keep))
-                next_tokens = next_tokens[keep]
-                rows = [rows[r] for r in keep]
-                generators = [generators[r] for r in keep]
-                generated = [generated[r] for r in keep]
-            out = self.model(input_ids=next_tokens[:, None], past_key_values=cache, use_cache=True)
-            cache, logits = out.past_key_values, out.logits[:, -1].float()
+            uniforms = stream_uniforms(
+                np.array([row.seed if row else 0 for row in rows], dtype=np.uint64),
+                np.array([len(row.tokens) if row else 0 for row in rows], dtype=np.uint64),
+            ).to(device)
+            chosen = next_tokens(logits, settings, uniforms, seen if penalised else None)
+            if penalised:
+                seen[torch.arange(self.rows), chosen] = True
+            for r, token in enumerate(chosen.tolist()):
+                row = rows[r]
+                if row is None:
+                    continue
+                row.tokens.append(token)
+                text = self._finished(row, eos)
+                if text is not None:
+                    count = len(row.tokens) - (token == eos)
+                    sample = Sample(row.index, text, len(row.problem.prompt), count)
+                    yield row.problem.request, sample
+                    rows[r] = None
+                    cache.release(r)
+            if all(row is None for row in rows):
+                continue
+            logits = self._step(cache, rows, chosen)
 
+    def _start(self, problem: _Problem) -> _Row:
+        request = problem.request
+        index = request.indices[len(request.indices) - problem.unstarted]
+        problem.unstarted -= 1
+        return _Row(problem, index, sample_seed(self.seed, request.task, request.doc_id, index))
 
-def _pick(
-    logits: torch.Tensor,
-    generators: list[torch.Generator],
-    greedy: bool,
-    temperature: float,
-    top_p: float,
-) -> torch.Tensor:
-    """One next token per row; each row draws from its own generator."""
-    if greedy:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        drop = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p
-        probs = probs.scatter(-1, order, sorted_probs.masked_fill(drop, 0.0))
-    return torch.stack(
-        [
-            torch.multinomial(row, 1, generator=g)[0]
-            for row, g in zip(probs, generators, strict=True)
-        ]
-    )
+    def _prefill(self, prompt: list[int]) -> Prefix:
+        """Run one prompt through the model, keeping its keys/values and last logits."""
+        capture = PrefixCapture(self.model.config.get_text_config().num_hidden_layers)
+        device, length = self.model.device, len(prompt)
+        out = self.model(
+            input_ids=torch.tensor([prompt], device=device),
+            position_ids=torch.arange(length, device=device)[None],
+            attention_mask=causal_mask(length, self.model.dtype, device),
+            use_cache=True,
+            **{self._cache_arg: capture},
+            **self._last_logits_only,
+        )
+        return Prefix(
+            keys=[k[0] for k in capture.keys if k is not None],
+            values=[v[0] for v in capture.values if v is not None],
+            logits=out.logits[0, -1].float(),
+        )
 
+    def _step(
+        self, cache: SlotCache, rows: list[_Row | None], chosen: torch.Tensor
+    ) -> torch.Tensor:
+        """One decode step for every row (free rows get a dummy token); next logits."""
+        device = self.model.device
+        live = torch.tensor([row is not None for row in rows], device=device)
+        positions = [len(row.problem.prompt) + len(row.tokens) - 1 if row else 0 for row in rows]
+        mask = cache.decode_mask(live, self.model.dtype)
+        out = self.model(
+            input_ids=torch.where(live, chosen, 0)[:, None],
+            position_ids=torch.tensor(positions, device=device)[:, None],
+            attention_mask=mask,
+            use_cache=True,
+            **{self._cache_arg: cache},
+        )
+        cache.advance()
+        return out.logits[:, -1].float()
 
-def _stop_at(text: str, until: list[str]) -> int | None:
-    hits = [i for i in (text.find(s) for s in until) if i >= 0]
-    return min(hits) if hits else None
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [value] if isinstance(value, str) else list(value)
+    def _finished(self, row: _Row, eos: int | None) -> str | None:
+        """The sample's text if it just ended (end of sequence, stop string, token limit)."""
+        settings = row.problem.settings
+        stops = settings.until
+        ended = row.tokens[-1] == eos or len(row.tokens) == settings.max_tokens
+        if stops and not ended:
+            window = _TOKENS_PER_CHAR * max(len(s) for s in stops) + 2
+            tail = self.tokenizer.decode(row.tokens[-window:], skip_special_tokens=True)
+            ended = any(s in tail for s in stops)
+        if not ended:
+            return None
+        text = self.tokenizer.decode(row.tokens, skip_special_tokens=True)
+        cut = min((i for i in (text.find(s) for s in stops) if i >= 0), default=None)
+        if cut is None and row.tokens[-1] != eos and len(row.tokens) < settings.max_tokens:
+            return None  # the tail's decoding showed a stop the full text does not have
+        return text if cut is None else text[:cut]

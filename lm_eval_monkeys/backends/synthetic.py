@@ -80,11 +80,13 @@ def _writer_for(doc: dict[str, Any]):
 
         return gsm8k
     if "problem" in doc:
-        gold = get_verifier("math").target(doc) or "0"
-        wrong = ["0", "1", "2", "-1", "\\frac{1}{2}", f"{gold}+1"]
+        from lm_eval_monkeys.verifiers.math import reference_answer
+
+        target = reference_answer(doc) or "0"
+        wrong_answers = ["0", "1", "2", "-1", "\\frac{1}{2}", f"{target}+1"]
 
         def math(rng: random.Random, correct: bool) -> str:
-            value = gold if correct else wrong[min(int(rng.paretovariate(1.0)) - 1, 5)]
+            value = target if correct else wrong_answers[min(int(rng.paretovariate(1.0)) - 1, 5)]
             return (
                 f" Simplifying gives the result.\nFinal Answer: The final answer is ${value}$."
                 " I hope it is correct."

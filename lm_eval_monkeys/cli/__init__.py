@@ -3,6 +3,7 @@
 lm-eval-monkeys --model hf --tasks monkeys_gsm8k --repeats 16 ...   # any lm_eval flags
 lm-eval-monkeys verify --task monkeys_gsm8k --input IN.jsonl --output OUT.jsonl
 lm-eval-monkeys rescore RUN_DIR | export RUN_DIR | report RUN_DIR... --output DIR
+lm-eval-monkeys compare BASELINE CANDIDATE [...] --fail_if "coverage@16 < -0.02"   # CI gate
 lm-eval-monkeys reward RUN_DIR --reward_model PATH_OR_ID   # reward scores, kept in the store
 lm-eval-monkeys merge DIR_0 DIR_1 ... --output RUN_DIR   # runs made with --shard i/N
 lm-eval-monkeys task-dir    # the directory to pass to stock lm_eval --include_path
@@ -25,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rescore": ("rescore", "recompute a stored run's metrics, no model"),
     "export": ("export", "write every stored sample with its verdict"),
     "report": ("report", "figures, fits, forecasts and costs of runs"),
+    "compare": ("compare", "paired differences between runs on the same problems; a CI gate"),
     "reward": ("reward", "score a stored run's samples with a reward model"),
     "merge": ("merge", "merge the stores of a sharded run's shards"),
     "task-dir": ("task_dir", "print the task config directory for --include_path"),

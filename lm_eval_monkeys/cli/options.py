@@ -30,6 +30,14 @@ def backend(args: argparse.Namespace) -> Iterator[VerifyBackend]:
         chosen.close()
 
 
+METRICS_HELP = "comma-separated, e.g. coverage,majority,passall,gpass_0.5 (default: the run's)"
+
+
+def metric_list(value: str | None) -> list[str] | None:
+    """``--metrics a,b``: the names in order, once each; None when not given."""
+    return list(dict.fromkeys(m.strip() for m in value.split(",") if m.strip())) if value else None
+
+
 def reported_ks(value: str | None) -> list[int] | None:
     """``--ks`` of an existing run (checked against its samples later)."""
     return parse_ks(value, 1 << 62) if value else None

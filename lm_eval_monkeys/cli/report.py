@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lm_eval_monkeys.cli.options import reported_ks
+from lm_eval_monkeys.cli.options import METRICS_HELP, metric_list, reported_ks
 from lm_eval_monkeys.errors import MonkeysError
 
 
@@ -21,6 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verifier", help="verify with another checker")
     parser.add_argument("--ks", help="k values to compute metrics at (default: powers of two)")
     parser.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
+    parser.add_argument("--metrics", help=METRICS_HELP)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> None:
         verifier=args.verifier,
         ks=reported_ks(args.ks),
         reward_model=args.reward_model,
+        metrics=metric_list(args.metrics),
     )
     print(f"report of {len(args.run_dirs)} runs -> {report.output / 'report.html'}")
     for path in report.files:

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lm_eval_monkeys.cli.options import add_backend_flags, backend, reported_ks
+from lm_eval_monkeys.cli.options import (
+    METRICS_HELP,
+    add_backend_flags,
+    backend,
+    metric_list,
+    reported_ks,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--verifier", help="re-verify with another checker, e.g. gsm8k:flexible")
     parser.add_argument("--ks", help="k values to report, e.g. 1,10,100")
     parser.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
+    parser.add_argument("--metrics", help=METRICS_HELP)
     add_backend_flags(parser)
 
 
@@ -23,7 +30,12 @@ def run(args: argparse.Namespace) -> None:
     ks = reported_ks(args.ks)
     with backend(args) as chosen:
         results = rescore_run(
-            args.run_dir, args.verifier, ks, backend=chosen, reward_model=args.reward_model
+            args.run_dir,
+            args.verifier,
+            ks,
+            backend=chosen,
+            reward_model=args.reward_model,
+            metrics=metric_list(args.metrics),
         )
     print(metric_table(results))
     if (args.run_dir / RESCORE_FILE).exists() and results:

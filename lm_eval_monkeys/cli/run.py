@@ -1,9 +1,9 @@
 """The ``lm_eval`` run: lm-eval's own CLI with our task directory, models and flags.
 
-``--repeats``, ``--ks``, ``--shard`` and ``--shards_on_ray`` are ours; everything else is
-lm-eval's. Bad input is refused before lm-eval spends a minute loading a model. After a
-store-backed run, the k-by-metric table is read back from the run's store (whose
-verdicts the run cached), so nothing of lm-eval's is patched or parsed.
+``--repeats``, ``--ks``, ``--preset``, ``--shard`` and ``--shards_on_ray`` are ours;
+everything else is lm-eval's. Bad input is refused before lm-eval spends a minute loading
+a model. After a store-backed run, the k-by-metric table is read back from the run's
+store (whose verdicts the run cached), so nothing of lm-eval's is patched or parsed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,10 @@ def run_lm_eval(argv: list[str]) -> None:
     own.add_argument("--shards_on_ray", type=int, help="N: run N shards as Ray tasks, merged")
     own.add_argument("--ray_address", help="the Ray cluster (default: RAY_ADDRESS)")
     own.add_argument("--ray_gpus_per_shard", type=float, default=0.0)
+    own.add_argument("--preset", help="run each task's preset variant, e.g. paper")
     extra, rest = own.parse_known_args(argv)
+    if extra.preset is not None:
+        rest = _with_preset(rest, extra.preset)
     from lm_eval_monkeys.tasks.data import local_data_dir
 
     local_data_dir()
@@ -55,6 +58,7 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
     from lm_eval.utils import setup_logging
 
     import lm_eval_monkeys.backends  # noqa: F401  (registers the monkeys-* models)
+    from lm_eval_monkeys.tasks.data import refuse_unverifiable_codecontests
 
     setup_logging()
     cli = HarnessCLI()
@@ -62,7 +66,14 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
     args = cli.parse_args()
     if hasattr(args, "include_path"):
         args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
-        _check_task_names(getattr(args, "tasks", None), args.include_path)
+        names = _task_names(getattr(args, "tasks", None))
+        _check_task_names(names, args.include_path)
+        if not getattr(args, "predict_only", False):  # generating only needs no tests
+            refuse_unverifiable_codecontests(names)
+    if hasattr(args, "gen_kwargs"):
+        from lm_eval_monkeys.backends.generation import check_gen_kwargs
+
+        check_gen_kwargs(str(getattr(args, "model", "")), args.gen_kwargs or {})
     run_dir = _run_dir(args)
     if run_dir is not None:
         args.model_args = {"run_dir": str(run_dir), **(args.model_args or {})}
@@ -84,11 +95,23 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
             metadata["run_dir"] = str(run_dir)  # tasks record themselves in the store
         args.metadata = metadata
     cli.execute(args)
-    if run_dir is not None and (run_dir / "samples.sqlite").is_file():
+    predict_only = getattr(args, "predict_only", False)  # nothing judged, no table
+    if run_dir is not None and not predict_only and (run_dir / "samples.sqlite").is_file():
         from lm_eval_monkeys.analysis.rescore import rescore_run
         from lm_eval_monkeys.cli.table import metric_table
 
         print("\n" + metric_table(rescore_run(run_dir)))
+
+
+def _with_preset(rest: list[str], preset: str) -> list[str]:
+    """lm-eval's arguments with ``--tasks`` naming each task's preset variant."""
+    from lm_eval_monkeys.tasks.presets import preset_tasks
+
+    tasks = argparse.ArgumentParser(add_help=False)
+    tasks.add_argument("--tasks", "-t", nargs="+", default=[])
+    found, others = tasks.parse_known_args(rest)
+    names = [name.strip() for item in found.tasks for name in item.split(",") if name.strip()]
+    return [*others, "--tasks", ",".join(preset_tasks(names, preset))]
 
 
 def _run_dir(args: argparse.Namespace) -> Path | None:
@@ -100,13 +123,16 @@ def _run_dir(args: argparse.Namespace) -> Path | None:
     return out.parent if out.suffix == ".json" else out
 
 
-def _check_task_names(tasks: str | list[str] | None, include_path: list[str]) -> None:
+def _task_names(tasks: str | list[str] | None) -> list[str]:
+    items = tasks if isinstance(tasks, list) else [tasks] if tasks else []
+    return [name.strip() for item in items for name in str(item).split(",") if name.strip()]
+
+
+def _check_task_names(names: list[str], include_path: list[str]) -> None:
     """Refuse unknown task names before any model loads: ours are known from their
     configs; any other name is looked up with lm-eval's TaskManager."""
-    if not tasks:
+    if not names:
         return
-    items = tasks if isinstance(tasks, list) else [tasks]
-    names = [name.strip() for item in items for name in str(item).split(",") if name.strip()]
     ours = set(installed_metadata([Path(p) for p in include_path])) | {"monkeys"}
     others = [n for n in names if n not in ours and not Path(n).exists()]
     if not others:

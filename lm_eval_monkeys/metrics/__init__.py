@@ -6,10 +6,12 @@ Light on purpose: importing it loads numpy and scipy, not lm-eval, torch or any 
 from lm_eval_monkeys.metrics.estimators import coverage_at_k, default_ks, majority_at_k
 from lm_eval_monkeys.metrics.registry import (
     Curves,
+    check_metric,
     flat_name,
     flatten,
     metric_families,
     needs_rewards,
+    needs_votes,
     problem_curves,
 )
 from lm_eval_monkeys.metrics.summary import ProblemSummary
@@ -17,6 +19,7 @@ from lm_eval_monkeys.metrics.summary import ProblemSummary
 __all__ = [
     "Curves",
     "ProblemSummary",
+    "check_metric",
     "coverage_at_k",
     "default_ks",
     "flat_name",
@@ -24,5 +27,6 @@ __all__ = [
     "majority_at_k",
     "metric_families",
     "needs_rewards",
+    "needs_votes",
     "problem_curves",
 ]

@@ -6,6 +6,7 @@ never raw text, so metrics can be recomputed from a per-problem summary.
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from functools import lru_cache
@@ -15,17 +16,19 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.signal import fftconvolve
 from scipy.special import gammaln
 from scipy.stats import hypergeom
 
 from lm_eval_monkeys.errors import MonkeysError
 
-# Probability mass below this is dropped from the majority-vote recursion; the answer
-# stays exact to ~1e-12 absolute (documented in README).
-_NEGLIGIBLE = 1e-15
-# Events whose probability is bounded below this are settled without the recursion (the
-# bounds are summed over rivals and vote counts, so this sits well below _NEGLIGIBLE).
-_PRUNE = 1e-18
+# Probability majority@k may neglect per correct class and k in each of its four kinds of
+# shortcut (rare vote counts, pairs settled by Hoeffding's bound, rivals that cannot reach
+# a count or surely beat it, convolution edges): 4e-14 in all, exact to 1e-12 (README).
+_BUDGET = 1e-14
+# 2-d convolutions up to this many cell products run directly (exact sums), larger by FFT
+# (absolute error ~1e-16 per cell, far inside the budget once summed).
+_DIRECT_CELLS = 20_000_000
 
 
 def default_ks(n: int) -> list[int]:
@@ -43,26 +46,10 @@ def coverage_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | floa
     it is exact to ~1e-11 for n up to 10^5. Arguments broadcast: pass ``n, c`` of shape
     ``(problems, 1)`` and ``k`` of shape ``(ks,)`` to get a ``(problems, ks)`` table.
     """
-    n_arr, c_arr, k_arr = np.broadcast_arrays(
-        np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64), np.asarray(k, dtype=np.int64)
-    )
-    if np.any(k_arr < 1) or np.any(k_arr > n_arr) or np.any((c_arr < 0) | (c_arr > n_arr)):
-        raise MonkeysError(
-            "coverage_at_k needs 1 <= k <= n and 0 <= c <= n; "
-            "request only k values up to the number of samples drawn"
-        )
-    wrong = n_arr - c_arr
-    certain = wrong < k_arr  # every k-subset contains a correct sample
-    safe_wrong = np.where(certain, k_arr, wrong).astype(np.float64)
-    log_ratio = (
-        gammaln(safe_wrong + 1)
-        - gammaln(safe_wrong - k_arr + 1)
-        - gammaln(n_arr + 1.0)
-        + gammaln(n_arr - k_arr + 1.0)
-    )
-    # c = 0 is exactly 0; clipping removes log-gamma rounding of order 1e-16 elsewhere.
-    result = np.where(certain, 1.0, np.where(c_arr == 0, 0.0, np.clip(-np.expm1(log_ratio), 0, 1)))
-    return float(result) if result.ndim == 0 else result
+    n_arr, c_arr, k_arr = _counts(n, c, k, "coverage_at_k")
+    # c = 0 gives a log ratio of exactly 0 (the same log-gamma terms cancel): coverage 0
+    # (subtracted from 0.0, not negated, so it is +0.0).
+    return _scalar_or_array(0.0 - np.expm1(_log_choose_ratio_of(n_arr - c_arr, n_arr, k_arr)))
 
 
 def majority_at_k(
@@ -74,10 +61,17 @@ def majority_at_k(
     samples gave no parsable answer and cast no vote. The most-voted class wins; a tie
     among t classes picks each with probability 1/t; a subset with no valid votes scores 0.
 
-    Exact: the subset's class counts follow a multivariate hypergeometric law, drawn one
-    class at a time (each a univariate hypergeometric given the draws left). For each
-    count x of a correct class we track the distribution of (draws left, classes tied at
-    x) through the classes that could reach x; classes smaller than x cannot matter.
+    Exact to 1e-12: for each vote count x of a correct class, the chance that no rival
+    gets more than x votes, shared among the t rivals tied at x. Given x, the other
+    k - x draws follow a multivariate hypergeometric law, which equals independent
+    binomials Bin(size, p) conditioned on their sum (any p; p = draws / samples left):
+    rivals become independent kernels convolved into the distribution of (ties, votes
+    they took), weighed by the remaining samples' binomial. Closed forms: a class
+    bigger than every rival wins when it reaches more votes than the largest rival can
+    take; at x = 1 rivals tie with each vote they get (binomials per rival size, which
+    covers all-singleton and one-class-plus-singletons problems); a rival beyond doubt
+    by Hoeffding's bound settles a vote count. Each kind of neglected probability (vote
+    counts, rivals and states below it) is bounded by ``_BUDGET`` per class and k.
     """
     sizes = np.asarray(class_sizes, dtype=np.int64)
     correct = np.asarray(class_correct, dtype=bool)
@@ -104,116 +98,260 @@ def _full_vote(sizes: np.ndarray, correct: np.ndarray) -> float:
 
 def _win_probability(m_gold: int, others: np.ndarray, n: int, k: int) -> float:
     """P(a class of size m_gold wins the vote of a random k-subset), ties split fairly."""
+    others = others[others > 0]
     decided = _decided(m_gold, others, n, k)
     if decided is not None:
         return decided
-    xs = np.arange(1, min(m_gold, k) + 1)
-    p_xs = hypergeom(n, m_gold, k).pmf(xs)
     pool = n - m_gold
-    total = 0.0
-    for x, p_x in zip(xs.tolist(), p_xs, strict=True):
-        if p_x > _NEGLIGIBLE:
-            # Rivals that reach x only with negligible probability join the non-rival pool.
-            rivals = others[(others >= x) & (_tail_bound(x, others, pool, k - x) > _PRUNE)]
-            total += p_x * _no_rival_beats(x, rivals, pool, k - x)
+    xs = np.arange(max(1, k - pool), min(m_gold, k) + 1)
+    p_xs = np.exp(_log_hypergeom(n, m_gold, k, xs)).astype(np.float64)
+    largest = int(others.max()) if others.size else 0
+    sure = xs > largest  # no rival can reach x votes
+    contested = ~sure & (p_xs > _BUDGET / xs.size)
+    budget = _BUDGET / max(1, int(contested.sum()))
+    big = np.sort(others[others >= 2])[::-1]
+    singles = int(others.size - big.size)
+    total = float(p_xs[sure].sum())
+    for x, p_x in zip(xs[contested].tolist(), p_xs[contested].tolist(), strict=True):
+        total += p_x * _win_given(x, k - x, pool, big, singles, budget / p_x)
     return total
 
 
 def _decided(m_gold: int, others: np.ndarray, n: int, k: int) -> float | None:
     """0 or 1 when Hoeffding's bound (which holds for draws without replacement) puts the
-    outcome beyond doubt to within ``_PRUNE``; None when the recursion is needed.
+    outcome beyond doubt to within ``_BUDGET``; None when the computation is needed.
 
     For a rival r, D = (gold votes) - (r's votes) sums k draws valued in [-1, 1], so
     P(D - E[D] <= -t) <= exp(-t^2 / 2k): a large expected lead settles the pair.
     """
     lead = k * (m_gold - others.astype(np.float64)) / n
     bound = np.exp(-(lead**2) / (2 * k))
-    if np.any((lead < 0) & (bound < _PRUNE)):
+    if np.any((lead < 0) & (bound < _BUDGET)):
         return 0.0  # a rival out-votes gold except with negligible probability
-    if others.size and np.all(lead > 0) and bound.sum() < _PRUNE:
+    if others.size and np.all(lead > 0) and bound.sum() < _BUDGET:
         return 1.0  # gold out-votes every rival except with negligible probability
     return None
 
 
-def _tail_bound(x: int, sizes: np.ndarray, pool: int, draws: int) -> np.ndarray:
-    """Hoeffding's bound on P(a class of each size gets >= x of ``draws`` from ``pool``)."""
-    if draws <= 0:
-        return np.zeros(sizes.shape)
-    gap = np.maximum(x - draws * sizes / pool, 0.0)
-    return np.exp(-2 * gap**2 / draws)
-
-
-def _no_rival_beats(x: int, rivals: np.ndarray, pool: int, draws: int) -> float:
-    """E[1/(1+ties)] that no rival class exceeds x, given `draws` taken from `pool`.
-
-    State: ``prob[s, t]`` = P(s draws left, t rivals tied at x so far). Draws not spent on
-    rivals fall on classes smaller than x or invalid samples, which cannot win.
-    """
-    if rivals.size == 0:
+def _win_given(x: int, draws: int, pool: int, big: np.ndarray, singles: int, tol: float) -> float:
+    """E[1/(1 + ties) if no rival beats x] for ``draws`` taken from the ``pool`` of samples
+    outside the class; ``big`` are rival sizes >= 2, ``singles`` rivals of size 1.
+    Neglects at most ``tol``."""
+    if draws == 0:
         return 1.0
-    ties = rivals.size + 1
-    prob = np.zeros((draws + 1, ties))
-    prob[draws, 0] = 1.0
-    for m in rivals:
-        live = np.flatnonzero(prob.sum(axis=1) > _NEGLIGIBLE)
-        if live.size == 0:
-            return 0.0
-        # pmf[y, j]: this rival receives y of the live[j] remaining draws (y <= x only).
-        ys = _plausible_counts(live, pool, int(m), x)
-        pmf = np.exp(_log_hypergeom_pmf(ys[:, None], pool, int(m), live[None, :]))
-        rows, js = np.nonzero(pmf > _NEGLIGIBLE)
-        ys = ys[rows]
-        target = live[js] - ys
-        weight = pmf[rows, js][:, None] * prob[live[js]]
-        # A rival landing exactly on x adds one tie: shift its mass one column right.
-        # (The last column is still empty here, so the shift never wraps into the next row.)
-        flat = target[:, None] * ties + np.arange(ties)[None, :] + (ys == x)[:, None]
-        prob = np.bincount(flat.ravel(), weight.ravel(), minlength=prob.size)[: prob.size]
-        prob = prob.reshape(draws + 1, ties)
-        pool -= int(m)
-    # Draws left over fall on the non-rival pool; impossible states already have mass 0.
-    return float((prob / (1 + np.arange(ties))).sum())
+    rivals = big[big >= x]
+    mean = draws * rivals / pool
+    # Hoeffding: P(Y >= x) <= exp(-2 (x - E Y)^2 / draws) above the mean, and the mirror.
+    if np.any((mean > x) & (np.exp(-2 * (mean - x) ** 2 / draws) <= tol / 2)):
+        return 0.0  # this rival beats x except with negligible probability
+    reach = np.where(mean < x, np.exp(-2 * (x - mean) ** 2 / draws), 1.0)
+    rivals = rivals[reach > tol / (2 * rivals.size + 2)]  # rest: never reach x, join the pool
+    tying_singles = singles if x == 1 else 0
+    if rivals.size == 0 and tying_singles == 0:
+        return 1.0
+    if draws == pool:  # every sample is drawn: votes are the class sizes
+        tied = int((rivals == x).sum()) + tying_singles
+        return 0.0 if np.any(rivals > x) else 1.0 / (1 + tied)
+    p = draws / pool
+    rest = pool - int(rivals.sum()) - tying_singles
+    log_rest = _log_binom_pmf(rest, p, draws - np.arange(draws + 1))
+    log_rest -= _log_binom_pmf(pool, p, np.array([draws]))[0]
+    weight = np.exp(log_rest).astype(np.float64)  # weight[u]: rivals took u of the draws
+    cut = tol / (2 * (rivals.size + 2) * max(1.0, float(weight.max())))
+    if x == 1:  # ties and votes taken coincide: the state is its diagonal
+        ties, offset = _votes_at_one(rivals, tying_singles, p, cut)
+        u = offset + np.arange(max(0, min(ties.size, draws + 1 - offset)))
+        return float((ties[: u.size] * weight[u] / (1 + u)).sum())
+    state, t0, u0 = _rival_votes(x, rivals, p, cut)
+    u = u0 + np.arange(max(0, min(state.shape[1], draws + 1 - u0)))
+    per_tie = state[:, : u.size] @ weight[u]
+    return float((per_tie / (1 + t0 + np.arange(state.shape[0]))).sum())
 
 
-def _plausible_counts(draws: np.ndarray, pool: int, m: int, cap: int) -> np.ndarray:
-    """Counts in [0, cap] a class of size m can receive with non-negligible probability
-    from any of `draws` taken out of `pool` (12 standard deviations around the means)."""
-    p = m / pool
-    spread = 12 * np.sqrt(draws.max() * p * (1 - p)) + 1
-    lo = max(0, int(draws.min() * p - spread))
-    hi = min(cap, int(draws.max() * p + spread) + 1)
-    return np.arange(lo, hi + 1)
+def _votes_at_one(rivals: np.ndarray, singles: int, p: float, cut: float) -> tuple[np.ndarray, int]:
+    """At x = 1 every vote a rival gets ties with gold (two beat it): the distribution
+    (unnormalised, from ``offset`` on) of the number of ties, each rival Bin(size, p) kept
+    at 0 or 1 votes. c rivals of one size give (a + b z)^c = (a + b)^c Bin(c, b / (a + b))."""
+    dist, offset = np.ones(1), 0
+    sizes, counts = np.unique(rivals, return_counts=True)
+    groups = [(int(s), int(c)) for s, c in zip(sizes, counts, strict=True)]
+    if singles:
+        groups.append((1, singles))
+    log_p, log_q = np.log(np.longdouble(p)), np.log1p(-np.longdouble(p))
+    for size, count in groups:
+        log_none, log_one = size * log_q, np.log(np.longdouble(size)) + log_p + (size - 1) * log_q
+        log_kept = np.logaddexp(log_none, log_one)
+        share = float(np.exp(log_one - log_kept))
+        group = np.exp(count * log_kept + _log_binom_pmf(count, share, np.arange(count + 1)))
+        trimmed, _, lo = _trim(np.convolve(dist, group.astype(np.float64))[None, :], cut)
+        if trimmed.size == 0:
+            return np.zeros(0), 0  # every state was negligible
+        dist, offset = trimmed[0], offset + lo
+    return dist, offset
 
 
-def _log_hypergeom_pmf(y: np.ndarray, pool: int, m: int, draws: np.ndarray) -> np.ndarray:
-    """log P(Y = y) for Y ~ Hypergeometric(pool, m successes, draws); -inf off support."""
-    y, draws = np.broadcast_arrays(y, draws)
-    ok = (y >= 0) & (y <= m) & (y <= draws) & (draws - y <= pool - m)
-    yy, dd = np.where(ok, y, 0), np.where(ok, draws, 0)
-    lf = _log_factorials(pool)
-    out = (
-        lf[m]
-        - lf[yy]
-        - lf[m - yy]
-        + lf[pool - m]
-        - lf[dd - yy]
-        - lf[pool - m - dd + yy]
-        - lf[pool]
-        + lf[dd]
-        + lf[pool - dd]
+def _rival_votes(x: int, rivals: np.ndarray, p: float, cut: float) -> tuple[np.ndarray, int, int]:
+    """The joint distribution ``state[t, u]`` (unnormalised, window from ``(t0, u0)``) of
+    ties at x and votes taken by rivals that each stay at or below x, every rival an
+    independent Bin(size, p): one 2-d convolution per rival size, the largest groups
+    first. Each size drops at most ``2 cut`` of mass (its kernel's edges and the state's)."""
+    state, t0, u0 = np.ones((1, 1)), 0, 0
+    sizes, counts = np.unique(rivals, return_counts=True)
+    for size, count in sorted(zip(sizes.tolist(), counts.tolist(), strict=True), key=_by_count):
+        if state.size == 0:
+            break  # every state was negligible
+        votes = np.exp(_log_binom_pmf(size, p, np.arange(x + 1))).astype(np.float64)
+        group, gt0, gu0 = _group_votes(votes, count, cut)
+        if group.size == 0:
+            return group, t0, u0
+        state, dt, du = _trim(_convolve_2d(state, group), cut)
+        t0, u0 = t0 + gt0 + dt, u0 + gu0 + du
+    return state, t0, u0
+
+
+def _convolve_2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The full 2-d convolution of two non-negative arrays: exact sums in as few numpy calls
+    as the shapes allow (rows against rows, or shifted copies of the larger array), by FFT
+    only when the products are too many (absolute error ~1e-16 per cell, clipped at 0)."""
+    if a.size * b.size > _DIRECT_CELLS:
+        return np.maximum(fftconvolve(a, b), 0.0)
+    small, big = (a, b) if a.size <= b.size else (b, a)
+    out = np.zeros((a.shape[0] + b.shape[0] - 1, a.shape[1] + b.shape[1] - 1))
+    if a.shape[0] * b.shape[0] <= small.size:  # few rows: one C-level convolution per pair
+        for i, row_a in enumerate(a):
+            for j, row_b in enumerate(b):
+                out[i + j] += np.convolve(row_a, row_b)
+    else:
+        for i, j in zip(*np.nonzero(small), strict=True):
+            out[i : i + big.shape[0], j : j + big.shape[1]] += small[i, j] * big
+    return out
+
+
+def _by_count(size_count: tuple[int, int]) -> int:
+    return -size_count[1]
+
+
+def _group_votes(votes: np.ndarray, count: int, cut: float) -> tuple[np.ndarray, int, int]:
+    """``group[j, u]`` (window from ``(j0, u0)``): ``count`` rivals of one size, each with
+    ``votes[y]`` = P(y votes) for y <= x (more beats gold), j of them tied at x, u votes in
+    all. Exchangeable: (b(z) + t w z^x)^c = kept^c Bin(c, t/kept)(j) b̂^(*(c-j)), with b the
+    votes below x, t the tie, kept = b(1) + t and b̂ = b / b(1); the powers of b̂ by
+    squaring, then one factor at a time across the window of j. Drops at most ``cut``."""
+    x = votes.size - 1
+    below, tie = votes[:x], float(votes[x])
+    mass = float(below.sum())
+    if mass + tie == 0.0:
+        return np.zeros((0, 0)), 0, 0
+    share = tie / (mass + tie)
+    log_j = count * np.log(np.longdouble(mass + tie)) + _log_binom_pmf(
+        count, share, np.arange(count + 1)
     )
+    ties = np.exp(log_j).astype(np.float64)
+    steps = 2 * count.bit_length() + 4
+    j_lo, j_hi = _edges(ties, cut / 4)
+    if j_lo == j_hi:
+        return np.zeros((0, 0)), 0, 0
+    if mass == 0.0:  # every rival ties (or beats): only j = count remains
+        return np.array([[ties[count]]]), count, count * x
+    unit = below / mass
+    power, offset = _power(unit, count - (j_hi - 1), cut / (2 * steps))
+    rows: list[tuple[int, np.ndarray, int]] = []  # (j, votes below x of the others, offset)
+    for j in range(j_hi - 1, j_lo - 1, -1):
+        rows.append((j, ties[j] * power, offset + j * x))
+        if j > j_lo:
+            trimmed, lo = _trim_1d(np.convolve(power, unit), cut / (2 * steps))
+            power, offset = trimmed, offset + lo
+    u_lo = min(start for _, _, start in rows)
+    u_hi = max(start + row.size for _, row, start in rows)
+    group = np.zeros((j_hi - j_lo, u_hi - u_lo))
+    for j, row, start in rows:
+        group[j - j_lo, start - u_lo : start - u_lo + row.size] = row
+    return group, j_lo, u_lo
+
+
+def _power(unit: np.ndarray, exponent: int, cut: float) -> tuple[np.ndarray, int]:
+    """``unit`` convolved with itself ``exponent`` times (window from ``offset``), by
+    squaring; each product's edges trimmed by at most ``cut``."""
+    result, offset = np.ones(1), 0
+    base, base_offset = unit, 0
+    while exponent:
+        if exponent & 1:
+            result, lo = _trim_1d(np.convolve(result, base), cut)
+            offset += base_offset + lo
+        exponent >>= 1
+        if exponent:
+            base, lo = _trim_1d(np.convolve(base, base), cut)
+            base_offset = 2 * base_offset + lo
+    return result, offset
+
+
+def _trim_1d(values: np.ndarray, cut: float) -> tuple[np.ndarray, int]:
+    lo, hi = _edges(values, cut / 2)
+    return values[lo:hi], lo
+
+
+def _trim(state: np.ndarray, cut: float) -> tuple[np.ndarray, int, int]:
+    """``state`` without edge rows and columns holding at most ``cut`` of mass in all, and
+    the offsets of what is kept."""
+    r_lo, r_hi = _edges(state.sum(axis=1), cut / 4)
+    c_lo, c_hi = _edges(state.sum(axis=0), cut / 4)
+    return state[r_lo:r_hi, c_lo:c_hi], r_lo, c_lo
+
+
+def _edges(mass: np.ndarray, cut: float) -> tuple[int, int]:
+    """The window of ``mass`` left after dropping at most ``cut`` from each end."""
+    lo = int(np.searchsorted(np.cumsum(mass), cut, side="right"))
+    hi = mass.size - int(np.searchsorted(np.cumsum(mass[::-1]), cut, side="right"))
+    return (lo, hi) if lo < hi else (0, 0)
+
+
+def _log_binom_pmf(size: int, p: float, ys: np.ndarray) -> np.ndarray:
+    """log P(Y = y) for Y ~ Bin(size, p), in extended precision; -inf off the support."""
+    ok = (ys >= 0) & (ys <= size)
+    y = np.where(ok, ys, 0)
+    lf = _log_factorials(size)
+    p_ld = np.longdouble(p)
+    with np.errstate(divide="ignore"):
+        out = lf[size] - lf[y] - lf[size - y] + y * np.log(p_ld) + (size - y) * np.log1p(-p_ld)
     return np.where(ok, out, -np.inf)
 
 
-_LOG_FACTORIALS = np.zeros(1)
+def _log_hypergeom(n: int, m: int, k: int, xs: np.ndarray) -> np.ndarray:
+    """log P(X = x) for X ~ Hypergeometric(n samples, m in the class, k drawn), extended
+    precision; the xs must lie in the support."""
+    lf = _log_factorials(n)
+    return (
+        lf[m]
+        - lf[xs]
+        - lf[m - xs]
+        + lf[n - m]
+        - lf[k - xs]
+        - lf[n - m - k + xs]
+        - lf[n]
+        + lf[k]
+        + lf[n - k]
+    )
 
 
 def _log_factorials(up_to: int) -> np.ndarray:
-    """Table of log(i!) for i <= up_to, grown on demand (indexing beats gammaln calls)."""
-    global _LOG_FACTORIALS
-    if _LOG_FACTORIALS.size <= up_to:
-        _LOG_FACTORIALS = gammaln(np.arange(2 * up_to + 2, dtype=np.float64) + 1)
-    return _LOG_FACTORIALS
+    """log(i!) for i <= up_to (at least), in extended precision (numpy's longdouble); one
+    table serves every n up to 16,383, built once (about 10 ms)."""
+    return _log_factorial_table(1 << max(14, int(up_to).bit_length()))
+
+
+@lru_cache(maxsize=4)
+def _log_factorial_table(size: int) -> np.ndarray:
+    """log(i!) for i < size. Stirling's series for i >= 30 (its next term is below 1e-19),
+    logs of exact factorials below: accurate to the last bits of a longdouble, where
+    float64 log-gamma values near 8e4 (n = 10,000) carry errors of ~1e-11."""
+    z = np.arange(1, size + 1, dtype=np.longdouble)  # z = i + 1: log(i!) = log Gamma(z)
+    half_log_2pi = np.log(2 * np.longdouble("3.14159265358979323846264338327950288")) / 2
+    series = 1 / (12 * z) - 1 / (360 * z**3) + 1 / (1260 * z**5) - 1 / (1680 * z**7)
+    table = (z - 0.5) * np.log(z) - z + half_log_2pi + series + 1 / (1188 * z**9)
+    small = min(size, 30)
+    table[:small] = [np.log(np.longdouble(math.factorial(i))) for i in range(small)]
+    table.setflags(write=False)
+    return table
 
 
 # -- reward-model selection ----------------------------------------------------------------
@@ -407,3 +545,73 @@ def _sampled_votes(
         value[i] = credit.mean()
         stderr[i] = credit.std(ddof=1) / np.sqrt(subsets)
     return value, stderr
+
+
+# -- all-of-k, G-Pass@k and the uncertainty of coverage@k -----------------------------------
+
+
+def passall_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | float:
+    """P(all k samples drawn without replacement from n are correct): pass^k.
+
+    The unbiased estimator ``C(c, k) / C(n, k)`` (0 when c < k), in log space; broadcasts
+    like ``coverage_at_k``.
+    """
+    n_arr, c_arr, k_arr = _counts(n, c, k, "passall_at_k")
+    return _scalar_or_array(np.exp(_log_choose_ratio_of(c_arr, n_arr, k_arr)))
+
+
+def gpass_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike, tau: float) -> np.ndarray | float:
+    """G-Pass@k_τ: P(at least ⌈τ·k⌉ of k samples drawn without replacement are correct).
+
+    The unbiased estimator from n samples with c correct is the hypergeometric tail
+    ``sum_{j >= ⌈τk⌉} C(c, j) C(n-c, k-j) / C(n, k)`` (OpenCompass, arXiv 2412.13147).
+    τ = 1 is ``passall_at_k``; any τ ≤ 1/k is ``coverage_at_k``. Broadcasts the same way.
+    """
+    if not 0 < tau <= 1:
+        raise MonkeysError(f"G-Pass@k needs a threshold τ in (0, 1], got {tau}; e.g. gpass_0.5")
+    n_arr, c_arr, k_arr = _counts(n, c, k, "gpass_at_k")
+    # Rounded first: 0.7 * 10 is 7.000000000000001 in floating point, and needs 7 correct.
+    needed = np.maximum(np.ceil(np.round(tau * k_arr, 9)), 1).astype(np.int64)
+    return _scalar_or_array(hypergeom.sf(needed - 1, n_arr, c_arr, k_arr))
+
+
+def coverage_variance(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | float:
+    """An estimate of Var(coverage_at_k(n, C, k)) over the binomial draw of C correct.
+
+    With q_k = C(n-c, k) / C(n, k) (an unbiased estimate of (1-p)^k), ``q_k**2 - q_2k`` is
+    unbiased for the variance when 2k <= n (clipped at 0, below which it can fall).
+    Beyond that no unbiased estimate exists; coverage@k is a U-statistic of degree k over
+    n samples with a 0/1 kernel, so Hoeffding's bound Var <= (k/n)·θ(1-θ) <= k / 4n is
+    used instead (conservative).
+    """
+    n_arr, c_arr, k_arr = _counts(n, c, k, "coverage_variance")
+    q_k = np.exp(_log_choose_ratio_of(n_arr - c_arr, n_arr, k_arr))
+    double = np.minimum(2 * k_arr, n_arr)
+    q_2k = np.exp(_log_choose_ratio_of(n_arr - c_arr, n_arr, double))
+    unbiased = np.maximum(q_k**2 - q_2k, 0.0)
+    return _scalar_or_array(np.where(2 * k_arr <= n_arr, unbiased, k_arr / (4.0 * n_arr)))
+
+
+def _counts(
+    n: ArrayLike, c: ArrayLike, k: ArrayLike, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n_arr, c_arr, k_arr = np.broadcast_arrays(
+        np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64), np.asarray(k, dtype=np.int64)
+    )
+    if np.any(k_arr < 1) or np.any(k_arr > n_arr) or np.any((c_arr < 0) | (c_arr > n_arr)):
+        raise MonkeysError(
+            f"{name} needs 1 <= k <= n and 0 <= c <= n; "
+            "request only k values up to the number of samples drawn"
+        )
+    return n_arr, c_arr, k_arr
+
+
+def _log_choose_ratio_of(a: np.ndarray, n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """log(C(a, k) / C(n, k)) elementwise, -inf where a < k."""
+    safe = np.where(a < k, k, a).astype(np.float64)
+    log_ratio = gammaln(safe + 1) - gammaln(safe - k + 1) - gammaln(n + 1.0) + gammaln(n - k + 1.0)
+    return np.where(a < k, -np.inf, np.minimum(log_ratio, 0.0))
+
+
+def _scalar_or_array(values: np.ndarray) -> np.ndarray | float:
+    return float(values) if values.ndim == 0 else values

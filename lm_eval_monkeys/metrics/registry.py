@@ -4,6 +4,7 @@ lm-eval averages each ``name@k`` over problems, which gives the dataset-level fi
 because every metric here is an expectation per problem. Reward-model metrics
 (``@reward_metric``) take every k at once, since they share work across k (one sort by
 reward, one set of sampled subsets), and are computed only for summaries with rewards.
+Opt-in metrics (``passall``, ``gpass_τ``) are computed only when named.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics.estimators import (
     coverage_at_k,
+    gpass_at_k,
     majority_at_k,
+    passall_at_k,
     rm_best_at_k,
     rm_majority_at_k,
 )
@@ -29,26 +33,35 @@ CurveFn = Callable[[ProblemSummary, Sequence[int]], Sequence[float] | np.ndarray
 class _Registered:
     curve: CurveFn  # every requested k at once
     needs_rewards: bool
+    needs_votes: bool = False  # reads the vote classes, so answers must be grouped
+    opt_in: bool = False  # computed only when named
 
 
 _METRICS: dict[str, _Registered] = {}
+# G-Pass@k at threshold τ is named gpass_τ (gpass_0.5, gpass_1): one metric per τ.
+_GPASS = "gpass_"
 
 
-def metric(name: str) -> Callable[[MetricFn], MetricFn]:
-    """Register ``fn(summary, k) -> float`` as metric ``name`` (reported as ``name@k``)."""
+def metric(
+    name: str, *, votes: bool = False, opt_in: bool = False
+) -> Callable[[MetricFn], MetricFn]:
+    """Register ``fn(summary, k) -> float`` as metric ``name`` (reported as ``name@k``);
+    ``votes``: it reads the summary's vote classes; ``opt_in``: computed only when named."""
 
     def register(fn: MetricFn) -> MetricFn:
-        _METRICS[name] = _Registered(lambda summary, ks: [fn(summary, k) for k in ks], False)
+        _METRICS[name] = _Registered(
+            lambda s, ks: [fn(s, k) for k in ks], False, needs_votes=votes, opt_in=opt_in
+        )
         return fn
 
     return register
 
 
-def reward_metric(name: str) -> Callable[[CurveFn], CurveFn]:
+def reward_metric(name: str, *, votes: bool = False) -> Callable[[CurveFn], CurveFn]:
     """Register ``fn(summary, ks) -> values`` as ``name``, for summaries carrying rewards."""
 
     def register(fn: CurveFn) -> CurveFn:
-        _METRICS[name] = _Registered(fn, True)
+        _METRICS[name] = _Registered(fn, True, needs_votes=votes)
         return fn
 
     return register
@@ -60,10 +73,21 @@ def coverage(summary: ProblemSummary, k: int) -> float:
     return float(coverage_at_k(summary.n, summary.c, k))
 
 
-@metric("majority")
+@metric("majority", votes=True)
 def majority(summary: ProblemSummary, k: int) -> float:
     """Expected accuracy of a majority vote over k samples."""
     return majority_at_k(summary.class_sizes, summary.class_correct, summary.n_invalid, k)
+
+
+@metric("passall", opt_in=True)
+def passall(summary: ProblemSummary, k: int) -> float:
+    """Probability that all k samples are correct (pass^k)."""
+    return float(passall_at_k(summary.n, summary.c, k))
+
+
+def gpass(tau: float) -> CurveFn:
+    """G-Pass@k_τ: probability that at least ⌈τ·k⌉ of k samples are correct."""
+    return lambda summary, ks: np.asarray(gpass_at_k(summary.n, summary.c, np.asarray(ks), tau))
 
 
 @reward_metric("rm_best")
@@ -74,7 +98,7 @@ def rm_best(summary: ProblemSummary, ks: Sequence[int]) -> np.ndarray:
     return rm_best_at_k(scores.rewards, correct, ks)
 
 
-@reward_metric("rm_majority")
+@reward_metric("rm_majority", votes=True)
 def rm_majority(summary: ProblemSummary, ks: Sequence[int]) -> np.ndarray:
     """Expected accuracy of a reward-weighted majority vote over k samples."""
     scores = _rewards(summary)
@@ -91,19 +115,49 @@ Curves = dict[str, dict[int, float]]  # metric -> k -> value
 
 
 def metric_families(*, rewards: bool = True) -> list[str]:
-    """Registered metric names (with or without those that need reward-model scores)."""
-    return [name for name, m in _METRICS.items() if rewards or not m.needs_rewards]
+    """Registered metric names computed by default (with or without those that need
+    reward-model scores); the opt-in ones are left out."""
+    return [
+        name for name, m in _METRICS.items() if not m.opt_in and (rewards or not m.needs_rewards)
+    ]
 
 
 def needs_rewards(name: str) -> bool:
-    return _METRICS[name].needs_rewards
+    return _lookup(name).needs_rewards
+
+
+def check_metric(name: str) -> str:
+    """``name`` if it is a metric (registered, or ``gpass_τ`` with τ in (0, 1]); else an
+    error naming the known ones."""
+    _lookup(name)
+    return name
+
+
+def _lookup(name: str) -> _Registered:
+    if name in _METRICS:
+        return _METRICS[name]
+    if name.startswith(_GPASS):
+        try:
+            tau = float(name[len(_GPASS) :])
+        except ValueError:
+            tau = float("nan")
+        if 0 < tau <= 1:
+            return _Registered(gpass(tau), False, opt_in=True)
+    known = ", ".join([*_METRICS, f"{_GPASS}τ (τ in (0, 1], e.g. {_GPASS}0.5)"])
+    raise MonkeysError(f"unknown metric {name!r}; choose from {known}")
+
+
+def needs_votes(names: Sequence[str]) -> bool:
+    """Whether any of these metrics reads vote classes: grouping answers by equivalence
+    (math-verify calls for MATH) is skipped for the others."""
+    return any(_METRICS[name].needs_votes for name in names)
 
 
 def problem_curves(summary: ProblemSummary, ks: Sequence[int], names: Sequence[str]) -> Curves:
     """Each named metric at every k for one problem (reward metrics only with rewards)."""
     curves: Curves = {}
     for name in names:
-        registered = _METRICS[name]
+        registered = _lookup(name)
         if registered.needs_rewards and summary.rewards is None:
             continue
         values = registered.curve(summary, ks)

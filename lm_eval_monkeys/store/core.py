@@ -138,9 +138,9 @@ class SampleStore:
 
     def bind_config(self, config: dict[str, Any]) -> None:
         """Record the run's configuration, or refuse if the store holds another one."""
-        stored = self._meta("config")
+        stored = self.meta("config")
         if stored is None:
-            self.write(lambda: self._set_meta("config", json.dumps(config, sort_keys=True)))
+            self.write(lambda: self.set_meta("config", json.dumps(config, sort_keys=True)))
             return
         previous = self._json(stored, "the run configuration")
         if previous != config:
@@ -227,27 +227,11 @@ class SampleStore:
         )
         return [Sample(*r) for r in rows]
 
-    # -- shards, requested counts, merging ------------------------------------------------
+    # -- requested counts -------------------------------------------------------------
 
     def config(self) -> dict[str, Any] | None:
-        stored = self._meta("config")
+        stored = self.meta("config")
         return None if stored is None else self._json(stored, "the run configuration")
-
-    def shard(self) -> str | None:
-        """The ``i/N`` shard this run generates, None for a whole run."""
-        return self._meta("shard")
-
-    def bind_shard(self, shard: str | None) -> None:
-        """Record the run's shard, or refuse a rerun with another one (or with none)."""
-        stored = self.shard()
-        has_samples = bool(self.read("SELECT 1 FROM docs LIMIT 1"))
-        if stored == shard or (stored is None and not has_samples):
-            if shard is not None and stored is None:
-                self.write(lambda: self._set_meta("shard", shard))
-            return
-        held = f"shard {stored}" if stored else "a whole (unsharded) run"
-        wanted = f"--shard {shard}" if shard else "a run without --shard"
-        raise MonkeysError(f"{self.run_dir} holds {held}; use a new --output_path for {wanted}")
 
     def record_requested(self, rows: list[tuple[str, int, int]]) -> None:
         """Record how many samples (task, doc_id, repeats) a run asked for (the largest so far)."""
@@ -258,42 +242,6 @@ class SampleStore:
                 rows,
             )
         )
-
-    def incomplete(self, limit: int = 3) -> tuple[int, list[tuple[str, int, int, int]]]:
-        """Problems holding fewer samples than requested: their count and the first few
-        as (task, doc_id, held, requested); requested is 0 where it was never recorded
-        (a run stopped between registering its problems and recording their counts)."""
-        query = (
-            "SELECT d.task, d.doc_id, COUNT(s.sample_idx), COALESCE(r.repeats, 0) FROM docs d "
-            "LEFT JOIN requested r ON r.task = d.task AND r.doc_id = d.doc_id "
-            "LEFT JOIN samples s ON s.task = d.task AND s.doc_id = d.doc_id "
-            "AND s.sample_idx < r.repeats GROUP BY d.task, d.doc_id "
-            "HAVING r.repeats IS NULL OR COUNT(s.sample_idx) < r.repeats "
-            "ORDER BY d.task, d.doc_id"
-        )
-        try:
-            rows = self.read(query)
-        except sqlite3.OperationalError:  # a store written before counts were recorded
-            return 0, []
-        return len(rows), rows[:limit]
-
-    def doc_ids(self) -> dict[str, list[int]]:
-        """Every task's registered doc ids."""
-        found: dict[str, list[int]] = {}
-        for task, doc_id in self.read("SELECT task, doc_id FROM docs ORDER BY task, doc_id"):
-            found.setdefault(task, []).append(doc_id)
-        return found
-
-    def requested(self) -> dict[str, set[int]]:
-        """The distinct requested sample counts of each task."""
-        found: dict[str, set[int]] = {}
-        try:
-            rows = self.read("SELECT DISTINCT task, repeats FROM requested")
-        except sqlite3.OperationalError:
-            rows = []
-        for task, repeats in rows:
-            found.setdefault(task, set()).add(repeats)
-        return found
 
     def close(self) -> None:
         if hasattr(self, "db"):
@@ -330,9 +278,9 @@ class SampleStore:
         self._lock_handle = handle
 
     def _check_schema(self) -> None:
-        version = self._meta("schema_version")
+        version = self.meta("schema_version")
         if version is None:
-            self.write(lambda: self._set_meta("schema_version", SCHEMA_VERSION))
+            self.write(lambda: self.set_meta("schema_version", SCHEMA_VERSION))
         elif version != SCHEMA_VERSION:
             raise MonkeysError(
                 f"{self.path} has store schema {version}, this version reads {SCHEMA_VERSION}; "
@@ -348,14 +296,14 @@ class SampleStore:
                 "or rerun into a new --output_path"
             ) from None
 
-    def _meta(self, key: str) -> str | None:
+    def meta(self, key: str) -> str | None:
         try:
             rows = self.read("SELECT value FROM meta WHERE key = ?", (key,))
         except sqlite3.OperationalError:  # a reader on a store without tables yet
             return None
         return rows[0][0] if rows else None
 
-    def _set_meta(self, key: str, value: str) -> None:
+    def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:

@@ -71,7 +71,7 @@ def bind_shard(run_dir: Path, shard: Shard | None) -> None:
         return
     store = SampleStore(run_dir)
     try:
-        store.bind_shard(str(shard) if shard else None)
+        bind_stored_shard(store, str(shard) if shard else None)
     finally:
         store.close()
 
@@ -110,7 +110,7 @@ def merge_shards(shard_dirs: Sequence[Path], output: Path) -> Merged:
     _check_one_run(runs)
     with SampleStore(output) as out:
         stored = out.config()
-        if out.shard() is not None or (stored is not None and stored != runs[0].config):
+        if stored_shard(out) is not None or (stored is not None and stored != runs[0].config):
             raise MonkeysError(f"{output} holds another run; merge into a new --output directory")
         for run in runs:
             if differing := differences(out, run.path):
@@ -123,7 +123,7 @@ def merge_shards(shard_dirs: Sequence[Path], output: Path) -> Merged:
             out.records.bind(record)
         for run in runs:
             absorb(out, run.path)
-        doc_ids = out.doc_ids()
+        doc_ids = registered_docs(out)
         samples = out.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
     return Merged(
         shards=runs[0].shard.count,
@@ -136,13 +136,13 @@ def merge_shards(shard_dirs: Sequence[Path], output: Path) -> Merged:
 def _read_shard(path: Path) -> ShardRun:
     with SampleStore(path, writer=False) as store:
         config = store.config()
-        shard = parse_shard(store.shard()) or WHOLE
+        shard = parse_shard(stored_shard(store)) or WHOLE
         if config is None:
             raise MonkeysError(
                 f"shard {shard} ({path}) holds no samples (it stopped before generating); "
                 "rerun its command, then merge again"
             )
-        missing, first = store.incomplete()
+        missing, first = incomplete(store)
         if missing:
             detail = ", ".join(
                 f"{task} doc {doc_id}: {held} of {wanted or '?'}"
@@ -152,7 +152,9 @@ def _read_shard(path: Path) -> ShardRun:
                 f"shard {shard} ({path}) is incomplete: {missing} problems hold fewer samples "
                 f"than requested ({detail}); rerun its command to finish it, then merge again"
             )
-        run = ShardRun(path, shard, config, store.doc_ids(), store.requested(), store.records.all())
+        run = ShardRun(
+            path, shard, config, registered_docs(store), requested(store), store.records.all()
+        )
     for task, ids in run.doc_ids.items():
         stray = next((i for i in ids if not shard.holds(i)), None)
         if stray is not None:
@@ -282,3 +284,60 @@ def _attached(store: SampleStore, other: Path) -> Iterator[None]:
         yield
     finally:
         store.db.execute("DETACH DATABASE other")
+
+
+def stored_shard(store: SampleStore) -> str | None:
+    """The ``i/N`` shard this run generates, None for a whole run."""
+    return store.meta("shard")
+
+
+def bind_stored_shard(store: SampleStore, shard: str | None) -> None:
+    """Record the run's shard, or refuse a rerun with another one (or with none)."""
+    stored = stored_shard(store)
+    has_samples = bool(store.read("SELECT 1 FROM docs LIMIT 1"))
+    if stored == shard or (stored is None and not has_samples):
+        if shard is not None and stored is None:
+            store.write(lambda: store.set_meta("shard", shard))
+        return
+    held = f"shard {stored}" if stored else "a whole (unsharded) run"
+    wanted = f"--shard {shard}" if shard else "a run without --shard"
+    raise MonkeysError(f"{store.run_dir} holds {held}; use a new --output_path for {wanted}")
+
+
+def incomplete(store: SampleStore, limit: int = 3) -> tuple[int, list[tuple[str, int, int, int]]]:
+    """Problems holding fewer samples than requested: their count and the first few
+    as (task, doc_id, held, requested); requested is 0 where it was never recorded
+    (a run stopped between registering its problems and recording their counts)."""
+    query = (
+        "SELECT d.task, d.doc_id, COUNT(s.sample_idx), COALESCE(r.repeats, 0) FROM docs d "
+        "LEFT JOIN requested r ON r.task = d.task AND r.doc_id = d.doc_id "
+        "LEFT JOIN samples s ON s.task = d.task AND s.doc_id = d.doc_id "
+        "AND s.sample_idx < r.repeats GROUP BY d.task, d.doc_id "
+        "HAVING r.repeats IS NULL OR COUNT(s.sample_idx) < r.repeats "
+        "ORDER BY d.task, d.doc_id"
+    )
+    try:
+        rows = store.read(query)
+    except sqlite3.OperationalError:  # a store written before counts were recorded
+        return 0, []
+    return len(rows), rows[:limit]
+
+
+def registered_docs(store: SampleStore) -> dict[str, list[int]]:
+    """Every task's registered doc ids."""
+    found: dict[str, list[int]] = {}
+    for task, doc_id in store.read("SELECT task, doc_id FROM docs ORDER BY task, doc_id"):
+        found.setdefault(task, []).append(doc_id)
+    return found
+
+
+def requested(store: SampleStore) -> dict[str, set[int]]:
+    """The distinct requested sample counts of each task."""
+    found: dict[str, set[int]] = {}
+    try:
+        rows = store.read("SELECT DISTINCT task, repeats FROM requested")
+    except sqlite3.OperationalError:
+        rows = []
+    for task, repeats in rows:
+        found.setdefault(task, set()).add(repeats)
+    return found

@@ -85,24 +85,66 @@ def load_math500(**_: Any) -> datasets.DatasetDict:
     return _local_json("math", test="math500_test.jsonl")
 
 
+CODECONTESTS_TESTS_FILE = "test.jsonl"  # local problems with tests, CodeContests schema
+
+
 def load_codecontests(**_: Any) -> datasets.DatasetDict:
     """CodeContests test problems (deepmind/code_contests) without image-based statements.
 
-    The local copy (``codecontests/test_statements_only.jsonl``) holds statements but no
-    tests: prompts build from it, verification needs the hub's tests.
+    Locally, ``codecontests/test.jsonl`` (problems with their tests, hub schema) when it
+    exists; else ``codecontests/test_statements_only.jsonl``, whose problems have no tests:
+    prompts build from it, but no program can be verified on them (the checker refuses a
+    problem without tests, and a run stops before its model loads).
     """
-    if local_data_dir() is None:
+    root = local_data_dir()
+    if root is None:
         test = datasets.load_dataset("deepmind/code_contests", split="test")
+    elif codecontests_has_local_tests():
+        test = _local_json("codecontests", test=CODECONTESTS_TESTS_FILE)["test"]
     else:
+        logger.warning(
+            "monkeys_codecontests: %s has statements only, no tests: prompts build, but "
+            "no program can be verified on them; %s",
+            root / "codecontests" / "test_statements_only.jsonl",
+            CODECONTESTS_NEEDS_TESTS,
+        )
         local = _local_json("codecontests", test="test_statements_only.jsonl")["test"]
         test = local.map(_statement_to_hub_schema, remove_columns=local.column_names)
     return datasets.DatasetDict(test=test.filter(lambda doc: "<image>" not in doc["description"]))
 
 
+CODECONTESTS_NEEDS_TESTS = (
+    f"to verify, put {CODECONTESTS_TESTS_FILE} with tests (CodeContests schema) in "
+    f"{DATA_DIR_ENV}/codecontests, or unset {DATA_DIR_ENV} to load the hub's tests"
+)
+
+
+CODECONTESTS_TASKS = ("monkeys_codecontests", "monkeys")  # the task and the group holding it
+
+
+def refuse_unverifiable_codecontests(tasks: list[str]) -> None:
+    """Stop a run over local CodeContests problems without tests (before any model loads:
+    every sample would be generated for nothing)."""
+    named = sorted(set(tasks) & set(CODECONTESTS_TASKS))
+    if named and local_data_dir() is not None and not codecontests_has_local_tests():
+        raise MonkeysError(
+            f"{', '.join(named)}: the local CodeContests problems have no tests, so no "
+            f"program can be verified; {CODECONTESTS_NEEDS_TESTS} (or add --predict_only "
+            "to generate without verifying)"
+        )
+
+
+def codecontests_has_local_tests() -> bool:
+    """Whether the local data directory holds CodeContests problems with tests."""
+    root = local_data_dir()
+    return root is not None and (root / "codecontests" / CODECONTESTS_TESTS_FILE).is_file()
+
+
 def codecontests_fewshot() -> list[dict[str, str]]:
     """Two train problems with a Python 3 solution (hub), as few-shot examples."""
-    if local_data_dir() is not None:
-        path = local_data_dir() / "codecontests" / "train.jsonl"
+    root = local_data_dir()
+    if root is not None:
+        path = root / "codecontests" / "train.jsonl"
         if not path.is_file():
             return []  # the local layout has no train split: the prompt is zero-shot
         train = datasets.load_dataset("json", data_files=str(path), split="train")
@@ -129,7 +171,7 @@ _PYTHON3 = 3  # deepmind/code_contests language enum: 1 Python 2, 2 C++, 3 Pytho
 
 
 def _statement_to_hub_schema(record: dict[str, Any]) -> dict[str, Any]:
-    empty = {"input": [], "output": []}
+    empty: dict[str, list[str]] = {"input": [], "output": []}
     meta = record["meta_data"]
     return {
         "name": meta["task_name"],

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import default_ks, metric_families
+from lm_eval_monkeys.metrics import check_metric, default_ks, metric_families
 
 DEFAULT_METRICS = ("coverage", "majority")
 
@@ -53,10 +53,6 @@ def parse_metrics(value: Any, default: Sequence[str] = DEFAULT_METRICS) -> tuple
     if value is None or value == "":
         return tuple(default)
     names = tuple(dict.fromkeys(str(item).strip() for item in _items(value)))
-    known = metric_families()
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        raise MonkeysError(
-            f"unknown metric {', '.join(unknown) or repr(value)}; choose from {', '.join(known)}"
-        )
-    return names
+    if not names:
+        raise MonkeysError(f"no metric in {value!r}; choose from {', '.join(metric_families())}")
+    return tuple(check_metric(name) for name in names)

@@ -19,7 +19,7 @@ from lm_eval.api.metrics import mean
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import flat_name, flatten, needs_rewards, problem_curves
+from lm_eval_monkeys.metrics import flat_name, flatten, needs_rewards, needs_votes, problem_curves
 from lm_eval_monkeys.store import SampleStore, StoredSamples, TaskRecord, reader
 from lm_eval_monkeys.store.shards import parse_shard
 from lm_eval_monkeys.tasks.options import parse_ks, parse_metrics, parse_repeats
@@ -44,6 +44,7 @@ class MonkeysTask(ConfigurableTask):
         self._run_dir: str | None = meta.get("run_dir")  # set by lm-eval-monkeys for its runs
         self._recorded: set[str] = set()
         self._fewshot_seed: int | None = None
+        self._bypass: str | None = None  # lm-eval's --predict_only metric, once asked for
         super().__init__(config={**config, "repeats": self.repeats})
         available = len(self.sampler.df) if hasattr(self, "sampler") else 0
         if (self.config.num_fewshot or 0) > available:
@@ -97,7 +98,15 @@ class MonkeysTask(ConfigurableTask):
             self.sampler.set_rnd(int(hashlib.sha256(key.encode()).hexdigest()[:16], 16))
         return super().fewshot_context(doc, num_fewshot, **kwargs)
 
+    def override_metric(self, metric_name: str) -> None:
+        # lm-eval's --predict_only asks for its "bypass" metric: generate, judge nothing
+        # (problems that cannot be judged, such as CodeContests without tests, still run).
+        self._bypass = metric_name
+        super().override_metric(metric_name)
+
     def process_results(self, doc: dict, results: list) -> dict[str, float]:
+        if self._bypass:
+            return {self._bypass: 0.0}
         # The config's empty filter keeps all k responses of the doc's one request.
         (completions,) = results
         cache = None
@@ -107,7 +116,8 @@ class MonkeysTask(ConfigurableTask):
             self._bind(store)
             cache = store.verdicts
             completions = ref.load()  # a store-backed run: read this problem only
-        scored = score_completions(self.checker, doc, completions, cache)
+        group = needs_votes(self.metrics)
+        scored = score_completions(self.checker, doc, completions, cache, group=group)
         return flatten(problem_curves(scored.summary, self.ks, self.metrics))
 
     def _bind(self, store: SampleStore) -> None:
@@ -122,4 +132,6 @@ class MonkeysTask(ConfigurableTask):
         return dict.fromkeys(self._metric_names(), True)
 
     def _metric_names(self) -> list[str]:
+        if self._bypass:
+            return [self._bypass]
         return [flat_name(name, k) for name in self.metrics for k in self.ks]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lm_eval_monkeys.metrics.summary import Equivalence, ProblemSummary, summarize
+from lm_eval_monkeys.metrics.summary import EXACT, Equivalence, ProblemSummary, summarize
 from lm_eval_monkeys.verifiers.base import Checker, Verdict
 
 Pair = tuple[str, str]  # (target key, answer key)
@@ -71,11 +71,16 @@ class ScoredSamples:
 
 
 def score(
-    problem: ProblemAnswers, verdicts: Mapping[Pair, Verdict], checker: Checker
+    problem: ProblemAnswers,
+    verdicts: Mapping[Pair, Verdict],
+    checker: Checker,
+    group: bool = True,
 ) -> ScoredSamples:
-    """The scored samples of a problem whose distinct answers all have verdicts."""
+    """The scored samples of a problem whose distinct answers all have verdicts; wrong
+    answers are grouped by the checker's equivalence only if ``group`` (else each distinct
+    answer is its own vote class), since only vote-reading metrics need it."""
     verdict_of = {a: verdicts[(problem.target, a)] for a in problem.distinct()}
-    equivalence = Equivalence(key=checker.group_key, same=checker.equivalent)
+    equivalence = Equivalence(checker.group_key, checker.equivalent) if group else EXACT
     summary, classes = summarize(
         problem.answers, {a: v.correct for a, v in verdict_of.items()}, equivalence
     )

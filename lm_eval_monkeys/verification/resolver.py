@@ -117,8 +117,10 @@ def score_completions(
     completions: Sequence[object],
     cache: VerdictCache | None = None,
     backend: VerifyBackend | None = None,
+    group: bool = True,
 ) -> ScoredSamples:
-    """One problem's completions scored: answers extracted, judged (cache first), grouped."""
+    """One problem's completions scored: answers extracted, judged (cache first), grouped
+    (when ``group``)."""
     problem = ProblemAnswers.of(checker, doc, completions)
     resolver = VerdictResolver(checker, cache, backend, progress=False)
-    return score(problem, resolver.resolve([problem]), checker)
+    return score(problem, resolver.resolve([problem]), checker, group)

@@ -1,0 +1,218 @@
+"""Engines on one GSM8K workload, in one run: tok/s, samples/s, start time, peak memory.
+
+Engines: stock lm-eval ``hf`` with ``repeats`` (the cloned request list), ``monkeys-hf``
+as of a given git commit (``--before``, default: the last commit before continuous
+batching) and as checked out, and ``monkeys-vllm`` on vLLM (its CPU build here). Every
+engine runs in its own subprocess on the same pickled requests (the 5-shot prompts
+lm-eval builds for ``repeats: k``), so start time and peak memory are its own; the old
+``monkeys-hf`` runs from ``git archive`` of that commit. New tokens are counted by
+re-tokenising every engine's texts with the same tokenizer. The compute limit is a
+matmul benchmark on the same machine: 2 FLOPs per parameter per new token.
+
+Run it in the vLLM environment (it has transformers, lm-eval and vLLM) to get every
+engine; an engine whose imports fail is reported and skipped.
+
+    MONKEYS_DATA_DIR=../shared/data python benchmarks/bench_engines.py \\
+        [--problems 4] [--k 16] [--max_tokens 256] [--engines monkeys-hf,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BEFORE = "9386c47"  # monkeys-hf with a shrinking batch and one torch.Generator per row
+ENGINES = ("monkeys-hf-before", "monkeys-hf", "monkeys-vllm", "stock-hf")
+
+
+def build_requests(problems: int, k: int, max_tokens: int) -> list[Any]:
+    from lm_eval.tasks import TaskManager
+
+    from lm_eval_monkeys.task_configs import TASK_DIR
+
+    manager = TaskManager(
+        include_path=str(TASK_DIR), include_defaults=False, metadata={"repeats": k}
+    )
+    task = manager.load("monkeys_gsm8k")["tasks"]["monkeys_gsm8k"]
+    task.set_fewshot_seed(seed=1234)
+    task.build_all_requests(limit=problems, rank=0, world_size=1)
+    for instance in task.instances:
+        instance.arguments[1]["max_gen_toks"] = max_tokens
+    return [inst for inst in task.instances for _ in range(k)]
+
+
+def run_engine(engine: str, requests_file: str, k: int, hf_args: str) -> dict[str, Any]:
+    """Inside the child: load the engine, sample every request, report figures as JSON."""
+    requests = pickle.loads(Path(requests_file).read_bytes())
+    start = time.perf_counter()
+    model = load(engine, k, dict(item.split("=", 1) for item in hf_args.split(",")))
+    started = time.perf_counter()
+    outputs = model.generate_until(requests, disable_tqdm=True)
+    sampled = time.perf_counter()
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
+    return {
+        "start_s": started - start,
+        "sampling_s": sampled - started,
+        "texts": outputs,
+        "peak_gib": peak_kib / 2**20,
+    }
+
+
+def load(engine: str, k: int, hf_args: dict[str, str]) -> Any:
+    """The engine on the embedded model (``hf_args`` load its GGUF; vLLM converts it)."""
+    if engine in ("monkeys-hf", "monkeys-hf-before"):
+        from lm_eval_monkeys.backends.hf import MonkeysHF
+
+        return MonkeysHF(seed=0, batch_size=k, device="cpu", **hf_args)
+    if engine == "stock-hf":
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM(batch_size=k, device="cpu", **hf_args)
+    from lm_eval_monkeys.backends.vllm import MonkeysVLLM
+
+    return MonkeysVLLM(seed=0)
+
+
+def matmul_gflops(dtype_name: str, size: int = 1024, reps: int = 20) -> float:
+    import torch
+
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * size**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def old_tree(commit: str, into: Path) -> Path:
+    """``git archive`` of ``commit``, laid out as the installed package (task configs inside)."""
+    into.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    for name in ("task_configs", "verifiers"):
+        (into / "lm_eval_monkeys" / name).symlink_to(into / name, target_is_directory=True)
+    return into
+
+
+def child(engine: str, requests_file: str, k: int, pythonpath: str | None) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    from lm_eval_monkeys.backends.embedded import (
+        GGUF_FILE,
+        embedded_model_args,
+        embedded_package_dir,
+    )
+
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    load_before = os.getloadavg()[0]
+    run = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            engine,
+            "--requests",
+            requests_file,
+            "--k",
+            str(k),
+            "--hf_args",
+            embedded_model_args(),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode != 0 or not lines:
+        return {"error": (run.stderr.strip().splitlines() or ["no output"])[-1]}
+    figures = json.loads(lines[-1])
+    texts = figures.pop("texts")
+    # One tokenizer counts every engine's new tokens (the checked-out code's, not the child's).
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_package_dir()), gguf_file=GGUF_FILE)
+    return {
+        **figures,
+        "samples": len(texts),
+        "new_tokens": sum(len(tokenizer(t).input_ids) for t in texts),
+        "load": (load_before, os.getloadavg()[0]),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--problems", type=int, default=4)
+    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--max_tokens", type=int, default=256)
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--before", default=BEFORE)
+    parser.add_argument("--child")
+    parser.add_argument("--requests")
+    parser.add_argument("--hf_args")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_engine(args.child, args.requests, args.k, args.hf_args)))
+        return
+
+    import torch
+
+    requests = build_requests(args.problems, args.k, args.max_tokens)
+    words = sum(len(r.args[0].split()) for r in requests[:: args.k]) / args.problems
+    print(
+        f"{args.problems} GSM8K problems x k={args.k}, at most {args.max_tokens} new tokens, "
+        f"5-shot prompts of ~{words:.0f} words; {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} at start"
+    )
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        requests_file = str(Path(tmp) / "requests.pkl")
+        Path(requests_file).write_bytes(pickle.dumps(requests))
+        for engine in args.engines.split(","):
+            path = None
+            if engine == "monkeys-hf-before":
+                path = str(old_tree(args.before, Path(tmp) / "before"))
+            results[engine] = child(engine, requests_file, args.k, path)
+            print(engine, json.dumps(results[engine]), flush=True)
+    fp32, bf16 = matmul_gflops("float32"), matmul_gflops("bfloat16")
+    params = 134_515_008  # the embedded SmolLM2-135M (GGUF tensor shapes)
+    limit = fp32 * 1e9 / (2 * params)
+    print(
+        f"\nmatmul: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s -> fp32 limit "
+        f"~{limit:.0f} new tok/s, bf16 ~{bf16 * 1e9 / (2 * params):.0f} "
+        f"(load average {os.getloadavg()[0]:.2f})\n"
+    )
+    print("| engine | start | sampling | samples/s | new tok/s | of fp32 limit | peak RSS | load |")
+    print("|---|---|---|---|---|---|---|---|")
+    for engine, r in results.items():
+        if "error" in r:
+            print(f"| {engine} | failed: {r['error']} |")
+            continue
+        tok_s = r["new_tokens"] / r["sampling_s"]
+        print(
+            f"| {engine} | {r['start_s']:.0f} s | {r['sampling_s']:.1f} s | "
+            f"{r['samples'] / r['sampling_s']:.2f} | {tok_s:.0f} | {tok_s / limit:.0%} | "
+            f"{r['peak_gib']:.1f} GiB | {r['load'][0]:.1f}-{r['load'][1]:.1f} |"
+        )
+    base = results.get("monkeys-hf-before", {})
+    new = results.get("monkeys-hf", {})
+    if "sampling_s" in base and "sampling_s" in new:
+        ratio = (new["new_tokens"] / new["sampling_s"]) / (base["new_tokens"] / base["sampling_s"])
+        print(f"\nmonkeys-hf tok/s, after / before: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""``compare RUN_A RUN_B [...]``: paired differences on shared problems, and the CI gate."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from lm_eval_monkeys.cli.options import METRICS_HELP, metric_list, reported_ks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="baseline first, then the others"
+    )
+    parser.add_argument("--metrics", default="coverage,majority", help=METRICS_HELP)
+    parser.add_argument("--ks", help="k values to compare at (default: powers of two)")
+    parser.add_argument("--verifier", help="verify every run with this checker")
+    parser.add_argument(
+        "--intersection", action="store_true", help="compare on the problems all runs hold"
+    )
+    parser.add_argument(
+        "--different_prompts", action="store_true", help="allow prompts or sampling to differ"
+    )
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level")
+    parser.add_argument("--iters", type=int, default=2000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="seed of bootstrap and flips")
+    parser.add_argument(
+        "--fail_if",
+        "--fail-if",
+        action="append",
+        default=[],
+        metavar="CONDITION",
+        help="e.g. 'coverage@16 < -0.02' or 'coverage@16 significant_drop 0.05' (repeatable)",
+    )
+    parser.add_argument("--summary", type=Path, help="Markdown summary file")
+    parser.add_argument("--json", type=Path, help="JSON result file")
+    parser.add_argument("--junit", type=Path, help="JUnit XML file, one test case per condition")
+
+
+def run(args: argparse.Namespace) -> None:
+    from lm_eval_monkeys.analysis import gate
+    from lm_eval_monkeys.analysis.compare import compare_runs
+    from lm_eval_monkeys.analysis.report import run_labels
+
+    conditions = [gate.parse_condition(text) for text in args.fail_if]
+    metrics = metric_list(args.metrics) or []
+    metrics += [c.metric for c in conditions if c.metric not in metrics]
+    comparison = compare_runs(
+        args.run_dirs,
+        run_labels(args.run_dirs),
+        metrics=metrics,
+        ks=reported_ks(args.ks),
+        also_ks=[c.k for c in conditions],
+        verifier=args.verifier,
+        intersection=args.intersection,
+        different_prompts=args.different_prompts,
+        alpha=args.alpha,
+        iters=args.iters,
+        seed=args.seed,
+    )
+    checks = gate.evaluate(comparison, conditions)
+    summary = gate.markdown(comparison, checks)
+    outputs = {
+        path: render(comparison, checks)
+        for path, render in (
+            (args.summary, lambda *_: summary),
+            (args.json, gate.json_text),
+            (args.junit, gate.junit_xml),
+        )
+        if path is not None
+    }
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    gate.write_outputs(outputs, Path(step_summary) if step_summary else None, summary)
+    print(gate.text(comparison, checks))
+    if any(check.failed for check in checks):
+        sys.exit(1)

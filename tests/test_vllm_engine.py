@@ -1,0 +1,136 @@
+"""monkeys-vllm on a real vLLM engine (PyPI's CPU build) with the embedded SmolLM2-135M.
+
+These run in the vLLM environment (README: ``.venv-vllm``, whose command checks that vLLM
+imports before running them); one engine serves the module, the CLI test starts another.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_backends import PROMPTS, cloned_requests
+
+pytest.importorskip("vllm", reason="needs the vLLM environment (README: .venv-vllm)")
+
+from lm_eval_monkeys.backends.embedded import embedded_hf_dir
+from lm_eval_monkeys.backends.vllm import MonkeysVLLM
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.store import SampleStore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def engine() -> MonkeysVLLM:
+    """The engine as a user gets it: no model argument, this machine's default KV cache."""
+    return MonkeysVLLM(seed=0)
+
+
+@pytest.fixture
+def fresh(engine: MonkeysVLLM) -> Any:
+    """The module's engine with seed 0 and no store, whatever the previous test set."""
+    engine.seed, engine.identity["seed"], engine.run_dir = 0, 0, None
+    return engine
+
+
+def test_k_samples_per_problem_stop_at_until(fresh: MonkeysVLLM) -> None:
+    outputs = fresh.generate_until(cloned_requests(2, 4, until=["\n"], prompts=PROMPTS))
+    assert len(outputs) == 8 and all(isinstance(t, str) for t in outputs)
+    assert all("\n" not in t for t in outputs)
+    assert len(set(outputs[:4])) > 1 and len(set(outputs[4:])) > 1  # temperature 0.6
+
+
+def test_reruns_reproduce_and_the_seed_matters(fresh: MonkeysVLLM) -> None:
+    requests = cloned_requests(2, 4, prompts=PROMPTS)
+    first = fresh.generate_until(requests)
+    assert fresh.generate_until(requests) == first
+    fresh.seed = 1
+    assert fresh.generate_until(requests) != first
+
+
+def test_store_holds_samples_with_token_counts_and_extends(
+    fresh: MonkeysVLLM, tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    fresh.run_dir = str(tmp_path)
+    fresh.generate_until(cloned_requests(2, 2, prompts=PROMPTS))
+    store = SampleStore(tmp_path, writer=False)
+    before = store.completions("monkeys_gsm8k", 1)
+    store.close()
+    asked: list[list[int]] = []
+    generate = fresh.engine.generate
+
+    def recording(prompts: list[str], params: list[Any], **kwargs: Any) -> Any:
+        asked.append([p.n for p in params])
+        return generate(prompts, params, **kwargs)
+
+    fresh.engine.generate = recording
+    try:
+        outputs = fresh.generate_until(cloned_requests(2, 5, prompts=PROMPTS))
+    finally:
+        fresh.engine.generate = generate
+    assert asked == [[3, 3]]  # only the missing samples
+    store = SampleStore(tmp_path, writer=False)
+    samples = store.samples("monkeys_gsm8k", 1)
+    assert [s.sample_idx for s in samples] == [0, 1, 2, 3, 4]
+    assert store.completions("monkeys_gsm8k", 1)[:2] == before
+    assert outputs[5].load() == store.completions("monkeys_gsm8k", 1)
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_hf_dir()))
+    assert {s.prompt_tokens for s in samples} == {len(tokenizer(PROMPTS[1]).input_ids)}
+    for s in samples:  # the completion's tokens, plus those of a stop string cut from it
+        assert len(tokenizer(s.completion).input_ids) <= s.completion_tokens <= 32
+    store.close()
+
+
+def test_greedy_k_samples_are_one_answer_repeated(fresh: MonkeysVLLM) -> None:
+    outputs = fresh.generate_until(cloned_requests(2, 3, prompts=PROMPTS, do_sample=False))
+    assert outputs[:3] == [outputs[0]] * 3 and outputs[3:] == [outputs[3]] * 3
+    assert outputs[0] != outputs[3]
+
+
+@pytest.mark.parametrize("setting", [{"top_k": 1}, {"min_p": 1.0}, {"top_p": 1e-9}])
+def test_filters_that_keep_one_token_sample_the_greedy_text(
+    fresh: MonkeysVLLM, setting: dict[str, float]
+) -> None:
+    greedy = fresh.generate_until(cloned_requests(2, 3, prompts=PROMPTS, do_sample=False))
+    filtered = cloned_requests(2, 3, prompts=PROMPTS, temperature=1.5, **setting)
+    assert fresh.generate_until(filtered) == greedy
+    assert fresh.generate_until(cloned_requests(2, 3, prompts=PROMPTS, temperature=1.5)) != greedy
+
+
+def test_repetition_penalty_reaches_the_engine(fresh: MonkeysVLLM) -> None:
+    counting = ["Count: 1, 2, 1, 2, 1, 2, 1, 2, 1,"]
+    plain = fresh.generate_until(cloned_requests(1, 1, prompts=counting, do_sample=False))
+    penalised = cloned_requests(1, 1, prompts=counting, do_sample=False, repetition_penalty=2.0)
+    assert fresh.generate_until(penalised) != plain
+
+
+def test_unknown_generation_setting_is_refused(fresh: MonkeysVLLM) -> None:
+    with pytest.raises(MonkeysError, match="unknown generation setting typical_p"):
+        fresh.generate_until(cloned_requests(1, 2, typical_p=0.9))
+
+
+def test_an_engine_that_cannot_start_is_one_line() -> None:
+    with pytest.raises(MonkeysError, match="vLLM engine did not start") as raised:
+        MonkeysVLLM(pretrained="/nonexistent/model")
+    assert "\n" not in str(raised.value)
+
+
+def test_cli_runs_the_embedded_model_with_no_model_args(tmp_path: Path) -> None:
+    run = subprocess.run(
+        ["lm-eval-monkeys", "--model", "monkeys-vllm", "--tasks", "monkeys_gsm8k",
+         "--limit", "2", "--repeats", "4", "--gen_kwargs", "max_gen_toks=48",
+         "--output_path", str(tmp_path)],
+        capture_output=True, text=True, timeout=1200, env=dict(os.environ),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "coverage@k" in run.stdout
+    with sqlite3.connect(tmp_path / "samples.sqlite") as db:
+        rows = db.execute("SELECT doc_id, COUNT(*) FROM samples GROUP BY doc_id").fetchall()
+    assert rows == [(0, 4), (1, 4)]
