@@ -36,19 +36,11 @@ ENGINES = ("monkeys-hf-before", "monkeys-hf", "monkeys-vllm", "stock-hf")
 
 
 def build_requests(problems: int, k: int, max_tokens: int) -> list[Any]:
-    from lm_eval.tasks import TaskManager
+    """lm-eval's k cloned requests per problem (the same workload as bench_backends)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_backends import cloned_requests
 
-    from lm_eval_monkeys.task_configs import TASK_DIR
-
-    manager = TaskManager(
-        include_path=str(TASK_DIR), include_defaults=False, metadata={"repeats": k}
-    )
-    task = manager.load("monkeys_gsm8k")["tasks"]["monkeys_gsm8k"]
-    task.set_fewshot_seed(seed=1234)
-    task.build_all_requests(limit=problems, rank=0, world_size=1)
-    for instance in task.instances:
-        instance.arguments[1]["max_gen_toks"] = max_tokens
-    return [inst for inst in task.instances for _ in range(k)]
+    return cloned_requests(problems, k, max_tokens)
 
 
 def run_engine(engine: str, requests_file: str, k: int, hf_args: str) -> dict[str, Any]:
