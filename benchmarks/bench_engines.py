@@ -78,18 +78,6 @@ def load(engine: str, k: int, hf_args: dict[str, str]) -> Any:
     return MonkeysVLLM(seed=0)
 
 
-def matmul_gflops(dtype_name: str, size: int = 1024, reps: int = 20) -> float:
-    import torch
-
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b
-    start = time.perf_counter()
-    for _ in range(reps):
-        a @ b
-    return 2 * size**3 * reps / (time.perf_counter() - start) / 1e9
-
-
 def old_tree(commit: str, into: Path) -> Path:
     """``git archive`` of ``commit``, laid out as the installed package (task configs inside)."""
     into.mkdir()
@@ -179,7 +167,12 @@ def main() -> None:
                 path = str(old_tree(args.before, Path(tmp) / "before"))
             results[engine] = child(engine, requests_file, args.k, path)
             print(engine, json.dumps(results[engine]), flush=True)
-    fp32, bf16 = matmul_gflops("float32"), matmul_gflops("bfloat16")
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_backends import matmul_gflops
+
+    fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     params = 134_515_008  # the embedded SmolLM2-135M (GGUF tensor shapes)
     limit = fp32 * 1e9 / (2 * params)
     print(
