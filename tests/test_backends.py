@@ -60,8 +60,8 @@ def test_loglikelihood_is_a_clear_error() -> None:
         SyntheticLM().loglikelihood([])
 
 
-# Prompts of different lengths, so rows of one batch hold different problems at different
-# positions and the slot cache moves its columns both ways.
+# Prompts of different lengths, so rows of one batch hold different problems' prompts in
+# different prefix slots, and finished rows are refilled or filled by moving the last row.
 PROMPTS = [
     "Question: What is 12 times 7?\nAnswer:",
     "The capital of France is",
@@ -79,6 +79,16 @@ def smol(embedded_model: str) -> Any:
 
 
 @pytest.mark.slow
+def test_monkeys_hf_runs_its_linear_layers_packed_on_cpu(smol: Any) -> None:
+    """Every linear layer of SmolLM2 (7 per decoder layer, and the output head) is packed."""
+    from lm_eval_monkeys.backends.cpu_linear import PackedLinear
+
+    layers = smol.model.config.num_hidden_layers
+    assert smol.packed_linears == 7 * layers + 1
+    assert isinstance(smol.model.get_output_embeddings(), PackedLinear)
+
+
+@pytest.mark.slow
 def test_monkeys_hf_samples_are_reproducible_and_stop_at_until(smol: Any) -> None:
     requests = cloned_requests(docs=1, k=3, until=["\n"])
     first = smol.generate_until(requests)
@@ -89,13 +99,20 @@ def test_monkeys_hf_samples_are_reproducible_and_stop_at_until(smol: Any) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("penalty", [1.0, 1.3])
-def test_greedy_rows_match_transformers_generate(smol: Any, penalty: float) -> None:
-    """Continuous batching (3 problems x 3 samples on 3 rows) decodes what generate() does."""
+@pytest.mark.parametrize(("penalty", "rows"), [(1.0, 3), (1.3, 3), (1.0, 2), (1.0, 7)])
+def test_greedy_rows_match_transformers_generate(smol: Any, penalty: float, rows: int) -> None:
+    """Continuous batching (3 problems x 3 samples) decodes what generate() does.
+
+    On 2 or 7 rows one batch mixes problems; on 7 all three prompts share it at once.
+    """
     requests = cloned_requests(
         3, 3, prompts=PROMPTS, do_sample=False, max_gen_toks=24, repetition_penalty=penalty
     )
-    outputs = smol.generate_until(requests, disable_tqdm=True)
+    smol.rows = rows
+    try:
+        outputs = smol.generate_until(requests, disable_tqdm=True)
+    finally:
+        smol.rows = 3
     for doc_id, prompt in enumerate(PROMPTS):
         ids = smol.tokenizer(prompt, return_tensors="pt").input_ids
         reference = smol.model.generate(

@@ -1,11 +1,13 @@
 """``monkeys-hf``: k samples per prompt with transformers, the batch kept full.
 
 Stock lm-eval ``hf`` with ``repeats: k`` runs the whole prompt k times. Here each
-problem's prompt runs through the model once; its KV cache is copied into rows of a
-preallocated slot cache (``slot_cache.py``), one sample per row, decoded together. A row
-that finishes (end of sequence, a stop string, the token limit) takes the next sample
-of the same problem, or the first of the next problem, so the batch stays full until
-the work runs out (continuous batching).
+problem's prompt runs through the model once and its keys and values are stored once
+(``prefix_cache.py``); each sample decodes in a row of its own, attending to the shared
+prompt and to its own tokens. A row that finishes (end of sequence, a stop string, the
+token limit) takes the next sample of the same problem, or the first of the next
+problem, so the batch stays full until the work runs out (continuous batching); at the
+end the batch shrinks to the rows still live. On a CPU the linear layers run on oneDNN
+with prepacked weights (``cpu_linear.py``), in the model's own dtype.
 
 Each sample draws from its own counter-based random stream (``sampling.py``), seeded by
 (seed, task, doc, sample index): its draws do not depend on the batch size, on its
@@ -34,21 +36,22 @@ from lm_eval.models.huggingface import HFLM
 from transformers import AttentionInterface
 
 from lm_eval_monkeys.backends.base import KSampleLM, SampleRequest, sample_seed
+from lm_eval_monkeys.backends.cpu_linear import pack_linears
 from lm_eval_monkeys.backends.generation import GenerationSettings, generation_settings
-from lm_eval_monkeys.backends.sampling import RowSettings, next_tokens, stream_uniforms
-from lm_eval_monkeys.backends.slot_cache import (
-    GROUPED_ATTENTION,
+from lm_eval_monkeys.backends.prefix_cache import (
+    SHARED_PREFIX_ATTENTION,
     Prefix,
     PrefixCapture,
-    SlotCache,
+    SharedPrefixCache,
     cache_argument,
     causal_mask,
-    grouped_decode_attention,
+    shared_prefix_attention,
 )
+from lm_eval_monkeys.backends.sampling import RowSettings, next_tokens, stream_uniforms
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store import Sample
 
-_DEFAULT_ROWS = 16
+_DEFAULT_ROWS = 64
 # A stop string of n characters spans at most 4n tokens (byte-level pieces of UTF-8).
 _TOKENS_PER_CHAR = 4
 
@@ -65,7 +68,7 @@ class _Problem:
 
 @dataclass
 class _Row:
-    """The sample a slot row is generating."""
+    """The sample a cache row is generating."""
 
     problem: _Problem
     index: int
@@ -85,9 +88,10 @@ class MonkeysHF(KSampleLM):
         self.model = self.hf.model.eval()
         self.tokenizer = self.hf.tokenizer
         self._check_full_attention()
-        if self.model.config._attn_implementation == "sdpa":
-            AttentionInterface.register(GROUPED_ATTENTION, grouped_decode_attention)
-            self.model.set_attn_implementation(GROUPED_ATTENTION)
+        # Decoding needs the shared-prefix attention; a prompt's pass runs transformers' SDPA.
+        AttentionInterface.register(SHARED_PREFIX_ATTENTION, shared_prefix_attention)
+        self.model.set_attn_implementation(SHARED_PREFIX_ATTENTION)
+        self.packed_linears = pack_linears(self.model)
         self._cache_arg = cache_argument(self.model)
         # A prompt's forward pass needs the last position's logits only (not 1,000 x vocab).
         accepts = inspect.signature(self.model.forward).parameters
@@ -117,69 +121,76 @@ class MonkeysHF(KSampleLM):
     def _decode(self, problems: list[_Problem]) -> Iterator[tuple[SampleRequest, Sample]]:
         """Continuous batching over every sample of every problem, in order."""
         config = self.model.config.get_text_config()
-        device, dtype = self.model.device, self.model.dtype
-        longest = max(len(p.prompt) for p in problems)
-        most_new = max(p.settings.max_tokens for p in problems)
-        # Room for the longest sample plus as much again before live columns must move.
-        cache = SlotCache(
+        device = self.model.device
+        cache = SharedPrefixCache(
             layers=config.num_hidden_layers,
             rows=self.rows,
             kv_heads=getattr(config, "num_key_value_heads", config.num_attention_heads),
             head_dim=getattr(config, "head_dim", None)
             or config.hidden_size // config.num_attention_heads,
-            capacity=longest + 2 * most_new + 1,
-            dtype=dtype,
+            prompt_columns=max(len(p.prompt) for p in problems),
+            sample_columns=max(p.settings.max_tokens for p in problems),
+            dtype=self.model.dtype,
             device=device,
         )
         settings = RowSettings.empty(self.rows, device)
         penalised = any(p.settings.repetition_penalty != 1.0 for p in problems)
-        vocab = self.model.get_output_embeddings().weight.shape[0]
+        vocab = self.model.get_output_embeddings().out_features
         seen = torch.zeros(self.rows, vocab, dtype=torch.bool, device=device)
-        rows: list[_Row | None] = [None] * self.rows
         logits = torch.zeros(self.rows, vocab, device=device)
-        queue, prefix = deque(problems), None
+        rows: list[_Row] = []  # row i of the cache generates rows[i]
+        queue, current = deque(problems), None
         eos = self.tokenizer.eos_token_id
         while True:
-            for r in range(self.rows):  # refill free rows: the next sample, or problem
+            while len(rows) < self.rows:  # fill free rows: the next sample, or problem
                 while queue and queue[0].unstarted == 0:
                     queue.popleft()
-                if rows[r] is not None or not queue:
-                    continue
+                if not queue:
+                    break
                 problem = queue[0]
-                if prefix is None or prefix[0] is not problem:
-                    prefix = (problem, self._prefill(problem.prompt))
-                rows[r] = self._start(problem)
-                cache.place(r, prefix[1])
-                logits[r] = prefix[1].logits
+                if current is None or current[0] is not problem:
+                    prefix = self._prefill(problem.prompt)
+                    current = (problem, cache.add_prefix(prefix), prefix.logits)
+                r = cache.add_row(current[1])
+                rows.append(self._start(problem))
+                logits[r] = current[2]
                 settings.assign(r, problem.settings)
                 if penalised:
                     seen[r] = False
                     seen[r, problem.prompt] = True
-            live = [r for r, row in enumerate(rows) if row is not None]
-            if not live:
+            if not rows:
                 return
+            live = len(rows)
             uniforms = stream_uniforms(
-                np.array([row.seed if row else 0 for row in rows], dtype=np.uint64),
-                np.array([len(row.tokens) if row else 0 for row in rows], dtype=np.uint64),
+                np.array([row.seed for row in rows], dtype=np.uint64),
+                np.array([len(row.tokens) for row in rows], dtype=np.uint64),
             ).to(device)
-            chosen = next_tokens(logits, settings, uniforms, seen if penalised else None)
+            chosen = next_tokens(
+                logits[:live], settings.first(live), uniforms, seen[:live] if penalised else None
+            )
             if penalised:
-                seen[torch.arange(self.rows), chosen] = True
+                seen[torch.arange(live), chosen] = True
+            finished = []
             for r, token in enumerate(chosen.tolist()):
                 row = rows[r]
-                if row is None:
-                    continue
                 row.tokens.append(token)
                 text = self._finished(row, eos)
                 if text is not None:
                     count = len(row.tokens) - (token == eos)
-                    sample = Sample(row.index, text, len(row.problem.prompt), count)
-                    yield row.problem.request, sample
-                    rows[r] = None
-                    cache.release(r)
-            if all(row is None for row in rows):
-                continue
-            logits = self._step(cache, rows, chosen)
+                    prompt = len(row.problem.prompt)
+                    yield row.problem.request, Sample(row.index, text, prompt, count)
+                    finished.append(r)
+            for r in reversed(finished):  # the last live row moves into each finished one
+                moved = cache.remove_row(r)
+                last = rows.pop()
+                if moved is not None:
+                    rows[r] = last
+                    chosen[r] = chosen[moved]
+                    settings.assign(r, last.problem.settings)
+                    if penalised:
+                        seen[r] = seen[moved]
+            if rows:
+                logits[: len(rows)] = self._step(cache, rows, chosen[: len(rows)])
 
     def _start(self, problem: _Problem) -> _Row:
         request = problem.request
@@ -196,6 +207,7 @@ class MonkeysHF(KSampleLM):
             position_ids=torch.arange(length, device=device)[None],
             attention_mask=causal_mask(length, self.model.dtype, device),
             use_cache=True,
+            causal_prompt=True,
             **{self._cache_arg: capture},
             **self._last_logits_only,
         )
@@ -206,18 +218,17 @@ class MonkeysHF(KSampleLM):
         )
 
     def _step(
-        self, cache: SlotCache, rows: list[_Row | None], chosen: torch.Tensor
+        self, cache: SharedPrefixCache, rows: list[_Row], chosen: torch.Tensor
     ) -> torch.Tensor:
-        """One decode step for every row (free rows get a dummy token); next logits."""
+        """One decode step of the live rows (the first ``len(rows)`` of the cache); logits."""
         device = self.model.device
-        live = torch.tensor([row is not None for row in rows], device=device)
-        positions = [len(row.problem.prompt) + len(row.tokens) - 1 if row else 0 for row in rows]
-        mask = cache.decode_mask(live, self.model.dtype)
+        positions = [len(row.problem.prompt) + len(row.tokens) - 1 for row in rows]
         out = self.model(
-            input_ids=torch.where(live, chosen, 0)[:, None],
+            input_ids=chosen[:, None],
             position_ids=torch.tensor(positions, device=device)[:, None],
-            attention_mask=mask,
+            attention_mask=cache.prepare_step(),
             use_cache=True,
+            shared_prefix=cache,
             **{self._cache_arg: cache},
         )
         cache.advance()

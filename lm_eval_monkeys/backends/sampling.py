@@ -55,6 +55,16 @@ class RowSettings:
             penalty=torch.ones(rows, device=device),
         )
 
+    def first(self, rows: int) -> RowSettings:
+        """The settings of rows ``0 .. rows - 1`` (views)."""
+        return RowSettings(
+            self.temperature[:rows],
+            self.top_p[:rows],
+            self.top_k[:rows],
+            self.min_p[:rows],
+            self.penalty[:rows],
+        )
+
     def assign(self, row: int, settings: GenerationSettings) -> None:
         self.temperature[row] = settings.temperature
         self.top_p[row] = settings.top_p

@@ -1,0 +1,44 @@
+"""oneDNN-packed linear layers agree with ``nn.Linear`` and are swapped only when they do."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lm_eval_monkeys.backends.cpu_linear import PackedLinear, pack_linears
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bias", [True, False])
+def test_packed_linear_matches_nn_linear(dtype: torch.dtype, bias: bool) -> None:
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 160, bias=bias).to(dtype)
+    packed = PackedLinear(linear)
+    with torch.inference_mode():
+        for shape in [(1, 96), (64, 96), (2, 7, 96), (1, 300, 96)]:
+            x = torch.randn(shape).to(dtype)
+            expected, got = linear(x), packed(x)
+            assert got.shape == expected.shape and got.dtype == dtype
+            tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+            scale = float(expected.abs().max())
+            assert float((got.float() - expected.float()).abs().max()) <= tolerance * scale
+
+
+def test_pack_linears_swaps_every_linear_and_keeps_the_output() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Sequential(torch.nn.Linear(64, 8))
+    )
+    x = torch.randn(5, 32)
+    with torch.inference_mode():
+        before = model(x)
+        assert pack_linears(model) == 2
+        after = model(x)
+    assert isinstance(model[0], PackedLinear) and isinstance(model[2][0], PackedLinear)
+    assert torch.allclose(before, after, rtol=1e-5, atol=1e-6)
+
+
+def test_pack_linears_leaves_other_dtypes_alone() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4)).double()
+    assert pack_linears(model) == 0
+    assert type(model[0]) is torch.nn.Linear
