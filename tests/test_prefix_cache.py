@@ -108,9 +108,8 @@ def test_shared_prefix_attention_equals_attention_over_each_rows_tokens(rows: in
         if not cache.live:
             break
         worst = max(worst, step(cache, reference, order, g))
-        ended = [  # at random, or when its 12 columns are full
-            r for r in range(cache.live) if cache.length[r] == 12 or torch.rand(1, generator=g) < 0.3
-        ]
+        full = [r for r in range(cache.live) if cache.length[r] == 12]
+        ended = [r for r in range(cache.live) if r in full or torch.rand(1, generator=g) < 0.3]
         for r in reversed(ended):  # the last live row moves into each ended one
             moved = cache.remove_row(r)
             last = order.pop()
