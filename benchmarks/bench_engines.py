@@ -32,7 +32,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = "9386c47"  # monkeys-hf with a shrinking batch and one torch.Generator per row
-ENGINES = ("monkeys-hf-before", "monkeys-hf", "monkeys-vllm", "stock-hf")
+ENGINES = ("monkeys-hf-before", "monkeys-hf", "monkeys-hf-bf16", "monkeys-vllm", "stock-hf")
 
 
 def build_requests(problems: int, k: int, max_tokens: int) -> list[Any]:
@@ -64,11 +64,17 @@ def run_engine(engine: str, requests_file: str, k: int, hf_args: str) -> dict[st
 
 
 def load(engine: str, k: int, hf_args: dict[str, str]) -> Any:
-    """The engine on the embedded model (``hf_args`` load its GGUF; vLLM converts it)."""
-    if engine in ("monkeys-hf", "monkeys-hf-before"):
+    """The engine on the embedded model (``hf_args`` load its GGUF; vLLM converts it).
+
+    Each monkeys-hf runs with its own default rows (16 before, 64 now), as a user gets it
+    without ``--batch_size``; stock ``hf`` gets ``batch_size=k``.
+    """
+    if engine.startswith("monkeys-hf"):
         from lm_eval_monkeys.backends.hf import MonkeysHF
 
-        return MonkeysHF(seed=0, batch_size=k, device="cpu", **hf_args)
+        if engine == "monkeys-hf-bf16":
+            hf_args = {**hf_args, "dtype": "bfloat16"}
+        return MonkeysHF(seed=0, device="cpu", **hf_args)
     if engine == "stock-hf":
         from lm_eval.models.huggingface import HFLM
 
@@ -193,10 +199,10 @@ def main() -> None:
             f"{r['peak_gib']:.1f} GiB | {r['load'][0]:.1f}-{r['load'][1]:.1f} |"
         )
     base = results.get("monkeys-hf-before", {})
-    new = results.get("monkeys-hf", {})
-    if "sampling_s" in base and "sampling_s" in new:
-        ratio = (new["new_tokens"] / new["sampling_s"]) / (base["new_tokens"] / base["sampling_s"])
-        print(f"\nmonkeys-hf tok/s, after / before: {ratio:.2f}x")
+    for engine, r in results.items():
+        if engine != "monkeys-hf-before" and "sampling_s" in base and "sampling_s" in r:
+            ratio = (r["new_tokens"] / r["sampling_s"]) / (base["new_tokens"] / base["sampling_s"])
+            print(f"{engine} tok/s / monkeys-hf-before tok/s: {ratio:.2f}x")
 
 
 if __name__ == "__main__":
