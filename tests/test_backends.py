@@ -123,6 +123,24 @@ def test_greedy_rows_match_transformers_generate(smol: Any, penalty: float, rows
 
 
 @pytest.mark.slow
+def test_prompts_wait_for_a_free_slot_when_their_memory_is_spent(
+    smol: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One prompt slot only: 7 rows, but each problem waits until the last one's rows end."""
+    from lm_eval_monkeys.backends import prefix_cache
+
+    requests = cloned_requests(3, 3, prompts=PROMPTS, temperature=1.0, max_gen_toks=16)
+    smol.rows = 7
+    try:
+        shared = smol.generate_until(requests, disable_tqdm=True)
+        monkeypatch.setattr(prefix_cache, "PROMPT_BYTES", 1)
+        one_at_a_time = smol.generate_until(requests, disable_tqdm=True)
+    finally:
+        smol.rows = 3
+    assert one_at_a_time == shared
+
+
+@pytest.mark.slow
 def test_samples_do_not_depend_on_batch_size(smol: Any) -> None:
     requests = cloned_requests(2, 4, prompts=PROMPTS, temperature=1.0, max_gen_toks=16)
     by_rows = {}

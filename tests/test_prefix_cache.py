@@ -138,3 +138,21 @@ def test_a_moved_row_keeps_its_own_tokens() -> None:
     assert torch.equal(cache.keys[1][1, :, 0], torch.full((KV_HEADS, DIM), 1.0))
     assert cache.remove_row(1) is None  # the last row: nothing moves
     assert cache.users[slot] == 1
+
+
+def test_prompt_slots_stop_growing_at_their_memory_budget() -> None:
+    """Two slots' worth of bytes: a third prompt waits until a row of another finishes."""
+    g = torch.Generator().manual_seed(0)
+    slot_bytes = 2 * LAYERS * KV_HEADS * 10 * DIM * 4
+    cache = SharedPrefixCache(
+        LAYERS, 4, KV_HEADS, DIM, 10, 8, torch.float32, "cpu", prompt_bytes=2 * slot_bytes
+    )
+    assert cache.max_slots == 2
+    first, second = cache.add_prefix(prompt(10, g)), None
+    cache.add_row(first)
+    assert cache.has_room()
+    second = cache.add_prefix(prompt(5, g))
+    cache.add_row(second)
+    assert not cache.has_room() and len(cache.users) == 2
+    assert cache.remove_row(0) == 1  # the first prompt's only row ends: its slot is free
+    assert cache.has_room() and cache.add_prefix(prompt(3, g)) == first

@@ -149,6 +149,8 @@ class MonkeysHF(KSampleLM):
                     break
                 problem = queue[0]
                 if current is None or current[0] is not problem:
+                    if not cache.has_room():
+                        break  # every prompt slot is in use: rows must finish first
                     prefix = self._prefill(problem.prompt)
                     current = (problem, cache.add_prefix(prefix), prefix.logits)
                 r = cache.add_row(current[1])

@@ -28,6 +28,9 @@ from typing import Any
 import torch
 
 SHARED_PREFIX_ATTENTION = "monkeys_shared_prefix"
+# Prompt slots stop growing here (one slot always fits): k = 1 runs of long prompts would
+# otherwise hold one prompt per row, 64 x 20,000 tokens of keys for a SWE-bench prompt.
+PROMPT_BYTES = 4 * 2**30
 
 
 @dataclass
@@ -87,9 +90,13 @@ class SharedPrefixCache:
         sample_columns: int,
         dtype: torch.dtype,
         device: torch.device | str,
+        prompt_bytes: int | None = None,
     ) -> None:
         self.rows, self.dtype, self.device = rows, dtype, torch.device(device)
         self._prefix_shape = (kv_heads, prompt_columns, head_dim)
+        slot_bytes = 2 * layers * kv_heads * prompt_columns * head_dim * dtype.itemsize
+        budget = PROMPT_BYTES if prompt_bytes is None else prompt_bytes
+        self.max_slots = max(1, min(rows, budget // slot_bytes))
         # Prefix slots grow on demand: k samples of a problem need one, plain runs one per row.
         self.prefix_keys: list[torch.Tensor] = [self._no_slots() for _ in range(layers)]
         self.prefix_values: list[torch.Tensor] = [self._no_slots() for _ in range(layers)]
@@ -104,6 +111,10 @@ class SharedPrefixCache:
         self._step: tuple[torch.Tensor, int, _Layout] | None = None
 
     # --- what the sampler calls ---
+    def has_room(self) -> bool:
+        """Whether another prompt fits now (else rows must finish and free a slot first)."""
+        return 0 in self.users or len(self.users) < self.max_slots
+
     def add_prefix(self, prefix: Prefix) -> int:
         """Store a prompt's keys/values in a free prefix slot (grown if none is free)."""
         if 0 not in self.users:
@@ -213,10 +224,10 @@ class SharedPrefixCache:
         return torch.zeros((0, *self._prefix_shape), dtype=self.dtype, device=self.device)
 
     def _grow(self) -> None:
-        """Double the prefix slots (at least one, at most one per row)."""
+        """Double the prefix slots (at least one, at most ``max_slots``)."""
         have = len(self.users)
-        more = min(max(have, 1), self.rows - have)
-        assert more > 0, "every row has a prompt of its own: no slot can be missing"
+        more = min(max(have, 1), self.max_slots - have)
+        assert more > 0, "add_prefix() without has_room()"
         extra = (more, *self._prefix_shape)
         for stored in (self.prefix_keys, self.prefix_values):
             for layer, tensor in enumerate(stored):
