@@ -2,15 +2,18 @@
 
 Engines: stock lm-eval ``hf`` with ``repeats`` (the cloned request list), ``monkeys-hf``
 as of a given git commit (``--before``, default: the last commit before continuous
-batching) and as checked out, and ``monkeys-vllm`` on vLLM (its CPU build here). Every
-engine runs in its own subprocess on the same pickled requests (the 5-shot prompts
-lm-eval builds for ``repeats: k``), so start time and peak memory are its own; the old
-``monkeys-hf`` runs from ``git archive`` of that commit. New tokens are counted by
-re-tokenising every engine's texts with the same tokenizer. The compute limit is a
-matmul benchmark on the same machine: 2 FLOPs per parameter per new token.
+batching) and as checked out (also in bfloat16), and ``monkeys-vllm`` on vLLM (its CPU
+build here). Every engine runs in its own subprocess on the same pickled requests (the
+5-shot prompts lm-eval builds for ``repeats: k``), so start time and peak memory (all its
+processes: vLLM's engine is a child) are its own; the old ``monkeys-hf`` runs from ``git
+archive`` of that commit. New tokens are counted by re-tokenising every engine's texts
+with the same tokenizer. The compute limit is a matmul benchmark on the same machine: 2
+FLOPs per parameter per new token.
 
-Run it in the vLLM environment (it has transformers, lm-eval and vLLM) to get every
-engine; an engine whose imports fail is reported and skipped.
+Each engine runs where the README installs it: the transformers engines with the
+interpreter running this script (the main environment), ``monkeys-vllm`` with
+``--vllm_python`` (default: ``.venv-vllm``'s). An engine whose imports fail is reported
+and skipped.
 
     MONKEYS_DATA_DIR=../shared/data python benchmarks/bench_engines.py \\
         [--problems 4] [--k 16] [--max_tokens 256] [--engines monkeys-hf,...]
@@ -26,12 +29,14 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BEFORE = "9386c47"  # monkeys-hf with a shrinking batch and one torch.Generator per row
+VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 ENGINES = ("monkeys-hf-before", "monkeys-hf", "monkeys-hf-bf16", "monkeys-vllm", "stock-hf")
 
 
@@ -46,21 +51,46 @@ def build_requests(problems: int, k: int, max_tokens: int) -> list[Any]:
 def run_engine(engine: str, requests_file: str, k: int, hf_args: str) -> dict[str, Any]:
     """Inside the child: load the engine, sample every request, report figures as JSON."""
     requests = pickle.loads(Path(requests_file).read_bytes())
+    peak = TreeMemory()
     start = time.perf_counter()
     model = load(engine, k, dict(item.split("=", 1) for item in hf_args.split(",")))
     started = time.perf_counter()
     outputs = model.generate_until(requests, disable_tqdm=True)
     sampled = time.perf_counter()
-    peak_kib = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    )
     return {
         "start_s": started - start,
         "sampling_s": sampled - started,
         "texts": outputs,
-        "peak_gib": peak_kib / 2**20,
+        "peak_gib": peak.stop() / 2**30,
     }
+
+
+class TreeMemory(threading.Thread):
+    """The largest total RSS of this process and its children (vLLM's engine is one)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak, self.running = 0, True
+        self.start()
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while self.running:
+            total = me.memory_info().rss
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # the child ended meanwhile
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.2)
+
+    def stop(self) -> int:
+        self.running = False
+        self.join()
+        return max(self.peak, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
 
 
 def load(engine: str, k: int, hf_args: dict[str, str]) -> Any:
@@ -94,7 +124,9 @@ def old_tree(commit: str, into: Path) -> Path:
     return into
 
 
-def child(engine: str, requests_file: str, k: int, pythonpath: str | None) -> dict[str, Any]:
+def child(
+    engine: str, requests_file: str, k: int, pythonpath: str | None, python: str
+) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from lm_eval_monkeys.backends.embedded import (
@@ -109,7 +141,7 @@ def child(engine: str, requests_file: str, k: int, pythonpath: str | None) -> di
     load_before = os.getloadavg()[0]
     run = subprocess.run(
         [
-            sys.executable,
+            python,
             __file__,
             "--child",
             engine,
@@ -146,6 +178,11 @@ def main() -> None:
     parser.add_argument("--max_tokens", type=int, default=256)
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--before", default=BEFORE)
+    parser.add_argument(
+        "--vllm_python",
+        default=str(VLLM_PYTHON) if VLLM_PYTHON.exists() else sys.executable,
+        help="the interpreter of the vLLM environment (default: .venv-vllm's, if built)",
+    )
     parser.add_argument("--child")
     parser.add_argument("--requests")
     parser.add_argument("--hf_args")
@@ -171,7 +208,8 @@ def main() -> None:
             path = None
             if engine == "monkeys-hf-before":
                 path = str(old_tree(args.before, Path(tmp) / "before"))
-            results[engine] = child(engine, requests_file, args.k, path)
+            python = args.vllm_python if engine == "monkeys-vllm" else sys.executable
+            results[engine] = child(engine, requests_file, args.k, path, python)
             print(engine, json.dumps(results[engine]), flush=True)
     import torch
 
@@ -186,7 +224,9 @@ def main() -> None:
         f"~{limit:.0f} new tok/s, bf16 ~{bf16 * 1e9 / (2 * params):.0f} "
         f"(load average {os.getloadavg()[0]:.2f})\n"
     )
-    print("| engine | start | sampling | samples/s | new tok/s | of fp32 limit | peak RSS | load |")
+    print(
+        "| engine | start | sampling | samples/s | new tok/s | of fp32 limit | peak memory | load |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for engine, r in results.items():
         if "error" in r:

@@ -108,7 +108,8 @@ class SharedPrefixCache:
         self.length = [0] * rows  # a row's tokens with keys in the cache
         self.slot_of = [-1] * rows
         self.live = 0
-        self._step: tuple[torch.Tensor, int, _Layout] | None = None
+        # This step's row lengths, columns, layout and row numbers (prepare_step).
+        self._step: tuple[torch.Tensor, int, _Layout, torch.Tensor] | None = None
 
     # --- what the sampler calls ---
     def has_room(self) -> bool:
@@ -155,7 +156,8 @@ class SharedPrefixCache:
         hidden = torch.arange(columns, device=self.device)[None, :] > lengths[:, None]
         mask = torch.zeros(hidden.shape, dtype=self.dtype, device=self.device)
         mask.masked_fill_(hidden, torch.finfo(self.dtype).min)
-        self._step = (lengths, columns, self._layout())
+        rows = torch.arange(live, device=self.device)
+        self._step = (lengths, columns, self._layout(), rows)
         return mask[:, None, None, :]
 
     def advance(self) -> None:
@@ -174,9 +176,8 @@ class SharedPrefixCache:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the live rows' new keys/values at their own columns; their samples' keys."""
         assert self._step is not None, "prepare_step() comes before the forward pass"
-        lengths, columns = self._step[:2]
+        lengths, columns, _layout, rows = self._step
         live = self.live
-        rows = torch.arange(live, device=self.device)
         keys, values = self.keys[layer_idx], self.values[layer_idx]
         keys[rows, :, lengths] = key_states[:, :, 0]
         values[rows, :, lengths] = value_states[:, :, 0]
@@ -300,11 +301,8 @@ def shared_prefix_attention(
         return t.reshape(slots * places, kv_heads, group, -1)[layout.place_of]
 
     shared_out, shared_lse = by_row(shared_out), by_row(shared_lse)
-    top = torch.maximum(own_lse, shared_lse)
-    own_weight, shared_weight = (own_lse - top).exp(), (shared_lse - top).exp()
-    out = (own_out.float() * own_weight + shared_out.float() * shared_weight) / (
-        own_weight + shared_weight
-    )
+    total = torch.logaddexp(own_lse, shared_lse)
+    out = own_out * (own_lse - total).exp() + shared_out * (shared_lse - total).exp()
     return out.to(query.dtype).reshape(rows, 1, heads, dim), None
 
 

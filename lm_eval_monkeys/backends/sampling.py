@@ -95,7 +95,7 @@ def next_tokens(
     # The first token whose cumulative mass exceeds u * total: never a zero-mass token.
     drawn = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None], right=True)[:, 0]
     drawn = drawn.clamp(max=logits.shape[-1] - 1)
-    return torch.where(greedy, logits.argmax(dim=-1), drawn)
+    return torch.where(greedy, logits.argmax(dim=-1), drawn) if bool(greedy.any()) else drawn
 
 
 def _penalise(logits: torch.Tensor, seen: torch.Tensor, penalty: torch.Tensor) -> torch.Tensor:
