@@ -79,6 +79,16 @@ class _Layout:
     mask: torch.Tensor  # [slots, 1, 1, columns], additive: a slot's prompt length
 
 
+@dataclass
+class _Step:
+    """What one decode step's layers share (``prepare_step``)."""
+
+    rows: torch.Tensor  # 0 .. live - 1
+    lengths: torch.Tensor  # [live]: the column each row writes
+    columns: int  # the longest row's tokens, the one being written included
+    layout: _Layout
+
+
 class SharedPrefixCache:
     def __init__(
         self,
@@ -108,8 +118,7 @@ class SharedPrefixCache:
         self.length = [0] * rows  # a row's tokens with keys in the cache
         self.slot_of = [-1] * rows
         self.live = 0
-        # This step's row lengths, columns, layout and row numbers (prepare_step).
-        self._step: tuple[torch.Tensor, int, _Layout, torch.Tensor] | None = None
+        self._step: _Step | None = None
 
     # --- what the sampler calls ---
     def has_room(self) -> bool:
@@ -157,7 +166,7 @@ class SharedPrefixCache:
         mask = torch.zeros(hidden.shape, dtype=self.dtype, device=self.device)
         mask.masked_fill_(hidden, torch.finfo(self.dtype).min)
         rows = torch.arange(live, device=self.device)
-        self._step = (lengths, columns, self._layout(), rows)
+        self._step = _Step(rows, lengths, columns, self._layout())
         return mask[:, None, None, :]
 
     def advance(self) -> None:
@@ -175,13 +184,12 @@ class SharedPrefixCache:
         **__: Any,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the live rows' new keys/values at their own columns; their samples' keys."""
-        assert self._step is not None, "prepare_step() comes before the forward pass"
-        lengths, columns, _layout, rows = self._step
-        live = self.live
+        step = self._step
+        assert step is not None, "prepare_step() comes before the forward pass"
         keys, values = self.keys[layer_idx], self.values[layer_idx]
-        keys[rows, :, lengths] = key_states[:, :, 0]
-        values[rows, :, lengths] = value_states[:, :, 0]
-        return keys[:live, :, :columns], values[:live, :, :columns]
+        keys[step.rows, :, step.lengths] = key_states[:, :, 0]
+        values[step.rows, :, step.lengths] = value_states[:, :, 0]
+        return keys[: self.live, :, : step.columns], values[: self.live, :, : step.columns]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return max(self.length[: self.live], default=0)
@@ -189,7 +197,7 @@ class SharedPrefixCache:
     def prefix_part(self, layer: int) -> tuple[torch.Tensor, torch.Tensor, _Layout]:
         """The layer's prompt keys and values of the slots this step reads, and the layout."""
         assert self._step is not None, "prepare_step() comes before the forward pass"
-        layout = self._step[2]
+        layout = self._step.layout
         keys = self.prefix_keys[layer][: layout.slots, :, : layout.columns]
         values = self.prefix_values[layer][: layout.slots, :, : layout.columns]
         return keys, values, layout
