@@ -17,8 +17,8 @@ import torch
 from lm_eval.models.huggingface import HFLM
 from lm_eval.tasks import TaskManager
 
-from lm_eval_monkeys.backends.embedded import embedded_model_args
-from lm_eval_monkeys.backends.hf import MonkeysHF
+from lm_eval_monkeys.models.embedded import embedded_model_args
+from lm_eval_monkeys.models.hf import MonkeysHF
 from lm_eval_monkeys.task_configs import TASK_DIR
 
 

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-from lm_eval_monkeys.backends.embedded import embedded_model_args
-from lm_eval_monkeys.backends.hf import MonkeysHF
+from lm_eval_monkeys.models.embedded import embedded_model_args
+from lm_eval_monkeys.models.hf import MonkeysHF
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
 from bench_backends import cloned_requests

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from math_verify import parse, verify
 
-from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.verifiers import get_verifier
 
 PROBLEMS, SAMPLES = 50, 1_000

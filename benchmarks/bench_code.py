@@ -26,13 +26,13 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from lm_eval_monkeys.verifiers.code import (
+from lm_eval_monkeys.verifiers.code.codecontests import (
     judge,
     precompiled_header_dir,
     problem_limits,
     problem_tests,
 )
-from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV, Sandbox, shared_dir
+from lm_eval_monkeys.verifiers.code.sandbox import UNSANDBOXED_ENV, Sandbox, shared_dir
 
 REPO = Path(__file__).resolve().parents[1]
 rng = random.Random(0)
@@ -76,7 +76,7 @@ def completions(count: int) -> list[str]:
 
 
 def old_sandbox_module(directory: Path) -> ModuleType:
-    """``verifiers/sandbox.py`` with its harness, as of the commit before issue 12."""
+    """``verifiers/code/sandbox.py`` with its harness, as of the commit before issue 12."""
 
     def git(*args: str) -> str:
         return subprocess.run(

@@ -100,7 +100,7 @@ def load(engine: str, k: int, hf_args: dict[str, str]) -> Any:
     without ``--batch_size``; stock ``hf`` gets ``batch_size=k``.
     """
     if engine.startswith("monkeys-hf"):
-        from lm_eval_monkeys.backends.hf import MonkeysHF
+        from lm_eval_monkeys.models.hf import MonkeysHF
 
         if engine == "monkeys-hf-bf16":
             hf_args = {**hf_args, "dtype": "bfloat16"}
@@ -109,7 +109,7 @@ def load(engine: str, k: int, hf_args: dict[str, str]) -> Any:
         from lm_eval.models.huggingface import HFLM
 
         return HFLM(batch_size=k, device="cpu", **hf_args)
-    from lm_eval_monkeys.backends.vllm import MonkeysVLLM
+    from lm_eval_monkeys.models.vllm import MonkeysVLLM
 
     return MonkeysVLLM(seed=0)
 
@@ -129,7 +129,7 @@ def child(
 ) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    from lm_eval_monkeys.backends.embedded import (
+    from lm_eval_monkeys.models.embedded import (
         GGUF_FILE,
         embedded_model_args,
         embedded_package_dir,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_monkeys.analysis.scaling import Backtest, backtest
+from lm_eval_monkeys.forecasts.scaling import Backtest, backtest
 
 PROBLEMS, SAMPLES = 1319, 10_000
 
@@ -64,7 +64,7 @@ def main() -> None:
     print(f"\n{len(SETS) * 2} backtests in {time.perf_counter() - start:.1f} s")
 
     if len(sys.argv) > 1:
-        from lm_eval_monkeys.analysis.run_data import read_run
+        from lm_eval_monkeys.scoring.run_data import read_run
 
         print("\n| run | task | problems | n | m | held-out k | power law MAE | per-problem MAE |")
         print("|---|---|---|---|---|---|---|---|")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from lm_eval_monkeys.metrics.summary import Equivalence, summarize
 from lm_eval_monkeys.verifiers import get_verifier
-from lm_eval_monkeys.verifiers.math import group_key, math_equivalent, parse_answer
+from lm_eval_monkeys.verifiers.answers.math import group_key, math_equivalent, parse_answer
 
 
 def wrong_answers(count: int, seed: int = 0) -> list[str]:

@@ -18,7 +18,7 @@ import time
 
 PROBLEMS = 1_000
 STOCK = (
-    "import sys, lm_eval_monkeys.backends; from lm_eval.__main__ import cli_evaluate; "
+    "import sys, lm_eval_monkeys.models; from lm_eval.__main__ import cli_evaluate; "
     "sys.argv[0] = 'lm_eval'; cli_evaluate()"
 )
 

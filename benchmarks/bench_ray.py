@@ -29,10 +29,10 @@ sys.path[:0] = [str(REPO / "benchmarks"), str(REPO / "tests")]
 from bench_code import DOC, completions, per_test_overhead  # noqa: E402
 from ray_cluster import LocalRayCluster  # noqa: E402
 
-from lm_eval_monkeys.analysis.export import sample_records  # noqa: E402
-from lm_eval_monkeys.analysis.rescore import rescore_run  # noqa: E402
+from lm_eval_monkeys.export import sample_records  # noqa: E402
+from lm_eval_monkeys.scoring.dispatch import get_verify_backend  # noqa: E402
+from lm_eval_monkeys.scoring.rescore import rescore_run  # noqa: E402
 from lm_eval_monkeys.store import Sample, SampleStore  # noqa: E402
-from lm_eval_monkeys.verification.backends import get_verify_backend  # noqa: E402
 
 TASK = "monkeys_codecontests"
 

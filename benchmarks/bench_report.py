@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from lm_eval_monkeys.analysis.report import build_report
-from lm_eval_monkeys.analysis.rescore import rescore_run
+from lm_eval_monkeys.reports.report import build_report
+from lm_eval_monkeys.scoring.rescore import rescore_run
 from lm_eval_monkeys.store import Sample, SampleStore, prompt_hash
 
 TASK = "monkeys_gsm8k"

@@ -35,9 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_monkeys.analysis.reward import load_reward_model, reward_text, score_run, task_prompt
 from lm_eval_monkeys.metrics.estimators import default_ks, rm_best_at_k, rm_majority_at_k
 from lm_eval_monkeys.metrics.estimators import vote_weights as weights_of
+from lm_eval_monkeys.models.reward_model import (
+    load_reward_model,
+    reward_text,
+    score_run,
+    task_prompt,
+)
 
 CHAT_TEMPLATE = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

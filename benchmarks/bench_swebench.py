@@ -30,14 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from swebench_real import REPO, instances, mirrors, unrelated_patch
 
-from lm_eval_monkeys.verifiers.swebench_env import BUILD_BACKEND, build_env, copy_env
-from lm_eval_monkeys.verifiers.swebench_local import (
+from lm_eval_monkeys.verifiers.swebench.environments import BUILD_BACKEND, build_env, copy_env
+from lm_eval_monkeys.verifiers.swebench.local_runner import (
     LocalRunner,
     apply_patch,
     clone,
     reset_files,
 )
-from lm_eval_monkeys.verifiers.swebench_specs import patched_files, test_directives
+from lm_eval_monkeys.verifiers.swebench.specs import patched_files, test_directives
 
 
 def by_hand(runner: LocalRunner, instance: dict, scratch: Path) -> float:

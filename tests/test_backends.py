@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli
 from lm_eval.api.instance import Instance
 
-from lm_eval_monkeys.backends.synthetic import SyntheticLM
+from lm_eval_monkeys.models.synthetic import SyntheticLM
 
 GSM_DOC = {"question": "?", "answer": "so\n#### 12"}
 
@@ -72,7 +72,7 @@ PROMPTS = [
 @pytest.fixture(scope="module")
 def smol(embedded_model: str) -> Any:
     """monkeys-hf on the embedded SmolLM2-135M, 3 rows (tests change ``rows`` and restore it)."""
-    from lm_eval_monkeys.backends.hf import MonkeysHF
+    from lm_eval_monkeys.models.hf import MonkeysHF
 
     args: dict[str, Any] = dict(item.split("=", 1) for item in embedded_model.split(","))
     return MonkeysHF(seed=0, batch_size=3, device="cpu", **args)
@@ -81,7 +81,7 @@ def smol(embedded_model: str) -> Any:
 @pytest.mark.slow
 def test_monkeys_hf_runs_its_linear_layers_packed_on_cpu(smol: Any) -> None:
     """Every linear layer of SmolLM2 (7 per decoder layer, and the output head) is packed."""
-    from lm_eval_monkeys.backends.cpu_linear import PackedLinear
+    from lm_eval_monkeys.models.cpu_linear import PackedLinear
 
     layers = smol.model.config.num_hidden_layers
     assert smol.packed_linears == 7 * layers + 1
@@ -127,7 +127,7 @@ def test_prompts_wait_for_a_free_slot_when_their_memory_is_spent(
     smol: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One prompt slot only: 7 rows, but each problem waits until the last one's rows end."""
-    from lm_eval_monkeys.backends import prefix_cache
+    from lm_eval_monkeys.models import prefix_cache
 
     requests = cloned_requests(3, 3, prompts=PROMPTS, temperature=1.0, max_gen_toks=16)
     smol.rows = 7

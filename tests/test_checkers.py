@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.verifiers import get_verifier
-from lm_eval_monkeys.verifiers.gsm8k import GSM8KChecker, normalize_number
-from lm_eval_monkeys.verifiers.math import extract_math_answer, math_equivalent
+from lm_eval_monkeys.verifiers.answers.gsm8k import GSM8KChecker, normalize_number
+from lm_eval_monkeys.verifiers.answers.math import extract_math_answer, math_equivalent
 
 GSM_DOC = {"question": "?", "answer": "Janet sells 16 - 3 - 4 = 9 eggs.\n#### 1,018"}
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.verifiers.cgroup import own_hierarchy
-from lm_eval_monkeys.verifiers.code import CodeChecker, extract_program
+from lm_eval_monkeys.verifiers.code.cgroup import own_hierarchy
+from lm_eval_monkeys.verifiers.code.codecontests import CodeChecker, extract_program
 
 EXPECTED = "monkeys-expected-5c1d2e"  # the one test's answer; the attacks look for it
 SECRET = "monkeys-secret-9e4b"
@@ -378,7 +378,7 @@ def shared_directory(root: Path, owner: int = 0, mode: int = 0o755) -> Path:
 def test_a_shared_directory_another_user_controls_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, owner: int, mode: int, problem: str
 ) -> None:
-    from lm_eval_monkeys.verifiers.sandbox import SHARED_DIR_ENV, shared_dir
+    from lm_eval_monkeys.verifiers.code.sandbox import SHARED_DIR_ENV, shared_dir
 
     tmp_path.chmod(0o755)
     monkeypatch.setenv(SHARED_DIR_ENV, str(shared_directory(tmp_path / "shared", owner, mode)))
@@ -391,8 +391,8 @@ def test_a_shared_directory_another_user_controls_is_refused(
 def test_a_symlink_in_the_shared_directory_is_not_followed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from lm_eval_monkeys.verifiers.code import CodeChecker
-    from lm_eval_monkeys.verifiers.sandbox import SHARED_DIR_ENV
+    from lm_eval_monkeys.verifiers.code.codecontests import CodeChecker
+    from lm_eval_monkeys.verifiers.code.sandbox import SHARED_DIR_ENV
 
     tmp_path.chmod(0o755)
     shared = shared_directory(tmp_path / "shared")
@@ -408,7 +408,7 @@ def test_a_symlink_in_the_shared_directory_is_not_followed(
 
 def test_as_a_non_root_user_the_sandbox_refuses_with_the_reason() -> None:
     script = (
-        "from lm_eval_monkeys.verifiers.sandbox import Sandbox\n"
+        "from lm_eval_monkeys.verifiers.code.sandbox import Sandbox\n"
         "from lm_eval_monkeys.errors import MonkeysError\n"
         "try:\n    Sandbox()\nexcept MonkeysError as err:\n    print(err)\n"
     )
@@ -434,7 +434,7 @@ def test_as_a_non_root_user_the_sandbox_refuses_with_the_reason() -> None:
 def test_every_refused_system_call_fails_with_eperm(checker: CodeChecker) -> None:
     import platform
 
-    from lm_eval_monkeys.verifiers.seccomp import ARCHITECTURES, REFUSED
+    from lm_eval_monkeys.verifiers.code.seccomp import ARCHITECTURES, REFUSED
 
     _, other_abi, numbers = ARCHITECTURES[platform.machine()]
     calls = [numbers[name] for name in REFUSED] + ([other_abi | 39] if other_abi else [])

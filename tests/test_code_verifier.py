@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.store.verdicts import VerdictFile
-from lm_eval_monkeys.verification import score_completions
 from lm_eval_monkeys.verifiers import Checker, get_verifier
-from lm_eval_monkeys.verifiers.code import TEST_FIELDS, CodeChecker, extract_program
+from lm_eval_monkeys.verifiers.code.codecontests import TEST_FIELDS, CodeChecker, extract_program
 
 ADD = {
     "name": "add",
@@ -237,7 +237,7 @@ def test_codecontests_prompts_build_from_local_statements(
 
 def test_missing_sandbox_tool_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     from lm_eval_monkeys.errors import MonkeysError
-    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV, Sandbox
+    from lm_eval_monkeys.verifiers.code.sandbox import UNSANDBOXED_ENV, Sandbox
 
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv(UNSANDBOXED_ENV, raising=False)
@@ -277,7 +277,7 @@ def test_time_slack_is_configurable() -> None:
     ],
 )
 def test_comparison_rule(got: str, want: str, same: bool) -> None:
-    from lm_eval_monkeys.verifiers.compare import same_output
+    from lm_eval_monkeys.verifiers.code.output_match import same_output
 
     assert same_output(got.encode(), want) is same
 
@@ -365,7 +365,7 @@ def test_target_key_changes_with_tests_and_limits() -> None:
 
 
 def test_unsandboxed_mode_judges_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from lm_eval_monkeys.verifiers.sandbox import UNSANDBOXED_ENV
+    from lm_eval_monkeys.verifiers.code.sandbox import UNSANDBOXED_ENV
 
     monkeypatch.setenv(UNSANDBOXED_ENV, "1")
     checker = CodeChecker()

@@ -10,8 +10,8 @@ from math import ceil, comb
 import numpy as np
 import pytest
 
-from lm_eval_monkeys.analysis.fits import coverage_band
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.forecasts.fits import coverage_band
 from lm_eval_monkeys.metrics import ProblemSummary, check_metric, metric_families, problem_curves
 from lm_eval_monkeys.metrics.estimators import (
     coverage_at_k,
@@ -19,7 +19,7 @@ from lm_eval_monkeys.metrics.estimators import (
     gpass_at_k,
     passall_at_k,
 )
-from lm_eval_monkeys.tasks.options import parse_metrics
+from lm_eval_monkeys.tasks.run_options import parse_metrics
 
 TAUS = ("0.25", "0.5", "0.7", "0.75", "1")
 

@@ -7,9 +7,9 @@ from itertools import product
 import numpy as np
 import pytest
 
-from lm_eval_monkeys.analysis.compare import Comparison, TaskComparison, leaderboard
-from lm_eval_monkeys.analysis.gate import evaluate, parse_condition
-from lm_eval_monkeys.analysis.paired import holm, paired_differences, sign_flip_test
+from lm_eval_monkeys.comparison.compare_runs import Comparison, TaskComparison, leaderboard
+from lm_eval_monkeys.comparison.gate import evaluate, parse_condition
+from lm_eval_monkeys.comparison.paired import holm, paired_differences, sign_flip_test
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics.estimators import coverage_at_k
 

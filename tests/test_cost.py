@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
-from lm_eval_monkeys.analysis.cost import (
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.forecasts.cost import (
     Budget,
     Price,
     count_parameters,
@@ -21,7 +22,6 @@ from lm_eval_monkeys.analysis.cost import (
     run_cost,
     smallest_measured_k,
 )
-from lm_eval_monkeys.errors import MonkeysError
 
 # Two problems, 4 samples each: prompts of 100 and 200 tokens; 40 and 80 completion
 # tokens in all. Per problem: a 150-token prompt and 120 / 8 = 15 tokens per sample.

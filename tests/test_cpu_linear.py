@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lm_eval_monkeys.backends.cpu_linear import PackedLinear, pack_linears
+from lm_eval_monkeys.models.cpu_linear import PackedLinear, pack_linears
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])

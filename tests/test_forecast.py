@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from lm_eval_monkeys.analysis.scaling import (
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.forecasts.scaling import (
     SuccessDistribution,
     backtest,
     fit_success_distribution,
     forecast_coverage,
 )
-from lm_eval_monkeys.errors import MonkeysError
 
 
 def draw_counts(

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.verifiers import Checker, get_verifier
 
 REPO = Path(__file__).resolve().parents[1]

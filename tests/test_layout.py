@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,11 +22,14 @@ LAYERS = {
     "verifiers": 1,
     "metrics": 1,
     "store": 2,
-    "verification": 3,
-    "backends": 3,
+    "scoring": 3,
     "tasks": 4,
-    "analysis": 5,
-    "cli": 6,
+    "models": 5,
+    "forecasts": 5,
+    "comparison": 5,
+    "export": 5,
+    "reports": 6,
+    "cli": 7,
 }
 
 
@@ -58,7 +62,7 @@ def package_of(path: Path) -> str:
 
 
 def test_imports_only_go_downward() -> None:
-    files = [*REPO.glob("lm_eval_monkeys/**/*.py"), *REPO.glob("verifiers/*.py")]
+    files = [*REPO.glob("lm_eval_monkeys/**/*.py"), *REPO.glob("verifiers/**/*.py")]
     wrong = []
     for path in files:
         source = package_of(path)
@@ -79,3 +83,29 @@ def test_imports_only_go_downward() -> None:
                 if LAYERS[target] > LAYERS[source]:
                     wrong.append(f"{path.relative_to(REPO)} ({source}) imports {name}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_module_stems_are_unique() -> None:
+    # A file's name says its job: no two modules share one, but for package fronts and
+    # the cli/ modules named after their command.
+    seen: dict[str, Path] = {}
+    clashes = []
+    for path in sorted([*REPO.glob("lm_eval_monkeys/**/*.py"), *REPO.glob("verifiers/**/*.py")]):
+        if path.stem == "__init__" or path.parent.name == "cli":
+            continue
+        if path.stem in seen:
+            clashes.append(f"{seen[path.stem].relative_to(REPO)} and {path.relative_to(REPO)}")
+        seen[path.stem] = path
+    assert not clashes, "\n".join(clashes)
+
+
+def test_paths_named_in_docs_exist() -> None:
+    named = set()
+    pattern = re.compile(
+        r"(?<![\w/.-])((?:lm_eval_monkeys|verifiers|task_configs|benchmarks|tests)"
+        r"/[\w/]+(?:\.py|\.json|/))"
+    )
+    for doc in [REPO / "README.md", *REPO.glob("docs/**/*.md")]:
+        named |= {(doc.name, path) for path in pattern.findall(doc.read_text())}
+    missing = sorted(f"{doc}: {path}" for doc, path in named if not (REPO / path).exists())
+    assert not missing, "\n".join(missing)

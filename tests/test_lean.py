@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.verifiers import get_verifier
 from lm_eval_monkeys.verifiers.lean import LeanChecker
 

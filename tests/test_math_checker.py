@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lm_eval_monkeys.verifiers import get_verifier
-from lm_eval_monkeys.verifiers.math import (
+from lm_eval_monkeys.verifiers.answers.math import (
     RULES_VERSION,
     extract_math_answer,
     group_key,

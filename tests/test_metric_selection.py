@@ -11,9 +11,9 @@ from conftest import run_cli
 from lm_eval.tasks import TaskManager
 
 from lm_eval_monkeys.metrics import needs_votes
+from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.task_configs import TASK_DIR, installed_metadata
-from lm_eval_monkeys.verification import score_completions
-from lm_eval_monkeys.verifiers.math import MathChecker
+from lm_eval_monkeys.verifiers.answers.math import MathChecker
 
 COVERAGE_ONLY = ("monkeys_codecontests", "monkeys_minif2f", "monkeys_minif2f_mathd")
 

@@ -14,7 +14,7 @@ import types
 import pytest
 import torch
 
-from lm_eval_monkeys.backends.prefix_cache import (
+from lm_eval_monkeys.models.prefix_cache import (
     Prefix,
     SharedPrefixCache,
     shared_prefix_attention,

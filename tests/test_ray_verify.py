@@ -25,12 +25,12 @@ from conftest import run_cli
 from ray_cluster import LocalRayCluster, free_port
 from test_shards import content
 
-from lm_eval_monkeys.analysis.export import sample_records
-from lm_eval_monkeys.analysis.rescore import rescore_run
 from lm_eval_monkeys.cli import main
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.export import sample_records
+from lm_eval_monkeys.scoring.dispatch import get_verify_backend
+from lm_eval_monkeys.scoring.rescore import rescore_run
 from lm_eval_monkeys.store import Sample, SampleStore
-from lm_eval_monkeys.verification.backends import get_verify_backend
 
 pytest.importorskip("ray")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from lm_eval_monkeys.analysis.report import LEADERBOARD_COLUMNS
+from lm_eval_monkeys.reports.report import LEADERBOARD_COLUMNS
 from lm_eval_monkeys.store import Sample, SampleStore, prompt_hash
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

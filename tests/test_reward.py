@@ -15,9 +15,9 @@ from conftest import run_cli
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
-from lm_eval_monkeys.analysis.rescore import rescore_run
-from lm_eval_monkeys.analysis.reward import load_reward_model, reward_text, score_run
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.models.reward_model import load_reward_model, reward_text, score_run
+from lm_eval_monkeys.scoring.rescore import rescore_run
 
 N_PROBLEMS, N_SAMPLES = 12, 8
 KS = [1, 2, 4, 8]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lm_eval_monkeys.analysis.scaling import bootstrap_band, fit_power_law, power_law
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.forecasts.scaling import bootstrap_band, fit_power_law, power_law
 
 KS = [2**i for i in range(14)]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_monkeys.analysis.export import sample_records
-from lm_eval_monkeys.analysis.rescore import rescore_run
 from lm_eval_monkeys.cli import main
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.export import sample_records
+from lm_eval_monkeys.scoring.rescore import rescore_run
 from lm_eval_monkeys.store import SampleStore
 from lm_eval_monkeys.store.shards import merge_shards
 

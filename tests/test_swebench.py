@@ -36,12 +36,12 @@ from swebench_toy import (
 )
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.store.verdicts import VerdictFile
 from lm_eval_monkeys.task_configs import TASK_DIR
 from lm_eval_monkeys.tasks.data import gold_files, oracle_prompt
-from lm_eval_monkeys.verification import score_completions
-from lm_eval_monkeys.verifiers.swebench import SWEbenchChecker, extract_patch, swebench
-from lm_eval_monkeys.verifiers.swebench_local import LocalRunner
+from lm_eval_monkeys.verifiers.swebench.grading import SWEbenchChecker, extract_patch, swebench
+from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner
 
 pytestmark = pytest.mark.skipif(
     shutil.which("bwrap") is None, reason="needs bubblewrap (README install command)"
@@ -180,7 +180,7 @@ def test_killed_build_leaves_no_environment(swe: dict, tmp_path: Path) -> None:
     env = {**os.environ, **swe["env"], "MONKEYS_SWEBENCH_SPECS": str(specs)}
     script = (
         "import json, sys\n"
-        "from lm_eval_monkeys.verifiers.swebench_local import LocalRunner\n"
+        "from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner\n"
         "instance = json.loads(sys.argv[1])\n"
         "LocalRunner().evaluate(instance, instance['patch'])\n"
     )

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from swebench_real import BUNDLES, instances, mirrors, unrelated_patch
 
-from lm_eval_monkeys.verifiers import swebench_specs
-from lm_eval_monkeys.verifiers.swebench_local import LocalRunner
+from lm_eval_monkeys.verifiers.swebench import specs as swebench_specs
+from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner
 
 SUBSET = (
     "pallets__flask-4045",  # flask 2.0, Python 3.9, requirements/dev.txt

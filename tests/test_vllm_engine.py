@@ -17,9 +17,9 @@ from test_backends import PROMPTS, cloned_requests
 
 pytest.importorskip("vllm", reason="needs the vLLM environment (README: .venv-vllm)")
 
-from lm_eval_monkeys.backends.embedded import embedded_hf_dir
-from lm_eval_monkeys.backends.vllm import MonkeysVLLM
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.models.embedded import embedded_hf_dir
+from lm_eval_monkeys.models.vllm import MonkeysVLLM
 from lm_eval_monkeys.store import SampleStore
 
 pytestmark = pytest.mark.slow

@@ -16,11 +16,11 @@ __all__ = ["AnswerChecker", "Checker", "Verdict", "get_verifier", "verifier_name
 
 # name -> "module:factory"; a factory is ``(options: str) -> Checker``.
 _FACTORIES: dict[str, str] = {
-    "gsm8k": "lm_eval_monkeys.verifiers.gsm8k:gsm8k",
-    "math": "lm_eval_monkeys.verifiers.math:math",
-    "code": "lm_eval_monkeys.verifiers.code:code",
+    "gsm8k": "lm_eval_monkeys.verifiers.answers.gsm8k:gsm8k",
+    "math": "lm_eval_monkeys.verifiers.answers.math:math",
+    "code": "lm_eval_monkeys.verifiers.code.codecontests:code",
     "lean": "lm_eval_monkeys.verifiers.lean:lean",
-    "swebench": "lm_eval_monkeys.verifiers.swebench:swebench",
+    "swebench": "lm_eval_monkeys.verifiers.swebench.grading:swebench",
     "command": "lm_eval_monkeys.verifiers.hooks:command",
     "http": "lm_eval_monkeys.verifiers.hooks:http",
     "https": "lm_eval_monkeys.verifiers.hooks:https",

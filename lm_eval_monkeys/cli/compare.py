@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from lm_eval_monkeys.cli.options import METRICS_HELP, metric_list, reported_ks
+from lm_eval_monkeys.cli.flags import METRICS_HELP, metric_list, reported_ks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,9 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lm_eval_monkeys.analysis import gate
-    from lm_eval_monkeys.analysis.compare import compare_runs
-    from lm_eval_monkeys.analysis.report import run_labels
+    from lm_eval_monkeys.comparison import gate
+    from lm_eval_monkeys.comparison.compare_runs import compare_runs
+    from lm_eval_monkeys.reports.report import run_labels
 
     conditions = [gate.parse_condition(text) for text in args.fail_if]
     metrics = metric_list(args.metrics) or []

@@ -14,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lm_eval_monkeys.analysis.export import export_run
+    from lm_eval_monkeys.export import export_run
 
     count = export_run(args.run_dir, args.format, args.output, args.verifier)
     if args.output:

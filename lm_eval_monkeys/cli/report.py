@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lm_eval_monkeys.cli.options import METRICS_HELP, metric_list, reported_ks
+from lm_eval_monkeys.cli.flags import METRICS_HELP, metric_list, reported_ks
 from lm_eval_monkeys.errors import MonkeysError
 
 
@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lm_eval_monkeys.analysis.cost import Budget, parse_count
-    from lm_eval_monkeys.analysis.report import build_report
+    from lm_eval_monkeys.forecasts.cost import Budget, parse_count
+    from lm_eval_monkeys.reports.report import build_report
 
     params = {}
     for item in args.params:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lm_eval_monkeys.cli.options import (
+from lm_eval_monkeys.cli.flags import (
     METRICS_HELP,
     add_backend_flags,
     backend,
@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lm_eval_monkeys.analysis.rescore import RESCORE_FILE, rescore_run
     from lm_eval_monkeys.cli.table import metric_table
+    from lm_eval_monkeys.scoring.rescore import RESCORE_FILE, rescore_run
 
     ks = reported_ks(args.ks)
     with backend(args) as chosen:

@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lm_eval_monkeys.analysis.reward import score_run
+    from lm_eval_monkeys.models.reward_model import score_run
     from lm_eval_monkeys.store import STORE_FILE
 
     scored = score_run(

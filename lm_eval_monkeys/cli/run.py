@@ -16,7 +16,7 @@ from typing import Any
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store.shards import Shard, bind_shard, parse_shard
 from lm_eval_monkeys.task_configs import TASK_DIR, installed_metadata
-from lm_eval_monkeys.tasks.options import parse_ks, parse_repeats
+from lm_eval_monkeys.tasks.run_options import parse_ks, parse_repeats
 
 _MODEL_FLAGS = {"--model", "-M", "--model_args", "-a"}
 
@@ -47,7 +47,7 @@ def run_lm_eval(argv: list[str]) -> None:
         return
     flags = {arg.split("=", 1)[0] for arg in rest}
     if _is_run(rest) and not _MODEL_FLAGS & flags:
-        from lm_eval_monkeys.backends.embedded import embedded_model_args
+        from lm_eval_monkeys.models.embedded import embedded_model_args
 
         rest = [*rest, "--model", "monkeys-hf", "--model_args", embedded_model_args()]
     _execute(rest, repeats, extra.ks, shard)
@@ -57,7 +57,7 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
     from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging
 
-    import lm_eval_monkeys.backends  # noqa: F401  (registers the monkeys-* models)
+    import lm_eval_monkeys.models  # noqa: F401  (registers the monkeys-* models)
     from lm_eval_monkeys.tasks.data import refuse_unverifiable_codecontests
 
     setup_logging()
@@ -71,7 +71,7 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
         if not getattr(args, "predict_only", False):  # generating only needs no tests
             refuse_unverifiable_codecontests(names)
     if hasattr(args, "gen_kwargs"):
-        from lm_eval_monkeys.backends.generation import check_gen_kwargs
+        from lm_eval_monkeys.models.generation import check_gen_kwargs
 
         check_gen_kwargs(str(getattr(args, "model", "")), args.gen_kwargs or {})
     run_dir = _run_dir(args)
@@ -97,8 +97,8 @@ def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard 
     cli.execute(args)
     predict_only = getattr(args, "predict_only", False)  # nothing judged, no table
     if run_dir is not None and not predict_only and (run_dir / "samples.sqlite").is_file():
-        from lm_eval_monkeys.analysis.rescore import rescore_run
         from lm_eval_monkeys.cli.table import metric_table
+        from lm_eval_monkeys.scoring.rescore import rescore_run
 
         print("\n" + metric_table(rescore_run(run_dir)))
 

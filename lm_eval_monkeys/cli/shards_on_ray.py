@@ -86,8 +86,8 @@ def run_shard(argv: list[str], env: dict[str, str]) -> int | str:
 
 def run_from_cli(extra: argparse.Namespace, rest: list[str]) -> None:
     """The run as ``--shards_on_ray`` shards on a Ray cluster, merged into --output_path."""
-    from lm_eval_monkeys.analysis.rescore import rescore_run
     from lm_eval_monkeys.cli.table import metric_table
+    from lm_eval_monkeys.scoring.rescore import rescore_run
 
     if extra.shard is not None:
         raise MonkeysError("--shards_on_ray chooses the shards itself: drop --shard")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lm_eval_monkeys.analysis.rescore import TaskResult
+from lm_eval_monkeys.scoring.rescore import TaskResult
 
 
 def metric_table(results: Mapping[str, TaskResult]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lm_eval_monkeys.cli.options import add_backend_flags, backend
+from lm_eval_monkeys.cli.flags import add_backend_flags, backend
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.task_configs import TASK_DIR, installed_metadata
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from lm_eval_monkeys.verification.verify import verify_file
+    from lm_eval_monkeys.scoring.verify import verify_file
     from lm_eval_monkeys.verifiers import get_verifier
 
     dirs = [TASK_DIR, *([args.include_path] if args.include_path else [])]

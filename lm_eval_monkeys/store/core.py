@@ -24,8 +24,8 @@ from typing import Any
 from urllib.parse import quote
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.store.records import RecordTable
-from lm_eval_monkeys.store.rewards import RewardTable
+from lm_eval_monkeys.store.reward_table import RewardTable
+from lm_eval_monkeys.store.run_records import RecordTable
 from lm_eval_monkeys.store.verdicts import VerdictTable
 
 STORE_FILE = "samples.sqlite"

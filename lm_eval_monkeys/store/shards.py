@@ -20,9 +20,9 @@ from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store.core import STORE_FILE, SampleStore, store_error
-from lm_eval_monkeys.store.records import SCHEMA as RECORDS_SCHEMA
-from lm_eval_monkeys.store.records import TaskRecord
-from lm_eval_monkeys.store.rewards import SCHEMA as REWARDS_SCHEMA
+from lm_eval_monkeys.store.reward_table import SCHEMA as REWARDS_SCHEMA
+from lm_eval_monkeys.store.run_records import SCHEMA as RECORDS_SCHEMA
+from lm_eval_monkeys.store.run_records import TaskRecord
 from lm_eval_monkeys.store.verdicts import SCHEMA as VERDICTS_SCHEMA
 
 # Tables that merging copies, with the columns that must agree between copies.

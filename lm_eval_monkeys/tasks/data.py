@@ -214,7 +214,7 @@ def load_swebench_lite(**_: Any) -> datasets.DatasetDict:
     if local_data_dir() is None:
         return datasets.load_dataset("princeton-nlp/SWE-bench_Lite_oracle")
     test = _local_json("swebench_lite", test="test.json")["test"]
-    from lm_eval_monkeys.verifiers.swebench_local import REPOS_ENV
+    from lm_eval_monkeys.verifiers.swebench.local_runner import REPOS_ENV
 
     mirrors = os.environ.get(REPOS_ENV)
     if not mirrors:

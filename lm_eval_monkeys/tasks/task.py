@@ -20,11 +20,11 @@ from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics import flat_name, flatten, needs_rewards, needs_votes, problem_curves
+from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.store import SampleStore, StoredSamples, TaskRecord, reader
 from lm_eval_monkeys.store.shards import parse_shard
-from lm_eval_monkeys.tasks.options import parse_ks, parse_metrics, parse_repeats
-from lm_eval_monkeys.tasks.record import task_record
-from lm_eval_monkeys.verification import score_completions
+from lm_eval_monkeys.tasks.config_record import task_record
+from lm_eval_monkeys.tasks.run_options import parse_ks, parse_metrics, parse_repeats
 from lm_eval_monkeys.verifiers import get_verifier
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Runs compared on the same problems: paired differences, leaderboards and the CI gate."""

@@ -1,0 +1,1 @@
+"""Coverage beyond the measured k: scaling-law fits, per-problem forecasts and cost."""

@@ -1,0 +1,579 @@
+"""Reports of results: the k-by-metric text table, and the ``report`` command's
+figures, leaderboard (Markdown, CSV) and self-contained HTML over one or more runs."""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from lm_eval_monkeys.comparison.compare_runs import (
+    Comparison,
+    leaderboard,
+    pair_runs,
+    plan_comparison,
+    read_facts,
+)
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.forecasts.cost import (
+    Budget,
+    Unit,
+    coverage_for_budget,
+    load_prices,
+    run_cost,
+)
+from lm_eval_monkeys.forecasts.fits import HOLD_OUT, TaskAnalysis, analyse
+from lm_eval_monkeys.metrics import Curves, coverage_at_k
+from lm_eval_monkeys.reports.report_html import Table, render_html
+from lm_eval_monkeys.store import SampleStore
+
+if TYPE_CHECKING:
+    from lm_eval_monkeys.scoring.run_data import RunData
+
+_Entry = TypeVar("_Entry")
+
+
+def curve_arrays(curves: Curves) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Each metric's curve as (ks, values), coverage first, finite values only."""
+    arrays = {}
+    for name in sorted(curves, key=lambda n: (n != "coverage", n)):
+        points = sorted((k, v) for k, v in curves[name].items() if math.isfinite(v))
+        arrays[name] = (np.array([k for k, _ in points]), np.array([v for _, v in points]))
+    return arrays
+
+
+@dataclass
+class Report:
+    """What ``build_report`` wrote, what it warned about, and where the time went."""
+
+    output: Path
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+LEADERBOARD_COLUMNS = [
+    "run",
+    "model",
+    "task",
+    "problems",
+    "max_k",
+    "coverage@1",
+    "coverage@max_k",
+    "majority@max_k",
+    "paired_k",
+    "coverage@paired_k_vs_best",
+    "not_worse_than_best",
+    "fit_a",
+    "fit_b",
+    "forecast_k",
+    "power_law@forecast_k",
+    "forecast@forecast_k",
+    "params",
+    "flops_per_problem@max_k",
+    "usd_per_problem@max_k",
+    "target",
+    "k_for_target",
+    "k_for_target_source",
+    "backtest_m",
+    "backtest_mae_power_law",
+    "backtest_mae_forecast",
+]
+
+
+def build_report(
+    run_dirs: Sequence[Path],
+    output: Path,
+    *,
+    prices: Path | None = None,
+    params: Mapping[str, float] | None = None,
+    target: float = 0.9,
+    budget: Budget | None = None,
+    verifier: str | None = None,
+    ks: Sequence[int] | None = None,
+    reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
+    band_iters: int = 200,
+) -> Report:
+    """Read, fit and plot every run, then write figures, Markdown, CSV and HTML to ``output``.
+
+    Problems with one run or task (no fit, no cost model, tasks missing from some runs, a
+    run that cannot be rescored) become warnings; a directory that is not a run store, an
+    unreadable price table or an unwritable output directory are errors.
+    """
+    from lm_eval_monkeys.forecasts.cost import count_parameters
+    from lm_eval_monkeys.reports.figures import cost_figure, metric_figure, paired_figure
+    from lm_eval_monkeys.scoring.run_data import read_run
+
+    if not 0 < target <= 1:
+        raise MonkeysError(f"--target must be a coverage in (0, 1], got {target}")
+    report = Report(Path(output))
+    clock = _Clock(report.timings)
+    labels = run_labels(run_dirs)
+    # A directory that is not a run store is an error, up front; each is opened once.
+    stores = [SampleStore(Path(run_dir), writer=False) for run_dir in run_dirs]
+    try:
+        price_table = load_prices(prices) if prices else {}
+        _prepare_output(report.output)
+        with clock("rescore (read, verify, metrics)"):
+            runs = []
+            for store, label in zip(stores, labels, strict=True):
+                try:
+                    runs.append(read_run(store, label, verifier, ks, reward_model, metrics))
+                except MonkeysError as err:
+                    report.warnings.append(f"{label}: left out of the report: {err}")
+    finally:
+        for store in stores:
+            store.close()
+    if not runs:
+        raise MonkeysError("no run could be read: " + "; ".join(report.warnings))
+    comparison = None
+    if len(runs) > 1:
+        with clock("paired comparisons"):
+            comparison = _compare(runs, verifier, ks, report.warnings)
+    standings = _standings(comparison)
+
+    with clock("fits, forecasts, bootstrap"):
+        results: dict[str, list[TaskAnalysis]] = {}
+        for run in runs:
+            n_params = _lookup(params or {}, run.label, run.model)
+            if n_params is None:
+                n_params = count_parameters(run.config)
+            price = _lookup(price_table, run.label, run.model)
+            if n_params is None:
+                report.warnings.append(
+                    f"{run.label}: no parameter count for model {run.model}, so no FLOPs; "
+                    f"pass --params {run.label}=135M (or the model's size)"
+                )
+            if price_table and price is None:
+                report.warnings.append(
+                    f"{run.label}: the price table has no entry for {run.label} or {run.model}, "
+                    "so no dollars"
+                )
+            for task, data in run.tasks.items():
+                n, c = data.n, data.c
+                m = int(n.min()) // HOLD_OUT
+                result = analyse(
+                    run.label,
+                    run.model,
+                    task,
+                    n,
+                    c,
+                    data.c_first(m) if m >= 2 else None,
+                    curve_arrays(data.result.curves if data.result else {}),
+                    run_cost(
+                        np.array(data.prompt_tokens),
+                        np.array(data.completion_tokens),
+                        n,
+                        n_params,
+                        price,
+                    ),
+                    band_iters,
+                )
+                if m < 2:
+                    result.warnings.append(
+                        f"{run.label} / {task}: no forecast backtest: it needs at least "
+                        f"{2 * HOLD_OUT} samples per problem (fits on the first 10%)"
+                    )
+                report.warnings += result.warnings
+                results.setdefault(task, []).append(result)
+        report.warnings += _task_coverage_warnings(results, [r.label for r in runs])
+
+    with clock("figures"):
+        run_figures: dict[str, list[tuple[str, bytes]]] = {}
+        cost_figures: dict[str, bytes | None] = {}
+        for task, task_results in results.items():
+            run_figures[task] = [(r.run, metric_figure(r)) for r in task_results]
+            if comparison is not None and task in comparison.tasks:
+                run_figures[task] += _paired_figures(comparison, task, paired_figure)
+            for name, png in run_figures[task]:
+                report.files.append(_write(report.output / "figures" / _png_name(task, name), png))
+            units = _units(task_results)
+            figure = cost_figure(task, task_results, units) if units else None
+            cost_figures[task] = figure
+            if figure is not None:
+                path = report.output / "figures" / _png_name(task, "coverage_vs_cost")
+                report.files.append(_write(path, figure))
+
+    with clock("tables, HTML"):
+        rows = [
+            _leaderboard_row(r, target, standings.get((r.task, r.run)))
+            for rs in results.values()
+            for r in rs
+        ]
+        report.files.append(_write_csv(report.output / "leaderboard.csv", rows))
+        leaderboard = Table("Leaderboard", LEADERBOARD_COLUMNS, [_formatted(r) for r in rows])
+        task_tables = {
+            task: [
+                *_paired_tables(comparison, task),
+                *_cost_tables(task, rs, budget, report.warnings),
+            ]
+            for task, rs in results.items()
+        }
+        markdown = [
+            "# lm-eval-monkeys report",
+            leaderboard.markdown(),
+            *[t.markdown() for tables in task_tables.values() for t in tables],
+            "### Warnings\n\n" + "\n".join(f"- {w}" for w in report.warnings or ["none"]),
+        ]
+        report.files.append(_write(report.output / "report.md", "\n\n".join(markdown) + "\n"))
+        html = render_html(
+            runs=_runs_table(runs, results),
+            leaderboard=leaderboard,
+            warnings=report.warnings,
+            tasks={
+                task: (task_tables[task], cost_figures[task], run_figures[task], _fit_tables(rs))
+                for task, rs in results.items()
+            },
+        )
+        report.files.append(_write(report.output / "report.html", html))
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return report
+
+
+class _Clock:
+    """``with clock("phase"):`` adds the phase's wall time to a timings dict."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    def __call__(self, phase: str) -> _Clock:
+        self.phase = phase
+        return self
+
+    def __enter__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        self.timings[self.phase] = time.perf_counter() - self.start
+
+
+def run_labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Each run's name: its directory's, with its parent's where two would collide."""
+    names = [Path(d).resolve().name for d in run_dirs]
+    return [
+        name if names.count(name) == 1 else f"{Path(d).resolve().parent.name}/{name}"
+        for d, name in zip(run_dirs, names, strict=True)
+    ]
+
+
+def _lookup(table: Mapping[str, _Entry], label: str, model: str) -> _Entry | None:
+    """A table entry for the run's label, else for its model (run-specific wins)."""
+    return table.get(label, table.get(model))
+
+
+def _prepare_output(output: Path) -> None:
+    try:
+        (output / "figures").mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MonkeysError(f"cannot create the report directory {output}: {err.strerror}") from None
+
+
+def _write(path: Path, content: str | bytes) -> Path:
+    try:
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    except OSError as err:
+        raise MonkeysError(
+            f"cannot write {path}: {err.strerror}; choose another --output"
+        ) from None
+    return path
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, LEADERBOARD_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: ("" if _missing(v) else v) for k, v in row.items()} for row in rows)
+    return path
+
+
+def _png_name(task: str, what: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{task}__{what}") + ".png"
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _task_coverage_warnings(results: dict[str, list[TaskAnalysis]], runs: list[str]) -> list[str]:
+    """Tasks some runs lack: compared only across the runs that have them."""
+    warnings = []
+    for task, task_results in results.items():
+        present = {r.run for r in task_results}
+        missing = [run for run in runs if run not in present]
+        if missing:
+            warnings.append(
+                f"task {task} is not in every run (missing from {', '.join(missing)}); "
+                f"it is compared across {', '.join(sorted(present))} only"
+            )
+    return warnings
+
+
+def _units(results: list[TaskAnalysis]) -> list[Unit]:
+    """Cost units at least one run of the task has a cost model for."""
+    return [u for u in ("flops", "usd") if any(r.cost.at(1, u) is not None for r in results)]
+
+
+def _compare(
+    runs: list[RunData], verifier: str | None, ks: Sequence[int] | None, warnings: list[str]
+) -> Comparison | None:
+    """Coverage@k of every pair of runs, paired on the problems all runs hold, from the
+    counts already read (a warning, and no paired columns, when the runs cannot be
+    compared: other prompts or checkers, no shared task)."""
+    labels = [r.label for r in runs]
+    try:
+        facts = [read_facts(r.run_dir, verifier) for r in runs]
+        plans, notes = plan_comparison(facts, labels, ks, intersection=True)
+    except MonkeysError as err:
+        warnings.append(f"no paired comparison of the runs: {err}")
+        return None
+    values: dict[str, dict[str, np.ndarray]] = {}
+    for run in runs:
+        for task, (doc_ids, task_ks) in plans.items():
+            data = run.tasks[task]
+            row = {doc_id: i for i, doc_id in enumerate(data.doc_ids)}
+            held = [row[d] for d in doc_ids]
+            n, c = data.n[held, None], data.c[held, None]
+            values.setdefault(run.label, {})[task] = np.asarray(coverage_at_k(n, c, task_ks))
+    return pair_runs(labels, plans, ["coverage"], values, notes=notes)
+
+
+Standing = tuple[int, float, bool]  # paired k, coverage difference to the best run, top group
+
+
+def _standings(comparison: Comparison | None) -> dict[tuple[str, str], Standing]:
+    """(task, run) -> its place at the largest k compared, against the best run's mean."""
+    found: dict[tuple[str, str], Standing] = {}
+    if comparison is None:
+        return found
+    for task in comparison.tasks.values():
+        column = task.columns[-1]
+        board = leaderboard(task, column, comparison.alpha)
+        for s in board:
+            found[(task.task, s.run)] = (int(column.split("@")[1]), s.mean - board[0].mean, s.top)
+    return found
+
+
+def _paired_tables(comparison: Comparison | None, task: str) -> list[Table]:
+    from lm_eval_monkeys.comparison.gate import pair_rows
+
+    if comparison is None or task not in comparison.tasks:
+        return []
+    compared = comparison.tasks[task]
+    headers, rows = pair_rows(comparison, compared)
+    title = (
+        f"{task}: paired differences of coverage@k on the {len(compared.doc_ids)} problems "
+        f"every run holds (p-value correction: {comparison.correction})"
+    )
+    return [Table(title, headers, rows)]
+
+
+def _paired_figures(comparison: Comparison, task: str, draw: Any) -> list[tuple[str, bytes]]:
+    """Per-problem scatter of coverage at the largest k compared: the first run against each."""
+    compared = comparison.tasks[task]
+    base = comparison.runs[0]
+    return [
+        (f"paired: {other} vs {base}", draw(compared, base, other, compared.columns[-1]))
+        for other in comparison.runs[1:]
+    ]
+
+
+def _leaderboard_row(
+    result: TaskAnalysis, target: float, standing: Standing | None
+) -> dict[str, object]:
+    ks, _ = result.curves.get("coverage", (np.array([result.k_max]), None))
+    max_k = int(ks[-1])
+    majority = dict(zip(*result.curves.get("majority", ([], [])), strict=True))
+    forecast_k = 10 * result.k_max
+    k_target, source = result.smallest_k(target)
+    errors = result.backtest.mean_abs_errors() if result.backtest else (None, None)
+    return {
+        "run": result.run,
+        "model": result.model,
+        "task": result.task,
+        "problems": result.problems,
+        "max_k": max_k,
+        "coverage@1": result.coverage(1)[0],
+        "coverage@max_k": result.coverage(max_k)[0],
+        "majority@max_k": majority.get(max_k),
+        "paired_k": standing and standing[0],
+        "coverage@paired_k_vs_best": standing and standing[1],
+        "not_worse_than_best": None if standing is None else ("yes" if standing[2] else "no"),
+        "fit_a": result.fit[0] if result.fit else None,
+        "fit_b": result.fit[1] if result.fit else None,
+        "forecast_k": forecast_k,
+        "power_law@forecast_k": result.power_law_at(forecast_k),
+        "forecast@forecast_k": result.coverage(forecast_k)[0],
+        "params": None if result.cost.n_params is None else int(result.cost.n_params),
+        "flops_per_problem@max_k": result.cost.flops(max_k),
+        "usd_per_problem@max_k": result.cost.dollars(max_k),
+        "target": target,
+        "k_for_target": int(k_target) if math.isfinite(k_target) else k_target,
+        "k_for_target_source": source,
+        "backtest_m": result.backtest.m if result.backtest else None,
+        "backtest_mae_power_law": errors[0],
+        "backtest_mae_forecast": errors[1],
+    }
+
+
+def _cell(value: object) -> str:
+    """A table cell: numbers at a readable precision, missing values as a dash."""
+    if _missing(value):
+        return "–"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞"
+        return f"{value:.4g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3 else f"{value:.4f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _formatted(row: dict[str, object]) -> list[str]:
+    return [_cell(row[column]) for column in LEADERBOARD_COLUMNS]
+
+
+def _cost_tables(
+    task: str, results: list[TaskAnalysis], budget: Budget | None, warnings: list[str]
+) -> list[Table]:
+    """The cost-matched comparison of the task's runs and, with a budget, what it buys."""
+    tables = []
+    units: tuple[Unit, ...] = ("flops", "usd")
+    unit = next((u for u in units if all(r.cost.at(1, u) for r in results)), None)
+    if len(results) > 1 and unit is None:
+        warnings.append(
+            f"task {task}: no cost-matched comparison: it needs --params (FLOPs) or "
+            "--prices (dollars) for every run"
+        )
+    elif len(results) > 1 and unit is not None:
+        levels = sorted((r.cost.at(r.k_max, unit) or 0.0, r.run) for r in results)
+        rows = []
+        for amount, owner in levels:
+            cells = []
+            for r in results:
+                value, source = coverage_for_budget(r.coverage, r.cost, Budget(amount, unit))
+                cells.append(f"{_cell(value)} ({source})")
+            rows.append([f"{Budget(amount, unit)} ({owner}'s samples)", *cells])
+        tables.append(
+            Table(
+                f"{task}: coverage at equal cost per problem",
+                ["cost", *[r.run for r in results]],
+                rows,
+            )
+        )
+    if budget is not None:
+        bought = {r.run: coverage_for_budget(r.coverage, r.cost, budget) for r in results}
+        affordable = [(value, run) for run, (value, _) in bought.items() if not math.isnan(value)]
+        best = max(affordable)[1] if affordable else None
+        rows = []
+        for r in results:
+            k = r.cost.affordable_k(budget)
+            value, source = bought[r.run]
+            samples = None if k is None else math.floor(k)
+            rows.append([r.run, _cell(samples), _cell(value), source, "best" * (r.run == best)])
+        tables.append(
+            Table(
+                f"{task}: what {budget} per problem buys",
+                ["run", "samples per problem", "coverage", "source", ""],
+                rows,
+            )
+        )
+    return tables
+
+
+def _fit_tables(results: list[TaskAnalysis]) -> dict[str, list[Table]]:
+    """Per run: fitted parameters, forecasts at 1x/10x/100x the samples, the backtest."""
+    tables: dict[str, list[Table]] = {}
+    for r in results:
+        rows = [
+            ["power law log c = a·k^b", _fits(r.fit, ("a", "b"))],
+            [
+                "per-problem Beta (α, β, mass at p = 0)",
+                _fits(
+                    None
+                    if r.forecast is None
+                    else (r.forecast.alpha, r.forecast.beta, r.forecast.zero_mass),
+                    ("α", "β", "zero"),
+                ),
+            ],
+        ]
+        forecast_rows = []
+        for k in (r.k_max, 10 * r.k_max, 100 * r.k_max):
+            band = _band_at(r, k)
+            forecast_rows.append(
+                [
+                    f"{k:,}",
+                    _cell(r.power_law_at(k)),
+                    band,
+                    _cell(r.coverage(k)[0]),
+                    r.coverage(k)[1],
+                ]
+            )
+        run_tables = [
+            Table("fitted parameters", ["model", "parameters"], rows),
+            Table(
+                "coverage forecasts",
+                ["k", "power law", "90% band", "per-problem", "per-problem source"],
+                forecast_rows,
+            ),
+        ]
+        if r.backtest is not None:
+            b = r.backtest
+            run_tables.append(
+                Table(
+                    f"backtest: fitted on the first {b.m} samples of each problem",
+                    ["held-out k", "measured", "power law", "per-problem forecast"],
+                    [
+                        [f"{k:,}", _cell(m), _cell(p), _cell(f)]
+                        for k, m, p, f in zip(
+                            b.ks, b.measured, b.power_law, b.per_problem, strict=True
+                        )
+                    ],
+                )
+            )
+        tables[r.run] = run_tables
+    return tables
+
+
+def _fits(values: tuple[float, ...] | None, names: tuple[str, ...]) -> str:
+    if values is None:
+        return "no fit (see warnings)"
+    return ", ".join(f"{name} = {value:.4g}" for name, value in zip(names, values, strict=True))
+
+
+def _band_at(result: TaskAnalysis, k: int) -> str:
+    if result.band is None:
+        return "–"
+    at, low, high = result.band
+    if k > at[-1]:
+        return "–"
+    return f"{np.interp(k, at, low):.4f} – {np.interp(k, at, high):.4f}"
+
+
+def _runs_table(runs: list, results: dict[str, list[TaskAnalysis]]) -> Table:
+    params = {
+        r.run: r.cost.n_params and int(r.cost.n_params) for rs in results.values() for r in rs
+    }
+    rows = [
+        [
+            run.label,
+            str(run.run_dir),
+            run.model,
+            _cell(params.get(run.label)),
+            ", ".join(run.tasks),
+        ]
+        for run in runs
+    ]
+    return Table("Runs", ["run", "directory", "model", "parameters", "tasks"], rows)

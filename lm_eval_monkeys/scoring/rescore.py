@@ -1,0 +1,243 @@
+"""Recompute a stored run's verdicts and metrics without a model.
+
+Reads ``RUN_DIR/samples.sqlite`` a bounded chunk of problems at a time (each problem's
+samples once per pass), judges them with the checker the run recorded (or, explicitly,
+another one: ``--verifier``) through the verdict cache, and reports each metric's curve.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.metrics import (
+    Curves,
+    check_metric,
+    default_ks,
+    flatten,
+    needs_rewards,
+    needs_votes,
+    problem_curves,
+)
+from lm_eval_monkeys.scoring import ProblemAnswers, ScoredSamples, VerdictResolver, score
+from lm_eval_monkeys.scoring.dispatch import VerifyBackend
+from lm_eval_monkeys.scoring.stored_rewards import (
+    all_or_none_rewarded,
+    stored_reward_model,
+    with_stored_rewards,
+)
+from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord
+from lm_eval_monkeys.task_configs import installed_metadata
+from lm_eval_monkeys.verifiers import Checker, get_verifier
+
+logger = logging.getLogger(__name__)
+
+RESCORE_FILE = "rescore.json"
+CHUNK_SAMPLES = 20_000  # samples held in memory at once: problems are judged in chunks
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """One task's metric curves averaged over its problems, and how they were judged."""
+
+    curves: Curves
+    problems: int
+    verifier: str
+    reward_model: str | None = None
+
+    def flat(self) -> dict[str, float | int | str]:
+        """As rescore.json writes it (``name@k`` keys)."""
+        out: dict[str, float | int | str] = {
+            **flatten(self.curves),
+            "problems": self.problems,
+            "verifier": self.verifier,
+        }
+        if self.reward_model is not None:
+            out["reward_model"] = self.reward_model
+        return out
+
+
+@dataclass(frozen=True)
+class TaskScoring:
+    """How a task of a stored run is judged and reported."""
+
+    checker: Checker
+    metrics: tuple[str, ...]
+    record: TaskRecord | None
+
+
+def task_scoring(store: SampleStore, task: str, verifier: str | None = None) -> TaskScoring:
+    """The run's own checker and metrics for ``task`` (from its run record), or the
+    checker asked for; a store written before records falls back to the installed config."""
+    record = store.records.get(task)
+    if record is not None:
+        spec = verifier or record.verifier
+        if verifier and verifier != record.verifier:
+            logger.warning(
+                "%s: verifying with %s instead of the run's %s", task, verifier, record.verifier
+            )
+        metrics = record.metrics
+    else:
+        installed = installed_metadata().get(task, {})
+        spec = verifier or installed.get("verifier")
+        if not spec:
+            raise MonkeysError(
+                f"{store.run_dir} has no run record for {task} and no installed config "
+                "names its checker; pass --verifier NAME"
+            )
+        if not verifier:
+            logger.warning(
+                "%s has no run record (a store written before records): assuming the "
+                "installed config's checker %s",
+                task,
+                spec,
+            )
+        metrics = tuple(installed.get("metrics") or ("coverage", "majority"))
+    own = tuple(m for m in metrics if not needs_rewards(check_metric(m)))
+    return TaskScoring(get_verifier(spec, task), own, record)
+
+
+def problem_chunks(
+    store: SampleStore, task: str, max_samples: int = CHUNK_SAMPLES
+) -> Iterator[list[tuple[int, dict, list[Sample]]]]:
+    """The task's problems with their samples, in chunks of about ``max_samples``."""
+    chunk: list[tuple[int, dict, list[Sample]]] = []
+    held = 0
+    for doc_id, doc in store.docs(task):
+        samples = store.samples(task, doc_id)
+        if not samples:
+            continue
+        chunk.append((doc_id, doc, samples))
+        held += len(samples)
+        if held >= max_samples:
+            yield chunk
+            chunk, held = [], 0
+    if chunk:
+        yield chunk
+
+
+def scored_problems(
+    store: SampleStore,
+    task: str,
+    checker: Checker,
+    resolver: VerdictResolver,
+    group: bool = True,
+) -> Iterator[tuple[int, list[Sample], ScoredSamples]]:
+    """Each stored problem of a task with its samples and their verdicts; the distinct
+    answers of a chunk of problems are resolved together (cache, then the backend), then
+    grouped into vote classes if ``group``."""
+    for chunk in problem_chunks(store, task):
+        answered = []
+        for doc_id, doc, samples in chunk:
+            try:
+                problem = ProblemAnswers.of(checker, doc, [s.completion for s in samples])
+            except (KeyError, TypeError, AttributeError, ValueError, MonkeysError) as err:
+                raise MonkeysError(
+                    f"{task} doc {doc_id} is not a problem {checker.spec} can check ({err}); "
+                    "rescore with the run's own checker (drop --verifier)"
+                ) from None
+            answered.append((doc_id, samples, problem))
+        verdicts = resolver.resolve(problem for _, _, problem in answered)
+        for doc_id, samples, problem in answered:
+            yield doc_id, samples, score(problem, verdicts, checker, group)
+
+
+ProblemHook = Callable[[str, int, list[Sample], ScoredSamples], None]
+
+
+def rescore_store(
+    store: SampleStore,
+    verifier: str | None = None,
+    ks: Sequence[int] | None = None,
+    on_problem: ProblemHook | None = None,
+    backend: VerifyBackend | None = None,
+    reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
+) -> dict[str, TaskResult]:
+    """Metrics of every task in an open store, averaged over problems.
+
+    ``on_problem(task, doc_id, samples, scored)`` sees every scored problem on the way, so
+    callers needing per-problem data (report, compare, export) verify only once. Tasks
+    whose samples all have rewards also get ``rm_best@k`` and ``rm_majority@k``, from
+    ``reward_model``'s scores (default: the only reward model in the store). ``metrics``
+    names the metrics to report instead of the run's own (opt-in ones included).
+    """
+    asked = tuple(check_metric(m) for m in metrics or ())  # before any verification
+    results: dict[str, TaskResult] = {}
+    reward_model = stored_reward_model(store, reward_model)
+    for task in store.tasks():
+        scoring = task_scoring(store, task, verifier)
+        resolver = VerdictResolver(scoring.checker, store.verdicts, backend)
+        group = needs_votes(scoring.metrics) or reward_model is not None  # rm_majority
+        summaries = []
+        try:
+            for doc_id, samples, scored in tqdm(
+                scored_problems(store, task, scoring.checker, resolver, group),
+                desc=f"rescore {task}",
+                unit="problem",
+            ):
+                if on_problem is not None:
+                    on_problem(task, doc_id, samples, scored)
+                summaries.append(
+                    with_stored_rewards(store, reward_model, task, doc_id, samples, scored)
+                )
+        finally:
+            resolver.close()
+            scoring.checker.close()
+        if not summaries:
+            continue
+        summaries = all_or_none_rewarded(summaries, task, reward_model)
+        fewest = min(s.n for s in summaries)
+        task_ks = sorted(ks) if ks else default_ks(fewest)
+        if task_ks[-1] > fewest:
+            raise MonkeysError(
+                f"k={task_ks[-1]} exceeds the {fewest} samples stored for some {task} "
+                "problem; lower --ks or extend the run"
+            )
+        rewarded = summaries[0].rewards is not None
+        own = tuple(m for m in asked if not needs_rewards(m)) or scoring.metrics
+        names = own + (("rm_best", "rm_majority") if rewarded else ())
+        totals: Curves = {}
+        for summary in summaries:
+            for name, curve in problem_curves(summary, task_ks, names).items():
+                for k, value in curve.items():
+                    totals.setdefault(name, {}).setdefault(k, 0.0)
+                    totals[name][k] += value
+        results[task] = TaskResult(
+            curves={n: {k: v / len(summaries) for k, v in c.items()} for n, c in totals.items()},
+            problems=len(summaries),
+            verifier=scoring.checker.spec,
+            reward_model=reward_model if rewarded else None,
+        )
+    return results
+
+
+def rescore_run(
+    run_dir: Path,
+    verifier: str | None = None,
+    ks: Sequence[int] | None = None,
+    on_problem: ProblemHook | None = None,
+    backend: VerifyBackend | None = None,
+    reward_model: str | None = None,
+    metrics: Sequence[str] | None = None,
+) -> dict[str, TaskResult]:
+    """``rescore_store`` of a run directory, also written to its rescore.json (skipped,
+    with a notice, when the directory is read-only)."""
+    with SampleStore(run_dir, writer=False) as store:
+        results = rescore_store(store, verifier, ks, on_problem, backend, reward_model, metrics)
+        read_only = store.read_only
+    if read_only:
+        logger.warning("%s is read-only: %s not written", run_dir, RESCORE_FILE)
+        return results
+    flat = {task: result.flat() for task, result in results.items()}
+    try:
+        (run_dir / RESCORE_FILE).write_text(json.dumps(flat, indent=2) + "\n")
+    except OSError as err:
+        raise MonkeysError(f"cannot write {run_dir / RESCORE_FILE}: {err.strerror}") from None
+    return results

@@ -1,0 +1,325 @@
+"""Virtualenvs for SWE-bench instances, built the way the harness builds its images.
+
+Two layers, like the harness's environment and instance images. The dependencies layer,
+shared by every instance of one setup: the spec's Python with the requirements file read
+at ``environment_setup_commit``, the spec's packages and pinned ``pip_packages``. The
+instance layer, a copy of it per ``base_commit``: ``pre_install`` and ``install`` run in
+a checkout of that commit (with the network), which brings the project's own
+dependencies at that commit; the project itself is then uninstalled and its build
+backend put beside the environment, so that every patch reinstalls the *patched* tree
+offline (``install`` again, as the harness's eval script does) in its own copy: the
+tests import the patched code whatever the layout (src or flat).
+
+Builds run in a temporary directory renamed into place (a killed build leaves nothing
+half-made; the next ``Environments`` removes its remains) and show progress; each layer
+keeps its log. Identical environments (same interpreter, same installed distributions)
+are stored once, as ``images/<digest>``; ``envs/<layer name>`` links to its image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import tomllib
+from tqdm import tqdm
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.swebench.interpreters import Interpreter
+from lm_eval_monkeys.verifiers.swebench.specs import RepoSpec, requirements
+
+logger = logging.getLogger(__name__)
+
+# pip inside the sandbox: no index, and the build backend from the environment's
+# BUILD_BACKEND directory ("0" is how pip's environment variable turns isolation off).
+OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0"}
+BUILD_BACKEND = "build-backend"
+Step = tuple[str, list[str] | str, Path | None]  # (label, argv or shell command, cwd)
+
+
+class EnvironmentBuildError(MonkeysError):
+    """The environment of an instance could not be built (a setup problem, not the patch's)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything an instance's environment is built from; digests name its two layers."""
+
+    repo: str
+    version: str
+    spec: RepoSpec
+    interpreter: Interpreter
+    setup_commit: str
+    base_commit: str
+    requirements: str  # the requirements file's text ("" unless packages is requirements.txt)
+
+    @property
+    def dependencies_name(self) -> str:
+        """The shared layer: interpreter, requirements and pinned packages (the harness's
+        environment image, built at ``environment_setup_commit``)."""
+        key = [self.spec.digest(), str(self.interpreter), self.setup_commit, self.requirements]
+        return f"{self.repo.replace('/', '__')}__{self.version}-{_digest(key)}"
+
+    @property
+    def name(self) -> str:
+        """The instance's layer: the project's own dependencies at ``base_commit`` on top
+        (the harness's instance image)."""
+        return f"{self.dependencies_name}-{self.base_commit[:10]}"
+
+
+def _digest(value: object) -> str:
+    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:12]
+
+
+def plan_for(instance: dict, spec: RepoSpec, interpreter: Interpreter, mirror: Path) -> Plan:
+    setup = instance.get("environment_setup_commit") or instance["base_commit"]
+    if spec.packages == "environment.yml":
+        raise EnvironmentBuildError(
+            f"{instance['repo']} {instance['version']} installs from a conda environment.yml; "
+            "the local runner has no conda: use swebench:docker"
+        )
+    reqs = requirements(mirror, setup, spec) if spec.packages == "requirements.txt" else ""
+    version = str(instance["version"])
+    return Plan(instance["repo"], version, spec, interpreter, setup, instance["base_commit"], reqs)
+
+
+def build_env(interpreter: Interpreter) -> dict[str, str]:
+    """The host environment of build steps: bytecode compiled (the sandbox cannot write it
+    later, and a compile warning under ``-W error`` would fail a test), the interpreter's
+    library path."""
+    dropped = ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    return {**env, **interpreter.env()}
+
+
+class Environments:
+    """Builds and finds environments under ``root`` (``envs/``, ``images/``, ``logs/``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        self._remove_dead_builds()
+
+    def _remove_dead_builds(self) -> None:
+        """Build directories whose builder died (its lock is free): a killed build."""
+        envs = self.root / "envs"
+        for scratch in envs.glob(".build-*") if envs.is_dir() else ():
+            name = scratch.name.removeprefix(".build-").rsplit("-", 1)[0]
+            with open(envs / f"{name}.lock", "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # still being built
+                shutil.rmtree(scratch, ignore_errors=True)
+
+    def get(self, plan: Plan, mirror: Path) -> Path:
+        """The instance's virtualenv (an image directory), its layers built on first use."""
+        dependencies = self._image(
+            plan.dependencies_name,
+            plan,
+            lambda scratch, out: self._dependencies(plan, scratch, out),
+        )
+        return self._image(
+            plan.name,
+            plan,
+            lambda scratch, out: self._project(plan, mirror, dependencies, scratch, out),
+        )
+
+    def log_path(self, name: str) -> Path:
+        return self.root / "logs" / "build" / f"{name}.log"
+
+    def _image(self, name: str, plan: Plan, build: Callable[[Path, IO[str]], Path]) -> Path:
+        link = self.root / "envs" / name
+        if link.is_dir():
+            return link.resolve()
+        with self._lock(name), _file_lock(self.root / "envs" / f"{name}.lock"):
+            if not link.is_dir():
+                scratch = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=link.parent))
+                log = self.log_path(name)
+                log.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    with open(log, "w") as out:
+                        venv = build(scratch, out)
+                    image = self._store(venv, plan)
+                    temporary = link.with_name(f".{link.name}.link")
+                    temporary.unlink(missing_ok=True)
+                    temporary.symlink_to(image)
+                    os.replace(temporary, link)
+                finally:
+                    shutil.rmtree(scratch, ignore_errors=True)
+        return link.resolve()
+
+    def _dependencies(self, plan: Plan, scratch: Path, out: IO[str]) -> Path:
+        venv = scratch / "venv"
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
+        steps: list[Step] = [
+            ("venv", [str(plan.interpreter.executable), "-m", "venv", str(venv)], None)
+        ]
+        if plan.requirements:
+            (scratch / "requirements.txt").write_text(plan.requirements)
+            steps.append(("requirements", [*pip, "-r", str(scratch / "requirements.txt")], None))
+        if plan.spec.packages and plan.spec.packages != "requirements.txt":
+            steps.append(("packages", [*pip, *shlex.split(plan.spec.packages)], None))
+        if plan.spec.pip_packages:
+            steps.append(("pip_packages", [*pip, *plan.spec.pip_packages], None))
+        self._run(plan.dependencies_name, plan, venv, steps, out)
+        return venv
+
+    def _project(
+        self, plan: Plan, mirror: Path, dependencies: Path, scratch: Path, out: IO[str]
+    ) -> Path:
+        venv, src = scratch / "venv", scratch / "src"
+        copy_env(dependencies, venv)
+        checkout(mirror, plan.base_commit, src)
+        steps: list[Step] = [("pre_install", command, src) for command in plan.spec.pre_install]
+        if plan.spec.install:
+            steps.append(("install", plan.spec.install, src))
+        env = self._run(plan.name, plan, venv, steps, out)
+        self._leave_dependencies_only(str(venv / "bin" / "python"), src, env, out)
+        return venv
+
+    def _run(
+        self, name: str, plan: Plan, venv: Path, steps: list[Step], out: IO[str]
+    ) -> dict[str, str]:
+        """Run build steps with progress; the environment they ran in."""
+        env = {
+            **build_env(plan.interpreter),
+            "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "VIRTUAL_ENV": str(venv),
+            "SETUPTOOLS_SCM_PRETEND_VERSION": plan.version,
+        }
+        with tqdm(total=len(steps), desc=f"environment {name}", unit="step") as progress:
+            for label, command, cwd in steps:
+                progress.set_postfix_str(label)
+                argv = ["bash", "-c", command] if isinstance(command, str) else command
+                out.write(f"$ {command}\n")
+                out.flush()
+                done = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+                if done.returncode != 0:
+                    raise EnvironmentBuildError(
+                        f"building the environment {name} failed at {label} "
+                        f"(exit {done.returncode}); see {self.log_path(name)}"
+                    )
+                progress.update()
+        return env
+
+    def _leave_dependencies_only(self, python: str, src: Path, env: dict, out: IO[str]) -> None:
+        """Uninstall the project (each patch installs its own tree) and put what its build
+        needs in ``BUILD_BACKEND`` (outside site-packages: the tests never see it), so the
+        reinstall runs without an index, as if build isolation had fetched it."""
+        listed = subprocess.run(
+            [python, "-m", "pip", "list", "--editable", "--format", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        names = [d["name"] for d in json.loads(listed.stdout or "[]")]
+        if names:
+            subprocess.run(
+                [python, "-m", "pip", "uninstall", "-y", *names],
+                env=env, stdout=out, stderr=subprocess.STDOUT, check=True,
+            )  # fmt: skip
+        build = build_requirements(src)
+        target = Path(python).parent.parent / BUILD_BACKEND
+        done = subprocess.run(
+            [python, "-m", "pip", "install", "--target", str(target), *build],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise EnvironmentBuildError(f"installing the build backend {build} failed")
+
+    def _store(self, venv: Path, plan: Plan) -> Path:
+        """Move the venv to ``images/<digest of its content>`` (or drop it: identical image)."""
+        frozen = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--all"],
+            env=build_env(plan.interpreter),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        backend = sorted(p.name for p in (venv / BUILD_BACKEND).glob("*.dist-info"))
+        content = json.dumps([plan.interpreter.version, str(plan.interpreter.executable),
+                              sorted(frozen.splitlines()), backend])  # fmt: skip
+        image = self.root / "images" / hashlib.sha256(content.encode()).hexdigest()[:16]
+        image.parent.mkdir(parents=True, exist_ok=True)
+        (venv / "monkeys-image.json").write_text(content)
+        relocate(venv, venv, image)
+        try:
+            os.rename(venv, image)
+        except OSError:
+            if not image.is_dir():
+                raise
+        return image  # when the rename failed, the same distributions were already stored
+
+    @contextlib.contextmanager
+    def _lock(self, name: str) -> Iterator[None]:
+        with self._locks_lock:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            yield
+
+
+def copy_env(image: Path, destination: Path) -> None:
+    """A private, writable copy of an image (the patch's reinstall writes into it)."""
+    shutil.copytree(image, destination, symlinks=True)
+    relocate(destination, image, destination)
+
+
+def relocate(venv: Path, old: Path, new: Path) -> None:
+    """Point the scripts of a virtualenv moved from ``old`` to ``new`` at ``new`` (their
+    shebangs name ``old``; a script would otherwise run the old environment's Python)."""
+    old_shebang = f"#!{old}/bin/".encode()
+    for script in (venv / "bin").iterdir():
+        if script.is_symlink() or not script.is_file():
+            continue
+        with open(script, "rb") as handle:
+            head = handle.read(len(old_shebang))
+        if head == old_shebang:
+            data = script.read_bytes()
+            script.write_bytes(f"#!{new}/bin/".encode() + data[len(old_shebang) :])
+
+
+def checkout(mirror: Path, commit: str, destination: Path) -> None:
+    """The tree at ``commit``, without git metadata (nothing registered in the mirror)."""
+    destination.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.Popen(
+        ["git", "-C", str(mirror), "archive", commit], stdout=subprocess.PIPE
+    )
+    untar = subprocess.run(["tar", "-x", "-C", str(destination)], stdin=archive.stdout)
+    if archive.wait() != 0 or untar.returncode != 0:
+        raise EnvironmentBuildError(f"cannot check out {commit[:12]} from {mirror}")
+
+
+def build_requirements(src: Path) -> list[str]:
+    """``[build-system] requires`` of the project (setuptools and wheel without one)."""
+    pyproject = src / "pyproject.toml"
+    if pyproject.is_file():
+        with contextlib.suppress(tomllib.TOMLDecodeError):
+            requires = tomllib.loads(pyproject.read_text()).get("build-system", {}).get("requires")
+            if requires:
+                return list(requires)
+    return ["setuptools", "wheel"]
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """Across processes: two runs never build the same environment at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
