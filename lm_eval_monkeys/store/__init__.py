@@ -1,6 +1,12 @@
 """The run store: samples, run records, verdicts and rewards of one run in one SQLite file."""
 
-from lm_eval_monkeys.store.core import STORE_FILE, Sample, SampleStore, prompt_hash
+from lm_eval_monkeys.store.core import (
+    STORE_FILE,
+    Sample,
+    SampleStore,
+    check_writer,
+    prompt_hash,
+)
 from lm_eval_monkeys.store.run_records import TaskRecord
 from lm_eval_monkeys.store.stored_samples import StoredSamples, reader
 
@@ -10,6 +16,7 @@ __all__ = [
     "SampleStore",
     "StoredSamples",
     "TaskRecord",
+    "check_writer",
     "prompt_hash",
     "reader",
 ]

@@ -1,0 +1,68 @@
+"""Ctrl-C or SIGTERM during a run: one line saying what the store kept and how to resume.
+
+Every sample is committed to the run's store as it is generated, and a rerun of the same
+command generates only the samples the store lacks, so an interrupted run loses at most
+the samples in flight. SIGTERM (a scheduler's stop) is handled as Ctrl-C is.
+"""
+
+from __future__ import annotations
+
+import shlex
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+
+from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.store import STORE_FILE, SampleStore
+
+
+class Interrupted(MonkeysError):
+    """A run stopped by a signal; the exit status is 128 + the signal's number."""
+
+    def __init__(self, message: str, signal_number: int) -> None:
+        super().__init__(message)
+        self.exit_status = 128 + signal_number
+
+
+class _Signalled(BaseException):
+    """SIGTERM, raised where the run is, as KeyboardInterrupt is for Ctrl-C."""
+
+
+def _raise_signalled(signal_number: int, frame: FrameType | None) -> None:
+    raise _Signalled
+
+
+@contextmanager
+def resumable(run_dir: Path | None, argv: list[str]) -> Iterator[None]:
+    """Turn Ctrl-C and SIGTERM inside into ``Interrupted``, naming the samples kept in
+    ``run_dir`` and the command (``argv``) that resumes the run."""
+    previous = signal.signal(signal.SIGTERM, _raise_signalled)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(_kept(run_dir, argv), signal.SIGINT) from None
+    except _Signalled:
+        raise Interrupted(_kept(run_dir, argv), signal.SIGTERM) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _kept(run_dir: Path | None, argv: list[str]) -> str:
+    command = shlex.join(["lm-eval-monkeys", *argv])
+    if run_dir is None:
+        return (
+            "interrupted; nothing was kept (a run keeps its samples with a monkeys-* model "
+            f"and --output_path); rerun: {command}"
+        )
+    samples = problems = 0
+    if (run_dir / STORE_FILE).is_file():
+        with SampleStore(run_dir, writer=False) as store:
+            ((samples, problems),) = store.read(
+                "SELECT COUNT(*), COUNT(DISTINCT task || '/' || doc_id) FROM samples", ()
+            )
+    return (
+        f"interrupted; {samples} samples of {problems} problems are kept in {run_dir}; "
+        f"the same command resumes the run, generating only what is missing: {command}"
+    )
