@@ -28,10 +28,9 @@ _SPEED_KEYS = ("batch_size", "max_batch_size", "device", "run_dir")
 
 def check_model(name: str, model_args: Mapping[str, Any]) -> None:
     """The model is registered with lm-eval, takes every ``--model_args`` key (ours check
-    their own keys; lm-eval's pass unknown ones on) and its weights can be loaded."""
+    their own keys; lm-eval's pass unknown ones on) and its weights can be loaded. The
+    caller has registered ours (imported ``lm_eval_monkeys.models``)."""
     from lm_eval.api.registry import get_model, model_registry
-
-    import lm_eval_monkeys.models  # noqa: F401  (registers the monkeys-* models)
 
     try:
         model_class = get_model(name)

@@ -93,6 +93,8 @@ def _execute(rest: list[str], own: argparse.Namespace, argv: list[str]) -> None:
     model, give it our settings, run it (a signal ends it in one line), print our table."""
     from lm_eval.utils import setup_logging
 
+    import lm_eval_monkeys.models  # noqa: F401  (registers the monkeys-* models)
+
     setup_logging()
     cli, args = _lm_eval_args(rest)
     run_dir = _run_dir(args)
