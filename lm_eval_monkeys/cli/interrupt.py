@@ -7,6 +7,7 @@ the samples in flight. SIGTERM (a scheduler's stop) is handled as Ctrl-C is.
 
 from __future__ import annotations
 
+import gc
 import shlex
 import signal
 from collections.abc import Iterator
@@ -39,14 +40,20 @@ def resumable(run_dir: Path | None, argv: list[str]) -> Iterator[None]:
     """Turn Ctrl-C and SIGTERM inside into ``Interrupted``, naming the samples kept in
     ``run_dir`` and the command (``argv``) that resumes the run."""
     previous = signal.signal(signal.SIGTERM, _raise_signalled)
+    stopped_by = None
     try:
         yield
     except KeyboardInterrupt:
-        raise Interrupted(_kept(run_dir, argv), signal.SIGINT) from None
+        stopped_by = signal.SIGINT
     except _Signalled:
-        raise Interrupted(_kept(run_dir, argv), signal.SIGTERM) from None
+        stopped_by = signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if stopped_by is not None:
+        # Free the abandoned frames now, so their progress bars close (and draw their
+        # last state) before our line, not after it at exit.
+        gc.collect()
+        raise Interrupted(_kept(run_dir, argv), stopped_by)
 
 
 def _kept(run_dir: Path | None, argv: list[str]) -> str:
