@@ -36,6 +36,7 @@ _VALID = re.compile(
 _NUMERAL = re.compile(r"-?\$?\s?-?\.?\d[\d,.]*(?:(?:[eE][+-]?|\^|\*\*|/|:)\d[\d,.]*)*")
 _STRICT = re.compile(r"####[ \t]*\n?([^\n]*)")
 _ANSWER_IS = re.compile(r"[Tt]he (?:final )?answer is:?([^\n]*?)(?:\.(?=\s|$)|$)", re.M)
+_CALCULATION = re.compile(r"<<[^<>\n]*>>")  # GSM8K's calculator notes: ``<<9*2=18>>18``
 _OR = re.compile(r"\b(?:or|either)\b", re.I)
 _JUST_OR = re.compile(r"\W*\bor\b\W*", re.I)  # "18 or 20", "18, or 20"
 MODES = ("strict", "flexible")
@@ -55,8 +56,9 @@ def normalize_number(text: str) -> str | None:
 
 
 def stated_number(statement: str) -> str | None:
-    """The number a final-answer statement names: its numerals must all be valid and one
-    value (``<<8=8>>8``), and it must not say "or"."""
+    """The number a final-answer statement names: its numerals (calculator notes aside)
+    must all be valid and one value, and it must not say "or"."""
+    statement = _CALCULATION.sub("", statement)
     if _OR.search(statement):
         return None
     return _one_value([normalize_number(n.rstrip(",.")) for n in _NUMERAL.findall(statement)])
@@ -103,9 +105,10 @@ def _last_number(text: str) -> str | None:
         before, last = last, numeral
     if last is None:
         return None
+    value = normalize_number(last.group().rstrip(",."))
     if before is not None and _JUST_OR.fullmatch(text, before.end(), last.start()):
-        return None
-    return normalize_number(last.group().rstrip(",."))
+        return _one_value([normalize_number(before.group().rstrip(",.")), value])
+    return value
 
 
 def gsm8k(options: str) -> GSM8KChecker:

@@ -54,7 +54,9 @@ _LINK = re.compile(r"(?<![\\<>!:])=|\\approx(?![A-Za-z])")
 # The answer as one LaTeX expression; no fallback to the numbers found inside it.
 _WHOLE_LATEX = [LatexExtractionConfig()]
 _INNER_DOLLAR = re.compile(r"(?<!\\)\$")
-_LIST_SEPARATOR = re.compile(r"(?<![\\{])[,;]")  # not the spaces ``\\,`` ``\\;``, nor ``{,}``
+# A list (``x = 1, x = 2``, ``x = 1 \\text{ or } x = 2``); not the spaces ``\\,``, ``\\;``
+# nor the thousands separator ``{,}``.
+_LIST_SEPARATOR = re.compile(r"(?<![\\{])[,;]|\\(?:text|mbox|textrm|mathrm)\{\s*(?:or|and)\s*\}")
 _DECIMAL = re.compile(r"\d*\.\d+")
 _TIMEOUT_S = 5
 # Fixed points at which free symbols are evaluated for grouping keys: distinct, far from
