@@ -21,6 +21,7 @@ from lm_eval_monkeys.verifiers.base import Verdict
 class Database(Protocol):
     """What the table needs of its file: a run store, or a ``VerdictFile``."""
 
+    path: Path
     db: sqlite3.Connection
     read_only: bool
 
@@ -69,13 +70,24 @@ class VerdictTable:
                 f"WHERE task = ? AND verifier = ? AND ({where})",
                 (task, verifier, *(x for key in chunk for x in key)),
             )
-            for target, answer, correct, status, details in rows:
-                found[keyed[(target, answer)]] = Verdict(
-                    bool(correct),
-                    status or ("correct" if correct else "wrong"),
-                    json.loads(details),
-                )
+            for target, answer, *row in rows:
+                found[keyed[(target, answer)]] = self._verdict(task, *row)
         return found
+
+    def _verdict(self, task: str, correct: object, status: object, details: object) -> Verdict:
+        """A cached row as a verdict; a damaged row is a one-line error, never a guess."""
+        try:
+            parsed = json.loads(details) if isinstance(details, str) else None
+        except json.JSONDecodeError:
+            parsed = None
+        if correct not in (0, 1) or not isinstance(status, str) or not isinstance(parsed, dict):
+            path = self.store.path
+            raise MonkeysError(
+                f"{path}: a cached verdict of {task} is damaged (correct {correct!r}, details "
+                f"not a JSON object); clear the cache with sqlite3 {path} 'DELETE FROM "
+                "verdicts' and rescore"
+            )
+        return Verdict(bool(correct), status or ("correct" if correct else "wrong"), parsed)
 
     def add(self, task: str, verifier: str, verdicts: Mapping[Pair, Verdict]) -> None:
         """Cache final verdicts of (target, answer) pairs (a pair judged twice keeps the first)."""
@@ -112,6 +124,7 @@ class VerdictFile:
     """A verdict cache of its own, for ``verify`` without a run store."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.read_only = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
