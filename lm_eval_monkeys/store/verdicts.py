@@ -80,14 +80,17 @@ class VerdictTable:
             parsed = json.loads(details) if isinstance(details, str) else None
         except json.JSONDecodeError:
             parsed = None
-        if correct not in (0, 1) or not isinstance(status, str) or not isinstance(parsed, dict):
-            path = self.store.path
-            raise MonkeysError(
-                f"{path}: a cached verdict of {task} is damaged (correct {correct!r}, details "
-                f"not a JSON object); clear the cache with sqlite3 {path} 'DELETE FROM "
-                "verdicts' and rescore"
-            )
-        return Verdict(bool(correct), status or ("correct" if correct else "wrong"), parsed)
+        if correct not in (0, 1):
+            damage = f"correct is {correct!r}, not 0 or 1"
+        elif not isinstance(status, str) or not isinstance(parsed, dict):
+            damage = "its status or details are not text and a JSON object"
+        else:
+            return Verdict(bool(correct), status or ("correct" if correct else "wrong"), parsed)
+        path = self.store.path
+        raise MonkeysError(
+            f"{path}: a cached verdict of {task} is damaged ({damage}); clear the cache with "
+            f"sqlite3 {path} 'DELETE FROM verdicts' and run the command again"
+        )
 
     def add(self, task: str, verifier: str, verdicts: Mapping[Pair, Verdict]) -> None:
         """Cache final verdicts of (target, answer) pairs (a pair judged twice keeps the first)."""

@@ -55,7 +55,7 @@ def normalize_number(text: str) -> str | None:
     return "-" + digits if negative and digits != "0" else digits
 
 
-def stated_number(statement: str) -> str | None:
+def _stated_number(statement: str) -> str | None:
     """The number a final-answer statement names: its numerals (calculator notes aside)
     must all be valid and one value, and it must not say "or"."""
     statement = _CALCULATION.sub("", statement)
@@ -85,7 +85,7 @@ class GSM8KChecker(AnswerChecker):
             return _one_value([normalize_number(s) for s in _STRICT.findall(completion)])
         statements = _ANSWER_IS.findall(completion)
         if statements:
-            return _one_value([stated_number(s) for s in statements])
+            return _one_value([_stated_number(s) for s in statements])
         return _last_number(completion)
 
     def target(self, doc: dict[str, Any]) -> str:

@@ -2,9 +2,10 @@
 
 The answer is taken from the Minerva format ("Final Answer: The final answer is X") or,
 failing that, the last ``\\boxed{}``. Only rewrites that cannot change its meaning are
-applied (surrounding whitespace, ``$`` delimiters, a trailing period); targets and answers
-are then parsed by math-verify's LaTeX reader as written, so equations, matrices,
-intervals, sets, tuples and text answers keep their structure.
+applied (surrounding whitespace, ``$`` delimiters, a trailing period, a trailing percent
+sign as MATH writes it); targets and answers are then parsed by math-verify's LaTeX reader
+as written, so equations, matrices, intervals, sets, tuples and text answers keep their
+structure.
 
 A hedged answer never matches: an answer is read whole or not at all (math-verify's
 fallback to the last number it can find, which reads ``18 \\lor 20`` or ``18 \\to 20`` as
