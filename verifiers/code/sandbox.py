@@ -241,6 +241,7 @@ class Program:
             "compile": asdict(COMPILE_LIMITS),
             "seccomp": filter_hex,
             "clone": system_call_number("clone"),
+            "scratch_bytes": _SCRATCH_BYTES,
         }
         with _sealed_file(source.encode("utf-8", "surrogatepass")) as source_fd:
             reply = runner.exchange(job, [source_fd], timeout_s=COMPILE_LIMITS.time_s + 30)
@@ -259,8 +260,7 @@ class Program:
         fcntl.fcntl(out_read, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)  # fewer wake-ups per MB read
         try:
             with _sealed_file(stdin.encode("utf-8", "surrogatepass")) as input_fd:
-                request = {**asdict(limits), "scratch_bytes": _SCRATCH_BYTES}
-                self._runner.send(request, [input_fd, out_write, err_write])
+                self._runner.send(asdict(limits), [input_fd, out_write, err_write])
         finally:
             os.close(out_write)  # the program's ends now: EOF when it and its children end
             os.close(err_write)

@@ -78,9 +78,18 @@ def main():
     program_filter = bytes.fromhex(job["seccomp"])
     if ISOLATED:  # what every test needs, tried once: a clear refusal, not lost tests
         try:
-            os.waitpid(fork_into_namespaces(job["clone"]) or os._exit(0), 0)
+            pid = fork_into_namespaces(job["clone"])
         except OSError as err:
             send(channel, {"error": None, "sandbox_error": f"no namespaces per test ({err})"})
+            return
+        if pid == 0:
+            try:
+                fresh_mounts(job["scratch_bytes"])
+                os._exit(0)
+            except BaseException:
+                os._exit(1)
+        if os.waitpid(pid, 0)[1] != 0:
+            send(channel, {"error": None, "sandbox_error": "no mounts of its own per test"})
             return
     program, error = prepare(job, source)
     send(channel, {"error": error})
@@ -91,7 +100,7 @@ def main():
             request, fds = receive(channel)
         except EOFError:
             return
-        outcome = run(program, request, fds, program_filter, job.get("clone"))
+        outcome = run(program, request, fds, program_filter, job)
         outcome["scratch_emptied"] = ISOLATED or empty_scratch()
         send(channel, outcome)
         if not outcome["scratch_emptied"]:
@@ -203,15 +212,19 @@ def fork_into_namespaces(clone_number):
     return pid
 
 
-def run(program, request, fds, program_filter, clone_number):
+def run(program, request, fds, program_filter, job):
     """The program on the received stdin/stdout/stderr; its exit status and usage."""
     started = time.monotonic()
     report_read, report_write = os.pipe2(os.O_CLOEXEC)
-    pid = fork_into_namespaces(clone_number) if ISOLATED else os.fork()
+    pid = fork_into_namespaces(job["clone"]) if ISOLATED else os.fork()
     if pid == 0:
         try:
             os.close(report_read)
-            test_init(program, request, fds, program_filter, report_write)
+            if ISOLATED:
+                fresh_mounts(job["scratch_bytes"])
+            else:
+                os.setsid()  # one group with the program: what kill_all_but_me ends
+            init_of_test(program, request, fds, program_filter, report_write)
         finally:
             os._exit(127)
     os.close(report_write)
@@ -243,17 +256,17 @@ def run(program, request, fds, program_filter, clone_number):
     }
 
 
-def test_init(program, request, fds, program_filter, report_fd):
-    """The test's init: fresh namespaces, then the program as its child; its report."""
-    if ISOLATED:
-        checked(LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None))
-        size = f"size={request['scratch_bytes']},mode=0755".encode()
-        for path in SCRATCH:
-            checked(LIBC.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size))
-        flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
-        checked(LIBC.mount(b"proc", b"/proc", b"proc", flags, None))
-    else:
-        os.setsid()  # one group with the program: what kill_all_but_me ends
+def fresh_mounts(scratch_bytes):
+    """In a test's new mount namespace: empty scratch mounts and a /proc of its pids."""
+    checked(LIBC.mount(None, b"/", None, MS_REC | MS_PRIVATE, None))
+    size = f"size={scratch_bytes},mode=0755".encode()
+    for path in SCRATCH:
+        checked(LIBC.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size))
+    checked(LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None))
+
+
+def init_of_test(program, request, fds, program_filter, report_fd):
+    """The test's init: the program as its child; writes the program's report."""
     pid = os.fork()
     if pid == 0:
         try:

@@ -124,7 +124,7 @@ _ERRNO_EPERM = 0x00050000 | 1
 _ERRNO_ENOSYS = 0x00050000 | 38
 # Offsets in struct seccomp_data; an argument's low 32 bits (little-endian machines)
 _ARCH_OFFSET, _NUMBER_OFFSET, _FIRST_ARGUMENT, _SECOND_ARGUMENT = 4, 0, 16, 24
-_Instruction = tuple[int, str | int, str | int, int]  # jump targets by label, or 0
+_Instruction = tuple[int | str, str | int, str | int, int]  # opcode or label; jump targets
 
 
 def program_filter(machine: str | None = None, *, single_process: bool = False) -> bytes:
@@ -198,6 +198,6 @@ def _assemble(program: list[_Instruction]) -> bytes:
     records = []
     for index, (opcode, if_true, if_false, value) in enumerate(placed):
         jumps = [jump(index, if_true), jump(index, if_false)]
-        assert all(jump < 256 for jump in jumps), "a BPF jump reaches 255 ahead at most"
+        assert all(offset < 256 for offset in jumps), "a BPF jump reaches 255 ahead at most"
         records.append(struct.pack("=HBBI", opcode, jumps[0], jumps[1], value))
     return b"".join(records)
