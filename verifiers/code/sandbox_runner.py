@@ -5,19 +5,20 @@ It holds the program and nothing else: no test's input stays in it and no expect
 ever reaches it. It makes itself non-dumpable (so the program, the same uid, can neither
 ptrace it nor read its ``/proc/1/mem`` or ``environ``), compiles the program once (a
 binary is then kept in a sealed in-memory file, which no test can replace or change),
-then for each test receives the input and two pipe ends as file descriptors and starts
-the test in namespaces of its own: a new pid namespace whose init (a fork of this
-process) mounts a fresh ``/tmp``, ``/dev/shm`` and ``/proc`` in a new mount namespace,
-with a new IPC namespace (SysV and POSIX message queues, semaphores), and forks the
-program. The program drops every capability, applies rlimits and the seccomp filter and
-becomes the program: it execs the binary, or runs the Python code object compiled here
-(a fork of this process, which holds nothing worth reading, costs ~2 ms where a fresh
-interpreter costs ~15 ms per test). So each test starts from the same state, and the
-program cannot see this process (it is outside the program's pid namespace), so it can
-neither signal nor limit it. When the test's init ends, the kernel ends everything in
-its namespaces and frees their mounts. The checker, outside the sandbox, reads the
-output, enforces its cap and judges. Standard library only: it runs under the system
-interpreter with ``-I -S``.
+then for each test receives the input and two pipe ends as file descriptors and forks
+into namespaces of its own: the child is pid 1 of a new pid namespace, in new mount and
+IPC namespaces (SysV and POSIX message queues, semaphores); it mounts a fresh ``/tmp``,
+``/dev/shm`` and ``/proc``, drops every capability, applies rlimits and the seccomp
+filter and becomes the program: it execs the binary, or runs the Python code object
+compiled here (a fork of this process, which holds nothing worth reading, costs ~2 ms
+where a fresh interpreter costs ~15 ms per test). So each test starts from the same
+state, and the program cannot see this process (it is outside the program's pid
+namespace), so it can neither signal nor limit it. When the program ends, the kernel
+ends everything in its namespaces and frees their mounts. (As a pid 1, the program
+ignores the signals it sends itself without a handler, as every init does: ``abort()``
+ends in SIGSEGV instead of SIGABRT, a runtime error either way.) The checker, outside
+the sandbox, reads the output, enforces its cap and judges. Standard library only: it
+runs under the system interpreter with ``-I -S``.
 
 Unsandboxed (argv[2], a private directory; only for trusted code) there are no
 namespaces: the program runs in that directory, which is emptied after each test.
@@ -33,7 +34,6 @@ import select
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -48,7 +48,6 @@ CLONE_NEWNS, CLONE_NEWIPC, CLONE_NEWPID = 0x00020000, 0x08000000, 0x20000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 BINARY_FD = 3  # where a program's binary sits in its process until execve
-REPORT = struct.Struct("=iddq")  # the program's wait status, user and system CPU s, maxrss KiB
 LIBC = ctypes.CDLL(None, use_errno=True)
 HOLDING_THE_GIL = ctypes.PyDLL(None, use_errno=True)  # a raw clone must not release it
 ISOLATED = os.getpid() == 1  # in the sandbox (a pid namespace of its own): tests isolated
@@ -215,44 +214,35 @@ def fork_into_namespaces(clone_number):
 def run(program, request, fds, program_filter, job):
     """The program on the received stdin/stdout/stderr; its exit status and usage."""
     started = time.monotonic()
-    report_read, report_write = os.pipe2(os.O_CLOEXEC)
     pid = fork_into_namespaces(job["clone"]) if ISOLATED else os.fork()
     if pid == 0:
         try:
-            os.close(report_read)
             if ISOLATED:
                 fresh_mounts(job["scratch_bytes"])
             else:
-                os.setsid()  # one group with the program: what kill_all_but_me ends
-            init_of_test(program, request, fds, program_filter, report_write)
+                os.setsid()  # its own group: what kill_all_but_me ends
+            become_program(program, request, fds, program_filter)
         finally:
             os._exit(127)
-    os.close(report_write)
     for fd in fds:
         os.close(fd)
     pidfd = os.pidfd_open(pid)
     exited, _, _ = select.select([pidfd], [], [], request["time_s"])
     os.close(pidfd)
     kill_all_but_me(pid)
-    os.waitpid(pid, 0)  # with it, its pid namespace and mounts are gone
+    _, status, usage = os.wait4(pid, 0)  # with it, its namespaces and mounts are gone
     elapsed = time.monotonic() - started
-    while True:  # orphans of the program are this process's children now
+    while True:  # unsandboxed, orphans of the program are this process's children now
         try:
             os.waitpid(-1, 0)
         except ChildProcessError:
             break
-    with os.fdopen(report_read, "rb") as handle:
-        report = handle.read(REPORT.size)
-    # Without a report the program ended its own test's init (with prlimit, say): killed.
-    status, user, system, maxrss = (
-        REPORT.unpack(report) if len(report) == REPORT.size else (signal.SIGKILL, 0.0, 0.0, 0)
-    )
     return {
         "status": status,
         "timed_out": not exited,
         "time_s": elapsed,
-        "cpu_s": user + system,
-        "maxrss_bytes": maxrss * 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "maxrss_bytes": usage.ru_maxrss * 1024,
     }
 
 
@@ -263,20 +253,6 @@ def fresh_mounts(scratch_bytes):
     for path in SCRATCH:
         checked(LIBC.mount(b"tmpfs", path.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, size))
     checked(LIBC.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None))
-
-
-def init_of_test(program, request, fds, program_filter, report_fd):
-    """The test's init: the program as its child; writes the program's report."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            become_program(program, request, fds, program_filter)
-        finally:
-            os._exit(127)
-    for fd in fds:
-        os.close(fd)
-    _, status, usage = os.wait4(pid, 0)
-    os.write(report_fd, REPORT.pack(status, usage.ru_utime, usage.ru_stime, usage.ru_maxrss))
 
 
 def become_program(program, request, fds, program_filter):
