@@ -361,7 +361,9 @@ def test_a_problem_that_the_attacks_target_accepts_a_correct_program(checker: Co
 
 
 def ours_in_tmp() -> list[str]:
-    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith("monkeys-")]
+    """What the code checker makes in /tmp (other tests running beside these make
+    other ``monkeys-*`` entries there)."""
+    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith("monkeys-code-")]
 
 
 def shared_directory(root: Path, owner: int = 0, mode: int = 0o755) -> Path:

@@ -125,7 +125,8 @@ def send(channel, payload):
 
 
 def prepare(job, source):
-    """The program (a binary's path or a Python code object), or a compilation error."""
+    """The program (a sealed binary's descriptor or a Python code object), or a
+    compilation error."""
     if job["language"] == "python":
         try:
             return compile(source, "solution.py", "exec"), None
@@ -147,14 +148,13 @@ def prepare(job, source):
             timeout=limits["time_s"],
             preexec_fn=lambda: compiler_process(limits),
         )
+        if done.returncode != 0:
+            return None, done.stderr.decode("utf-8", "replace")
+        return sealed_copy(path), None
     except subprocess.TimeoutExpired:
         return None, f"compilation exceeded {limits['time_s']} s"
     finally:
-        binary = sealed_copy(path) if os.path.exists(path) else None
         shutil.rmtree(PROGRAM_DIR, ignore_errors=True)
-    if done.returncode != 0 or binary is None:
-        return None, done.stderr.decode("utf-8", "replace")
-    return binary, None
 
 
 def sealed_copy(path):
