@@ -80,9 +80,8 @@ def test_hub_config_imports_matches_and_audits(tmp_path: Path, data_dir: Path) -
         (1,),
         (2,),
     ]
-    assert store_rows(run, "SELECT completion FROM samples WHERE doc_id = 1 AND sample_idx = 2") == [
-        ("",)
-    ]
+    not_text = "SELECT completion FROM samples WHERE doc_id = 1 AND sample_idx = 2"
+    assert store_rows(run, not_text) == [("",)]
     (record,) = store_rows(run, "SELECT record FROM records")
     record = json.loads(record[0])
     assert record["task"] == "monkeys_gsm8k" and record["verifier"] == "gsm8k"
