@@ -148,7 +148,13 @@ def test_a_signal_ends_a_run_with_what_was_kept_and_how_to_resume(
         *("--output_path", str(run_dir)),
     ]
     process = subprocess.Popen(
-        ["lm-eval-monkeys", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ["lm-eval-monkeys", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # As in a terminal: a test runner started in the background ignores SIGINT, and
+        # its children would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 1500  # a hang guard only
     while stored_samples(run_dir) == 0 and process.poll() is None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 import gc
 import shlex
 import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -35,14 +34,13 @@ def _raise_signalled(signal_number: int, frame: FrameType | None) -> None:
     raise _Signalled
 
 
-@contextmanager
-def resumable(run_dir: Path | None, argv: list[str]) -> Iterator[None]:
-    """Turn Ctrl-C and SIGTERM inside into ``Interrupted``, naming the samples kept in
-    ``run_dir`` and the command (``argv``) that resumes the run."""
+def run_resumably(run: Callable[[], object], run_dir: Path | None, argv: list[str]) -> None:
+    """Call ``run``; turn Ctrl-C and SIGTERM during it into ``Interrupted``, naming the
+    samples kept in ``run_dir`` and the command (``argv``) that resumes the run."""
     previous = signal.signal(signal.SIGTERM, _raise_signalled)
     stopped_by = None
     try:
-        yield
+        run()
     except KeyboardInterrupt:
         stopped_by = signal.SIGINT
     except _Signalled:
@@ -50,8 +48,8 @@ def resumable(run_dir: Path | None, argv: list[str]) -> Iterator[None]:
     finally:
         signal.signal(signal.SIGTERM, previous)
     if stopped_by is not None:
-        # Free the abandoned frames now, so their progress bars close (and draw their
-        # last state) before our line, not after it at exit.
+        # The exception is gone here, so the frames it held can be freed now: their
+        # progress bars close (and draw their last state) before our line, not after.
         gc.collect()
         raise Interrupted(_kept(run_dir, argv), stopped_by)
 

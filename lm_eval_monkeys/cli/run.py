@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lm_eval_monkeys.cli.interrupt import resumable
+from lm_eval_monkeys.cli.interrupt import run_resumably
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store import check_writer
 from lm_eval_monkeys.store.shards import Shard, bind_shard, parse_shard
@@ -100,8 +100,7 @@ def _execute(rest: list[str], own: argparse.Namespace, argv: list[str]) -> None:
     run_dir = _run_dir(args)
     _check(args, run_dir, own.shard)
     _give_settings(args, run_dir, own)
-    with resumable(run_dir, argv):
-        cli.execute(args)
+    run_resumably(lambda: cli.execute(args), run_dir, argv)
     predict_only = getattr(args, "predict_only", False)  # nothing judged, no table
     if run_dir is not None and not predict_only and (run_dir / "samples.sqlite").is_file():
         from lm_eval_monkeys.cli.table import metric_table
