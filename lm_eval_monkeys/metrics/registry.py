@@ -150,7 +150,7 @@ def _lookup(name: str) -> _Registered:
 def needs_votes(names: Sequence[str]) -> bool:
     """Whether any of these metrics reads vote classes: grouping answers by equivalence
     (math-verify calls for MATH) is skipped for the others."""
-    return any(_METRICS[name].needs_votes for name in names)
+    return any(_lookup(name).needs_votes for name in names)
 
 
 def problem_curves(summary: ProblemSummary, ks: Sequence[int], names: Sequence[str]) -> Curves:
