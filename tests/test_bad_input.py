@@ -70,6 +70,45 @@ def test_a_store_without_tables(tmp_path: Path) -> None:
     one_line_error(run_cli("rescore", str(tmp_path)), "not a run store", "samples")
 
 
+def test_a_store_of_an_earlier_schema_is_one_line(good_run: Path, tmp_path: Path) -> None:
+    """A schema-1 store (tables created lazily, verdicts without status) is refused by
+    every reader and writer with one line, and left as it was."""
+    run_dir = copy_run(good_run, tmp_path / "run")
+    path = run_dir / "samples.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE rewards")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()  # the last connection: the change is checkpointed into the file
+    before = path.read_bytes()
+    for command in (["rescore", str(run_dir)], ["export", str(run_dir)]):
+        one_line_error(run_cli(*command), "not a run store of this version", "schema 1")
+    resumed = run_cli(
+        *("--model", "monkeys-synthetic", "--tasks", "monkeys_gsm8k", "--limit", "2"),
+        *("--repeats", "4", "--output_path", str(run_dir)),
+    )
+    one_line_error(resumed, "schema 1", "reads 2")
+    assert path.read_bytes() == before
+
+
+def test_a_verdict_cache_of_an_earlier_schema_is_one_line(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    with sqlite3.connect(cache / "verdicts.sqlite") as db:  # schema 1: no status, no details
+        db.execute(
+            "CREATE TABLE verdicts (task TEXT, verifier TEXT, target TEXT, answer TEXT, "
+            "correct INTEGER, PRIMARY KEY (task, verifier, target, answer))"
+        )
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(json.dumps({"doc": {"answer": "#### 4"}, "completion": "#### 4"}) + "\n")
+    result = run_cli(
+        *("verify", "--task", "monkeys_gsm8k", "--input", str(lines)),
+        *("--output", str(tmp_path / "out")),
+        env={"MONKEYS_CACHE_DIR": str(cache)},
+    )
+    one_line_error(result, "not a verdict cache of this version", "delete it")
+
+
 @pytest.mark.parametrize(
     ("table", "update"),
     [

@@ -29,8 +29,7 @@ from lm_eval_monkeys.metrics import check_metric, default_ks, problem_curves
 from lm_eval_monkeys.scoring import VerdictResolver
 from lm_eval_monkeys.scoring.rescore import scored_problems, task_scoring
 from lm_eval_monkeys.store import SampleStore
-
-DEFAULT_METRICS = ("coverage", "majority")
+from lm_eval_monkeys.task_configs import DEFAULT_METRICS
 
 
 @dataclass(frozen=True)
@@ -184,9 +183,9 @@ def read_facts(run_dir: Path, verifier: str | None) -> dict[str, TaskFacts]:
     found = {}
     with SampleStore(run_dir, writer=False) as store:
         for task in store.tasks():
-            prompts = {d: str(h) for d, h in store.read(_PROMPTS, (task,))}
+            prompts = {d: str(h) for d, h in store.database.read(_PROMPTS, (task,))}
             counts = dict.fromkeys(prompts, 0)
-            counts.update((d, int(count)) for d, count in store.read(_COUNTS, (task,)))
+            counts.update((d, int(count)) for d, count in store.database.read(_COUNTS, (task,)))
             scoring = task_scoring(store, task, verifier)
             scoring.checker.close()
             record = scoring.record

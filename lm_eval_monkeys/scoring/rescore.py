@@ -32,8 +32,7 @@ from lm_eval_monkeys.scoring.stored_rewards import (
     stored_reward_model,
     with_stored_rewards,
 )
-from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord
-from lm_eval_monkeys.task_configs import installed_metadata
+from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord, installed_record
 from lm_eval_monkeys.verifiers import Checker, get_verifier
 
 logger = logging.getLogger(__name__)
@@ -74,32 +73,15 @@ class TaskScoring:
 
 def task_scoring(store: SampleStore, task: str, verifier: str | None = None) -> TaskScoring:
     """The run's own checker and metrics for ``task`` (from its run record), or the
-    checker asked for; a store written before records falls back to the installed config."""
+    checker asked for; a task without a record is scored as its installed config says."""
     record = store.records.get(task)
-    if record is not None:
-        spec = verifier or record.verifier
-        if verifier and verifier != record.verifier:
-            logger.warning(
-                "%s: verifying with %s instead of the run's %s", task, verifier, record.verifier
-            )
-        metrics = record.metrics
-    else:
-        installed = installed_metadata().get(task, {})
-        spec = verifier or installed.get("verifier")
-        if not spec:
-            raise MonkeysError(
-                f"{store.run_dir} has no run record for {task} and no installed config "
-                "names its checker; pass --verifier NAME"
-            )
-        if not verifier:
-            logger.warning(
-                "%s has no run record (a store written before records): assuming the "
-                "installed config's checker %s",
-                task,
-                spec,
-            )
-        metrics = tuple(installed.get("metrics") or ("coverage", "majority"))
-    own = tuple(m for m in metrics if not needs_rewards(check_metric(m)))
+    if record is not None and verifier and verifier != record.verifier:
+        logger.warning(
+            "%s: verifying with %s instead of the run's %s", task, verifier, record.verifier
+        )
+    source = record or installed_record(task, verifier)
+    spec = verifier or source.verifier
+    own = tuple(m for m in source.metrics if not needs_rewards(check_metric(m)))
     return TaskScoring(get_verifier(spec, task), own, record)
 
 
@@ -231,7 +213,7 @@ def rescore_run(
     with a notice, when the directory is read-only)."""
     with SampleStore(run_dir, writer=False) as store:
         results = rescore_store(store, verifier, ks, on_problem, backend, reward_model, metrics)
-        read_only = store.read_only
+        read_only = store.database.read_only
     if read_only:
         logger.warning("%s is read-only: %s not written", run_dir, RESCORE_FILE)
         return results

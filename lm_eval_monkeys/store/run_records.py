@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
+import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.task_configs import DEFAULT_METRICS, installed_configs
 
 if TYPE_CHECKING:
     from lm_eval_monkeys.store.core import SampleStore
 
+logger = logging.getLogger(__name__)
+
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (task TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE records (task TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -71,10 +74,7 @@ class RecordTable:
         self.store = store
 
     def get(self, task: str) -> TaskRecord | None:
-        try:
-            rows = self.store.read("SELECT record FROM records WHERE task = ?", (task,))
-        except sqlite3.OperationalError:  # a store written before run records
-            return None
+        rows = self.store.database.read("SELECT record FROM records WHERE task = ?", (task,))
         if not rows:
             return None
         try:
@@ -86,10 +86,7 @@ class RecordTable:
             ) from None
 
     def all(self) -> dict[str, TaskRecord]:
-        try:
-            tasks = [r[0] for r in self.store.read("SELECT task FROM records")]
-        except sqlite3.OperationalError:
-            return {}
+        tasks = [r[0] for r in self.store.database.read("SELECT task FROM records")]
         return {task: record for task in tasks if (record := self.get(task)) is not None}
 
     def bind(self, record: TaskRecord) -> None:
@@ -120,10 +117,41 @@ class RecordTable:
                 }
             )
 
-        def upsert() -> None:
-            self.store.db.execute(SCHEMA)
-            self.store.db.execute(
+        self.store.database.write(
+            lambda: self.store.database.connection.execute(
                 "INSERT OR REPLACE INTO records VALUES (?, ?)", (record.task, record.to_json())
             )
+        )
 
-        self.store.write(upsert)
+
+def installed_record(task: str, checker: str | None = None) -> TaskRecord:
+    """What a task without a run record is scored by: a store written through the
+    ``SampleStore`` API records none. Its checker (``checker`` if given), metrics and
+    zero-shot prompt are read off the installed config; k and the prompt's identity are
+    unknown (0 and empty)."""
+    config = installed_configs().get(task, {})
+    metadata = config.get("metadata") or {}
+    spec = checker or metadata.get("verifier")
+    if not spec:
+        raise MonkeysError(
+            f"{task} has no run record and no installed config names its checker; score "
+            "runs of the installed monkeys_* tasks, or rescore with --verifier NAME"
+        )
+    if not checker:
+        logger.warning(
+            "%s has no run record (a store written through the API): scoring it as its "
+            "installed config says (checker %s)",
+            task,
+            spec,
+        )
+    doc_to_text = config.get("doc_to_text")
+    return TaskRecord(
+        task=task,
+        verifier=spec,
+        repeats=0,
+        ks=(),
+        metrics=tuple(metadata.get("metrics") or DEFAULT_METRICS),
+        reward_prompt=doc_to_text
+        if isinstance(doc_to_text, dict)
+        else {"template": str(doc_to_text or "")},
+    )

@@ -9,32 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.store.database import Database
 from lm_eval_monkeys.verifiers.base import Verdict
-
-
-class Database(Protocol):
-    """What the table needs of its file: a run store, or a ``VerdictFile``."""
-
-    db: sqlite3.Connection
-    read_only: bool
-
-    def write(self, action: Callable[[], object]) -> None: ...
-
-    def read(self, sql: str, args: Sequence[object] = ()) -> list[Any]: ...
-
 
 Pair = tuple[str, str]  # (target key, answer key)
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS verdicts (
+CREATE TABLE verdicts (
     task TEXT NOT NULL, verifier TEXT NOT NULL, target TEXT NOT NULL, answer TEXT NOT NULL,
-    correct INTEGER NOT NULL, status TEXT NOT NULL DEFAULT '', details TEXT NOT NULL DEFAULT '{}',
+    correct INTEGER NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL,
     PRIMARY KEY (task, verifier, target, answer)
 ) WITHOUT ROWID;
 """
@@ -47,34 +34,26 @@ def digest(text: str) -> str:
 
 
 class VerdictTable:
-    """The ``verdicts`` table of one store (or verdict file)."""
+    """The ``verdicts`` table of a database: a run store's, or a ``VerdictFile``'s."""
 
-    def __init__(self, store: Database) -> None:
-        self.store = store
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
     def known(self, task: str, verifier: str, pairs: Sequence[Pair]) -> dict[Pair, Verdict]:
         """Cached verdicts of (target, answer) pairs; pairs never judged are left out."""
         keyed = {(digest(t), digest(a)): (t, a) for t, a in pairs}
         keys = list(keyed)
         found: dict[Pair, Verdict] = {}
-        columns = self._columns()
-        if not columns:
-            return found
-        extra = ", status, details" if "status" in columns else ", '', '{}'"
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
             where = " OR ".join(["(target = ? AND answer = ?)"] * len(chunk))
-            rows = self.store.read(
-                f"SELECT target, answer, correct{extra} FROM verdicts "
+            rows = self.database.read(
+                "SELECT target, answer, correct, status, details FROM verdicts "
                 f"WHERE task = ? AND verifier = ? AND ({where})",
                 (task, verifier, *(x for key in chunk for x in key)),
             )
             for target, answer, correct, status, details in rows:
-                found[keyed[(target, answer)]] = Verdict(
-                    bool(correct),
-                    status or ("correct" if correct else "wrong"),
-                    json.loads(details),
-                )
+                found[keyed[(target, answer)]] = Verdict(bool(correct), status, json.loads(details))
         return found
 
     def add(self, task: str, verifier: str, verdicts: Mapping[Pair, Verdict]) -> None:
@@ -84,24 +63,13 @@ class VerdictTable:
             for (t, a), v in verdicts.items()
             if v.final
         ]
-        if not rows or self.store.read_only:  # a read-only run still scores, caching nothing
+        if not rows or self.database.read_only:  # a read-only run still scores, caching nothing
             return
-
-        def insert() -> None:
-            db = self.store.db
-            db.execute(SCHEMA)
-            if "status" not in self._columns():  # a table from before verdicts had details
-                db.execute("ALTER TABLE verdicts ADD COLUMN status TEXT NOT NULL DEFAULT ''")
-                db.execute("ALTER TABLE verdicts ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
-            db.executemany("INSERT OR IGNORE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-        self.store.write(insert)
-
-    def _columns(self) -> set[str]:
-        try:
-            return {row[1] for row in self.store.read("PRAGMA table_info(verdicts)")}
-        except sqlite3.DatabaseError:
-            return set()
+        self.database.write(
+            lambda: self.database.connection.executemany(
+                "INSERT OR IGNORE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        )
 
 
 def _details(verdict: Verdict) -> str:
@@ -112,32 +80,19 @@ class VerdictFile:
     """A verdict cache of its own, for ``verify`` without a run store."""
 
     def __init__(self, path: Path) -> None:
-        self.read_only = False
+        fix = "set MONKEYS_CACHE_DIR to a writable directory"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(
-                path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(SCHEMA)
-        except (OSError, sqlite3.DatabaseError) as err:
-            raise MonkeysError(
-                f"cannot use the verdict cache {path} ({err}); set MONKEYS_CACHE_DIR to a "
-                "writable directory"
-            ) from None
-        self.table = VerdictTable(self)
-
-    def read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
-        return self.db.execute(sql, args).fetchall()
-
-    def write(self, action: Callable[[], object]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            action()
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        except OSError as err:
+            raise MonkeysError(f"cannot use the verdict cache {path} ({err}); {fix}") from None
+        self.database = Database(
+            path,
+            SCHEMA,
+            kind="verdict cache",
+            writable_fix=fix,
+            outdated_fix=f"delete it (a cache: its verdicts are judged again) or {fix}",
+        )
+        self.table = VerdictTable(self.database)
 
     def close(self) -> None:
-        self.db.close()
+        self.database.close()

@@ -7,8 +7,7 @@ from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics import check_metric, default_ks, metric_families
-
-DEFAULT_METRICS = ("coverage", "majority")
+from lm_eval_monkeys.task_configs import DEFAULT_METRICS
 
 
 def parse_repeats(value: Any) -> int:
