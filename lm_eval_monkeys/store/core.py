@@ -12,7 +12,6 @@ count (what merging checks). Tables of their own: each task's run record
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store.database import Database
 from lm_eval_monkeys.store.reward_table import SCHEMA as REWARDS_SCHEMA
@@ -64,7 +64,7 @@ class Sample:
 
 def prompt_hash(context: str, gen_kwargs: dict[str, Any]) -> str:
     payload = json.dumps([context, gen_kwargs], sort_keys=True, default=str)
-    return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return short_digest(payload)
 
 
 class SampleStore:

@@ -9,12 +9,12 @@ the task up again in whatever task configs happen to be installed.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.task_configs import DEFAULT_METRICS, installed_configs
 
@@ -43,7 +43,7 @@ class TaskRecord:
     @property
     def prompt_digest(self) -> str:
         payload = json.dumps(self.prompt, sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return short_digest(payload)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)

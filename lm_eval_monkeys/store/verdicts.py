@@ -7,11 +7,11 @@ whose rules change changes its target keys. Verdicts keep their status and detai
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store.database import Database
 from lm_eval_monkeys.verifiers.base import Verdict
@@ -28,11 +28,6 @@ CREATE TABLE verdicts (
 _LOOKUP_CHUNK = 400  # pairs per query (SQLite's bound-parameter limit)
 
 
-def digest(text: str) -> str:
-    """A short, stable key for any text (undecodable surrogates included)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
 class VerdictTable:
     """The ``verdicts`` table of a database: a run store's, or a ``VerdictFile``'s."""
 
@@ -41,7 +36,7 @@ class VerdictTable:
 
     def known(self, task: str, verifier: str, pairs: Sequence[Pair]) -> dict[Pair, Verdict]:
         """Cached verdicts of (target, answer) pairs; pairs never judged are left out."""
-        keyed = {(digest(t), digest(a)): (t, a) for t, a in pairs}
+        keyed = {(short_digest(t), short_digest(a)): (t, a) for t, a in pairs}
         keys = list(keyed)
         found: dict[Pair, Verdict] = {}
         for start in range(0, len(keys), _LOOKUP_CHUNK):
@@ -59,7 +54,15 @@ class VerdictTable:
     def add(self, task: str, verifier: str, verdicts: Mapping[Pair, Verdict]) -> None:
         """Cache final verdicts of (target, answer) pairs (a pair judged twice keeps the first)."""
         rows = [
-            (task, verifier, digest(t), digest(a), int(v.correct), v.status, _details(v))
+            (
+                task,
+                verifier,
+                short_digest(t),
+                short_digest(a),
+                int(v.correct),
+                v.status,
+                _details(v),
+            )
             for (t, a), v in verdicts.items()
             if v.final
         ]

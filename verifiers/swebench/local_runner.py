@@ -14,7 +14,6 @@ kept per distinct patch.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.code.sandbox import Sandbox, shared_dir
 from lm_eval_monkeys.verifiers.swebench.environments import (
@@ -158,8 +158,7 @@ class LocalRunner:
         return {**grade(instance, plan.spec, output, code), "log": str(log)}
 
     def log_path(self, instance: dict[str, Any], patch: str) -> Path:
-        digest = hashlib.sha256(patch.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        path = self.workdir / "logs" / instance["instance_id"] / f"{digest}.log"
+        path = self.workdir / "logs" / instance["instance_id"] / f"{short_digest(patch)}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
