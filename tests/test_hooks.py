@@ -14,7 +14,7 @@ from conftest import run_cli
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.scoring import score_completions
-from lm_eval_monkeys.verifiers import Checker, get_verifier
+from lm_eval_monkeys.verifiers import Checker, get_checker
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = {"question": "2+2?", "answer": "2 + 2 = 4\n#### 4"}
@@ -32,7 +32,7 @@ def correct(checker: Checker, answers: list[str]) -> list[bool]:
 
 
 def test_readme_example_hook_verifies_through_a_real_process() -> None:
-    checker = get_verifier(f"command:{sys.executable} {REPO / 'examples/hook_verifier.py'}")
+    checker = get_checker(f"command:{sys.executable} {REPO / 'examples/hook_verifier.py'}")
     scored = score_completions(checker, DOC, COMPLETIONS)
     assert scored.correct == [True, False, True, False]
     assert scored.summary.c == 2 and scored.summary.class_sizes == (2, 1, 1)
@@ -54,7 +54,7 @@ for line in sys.stdin:
         batch = []
 """,
     )
-    checker = get_verifier(spec, task="monkeys_gsm8k")
+    checker = get_checker(spec, task="monkeys_gsm8k")
     verdicts = correct(checker, ["#### 4", "#### 5", "4!"])
     assert verdicts == [True, False, True]
 
@@ -73,7 +73,7 @@ for line in sys.stdin:
     print(json.dumps({{"id": r["id"], "correct": r["completion"] == "crash"}}), flush=True)
 """,
     )
-    checker = get_verifier(spec)
+    checker = get_checker(spec)
     assert correct(checker, ["ok", "crash"]) == [False, True]
     assert marker.exists()
 
@@ -90,13 +90,13 @@ for line in sys.stdin:
     print(json.dumps({"id": r["id"], "correct": True}), flush=True)
 """,
     )
-    checker = get_verifier(spec)
+    checker = get_checker(spec)
     checker.timeout_s = 2
     assert correct(checker, ["fine", "hang"]) == [True, False]
 
 
 def test_a_missing_command_is_a_clear_error() -> None:
-    checker = get_verifier("command:/nonexistent/verifier --flag")
+    checker = get_checker("command:/nonexistent/verifier --flag")
     with pytest.raises(MonkeysError, match="cannot start verifier hook"):
         correct(checker, ["x"])
 
@@ -133,7 +133,7 @@ def service() -> Iterator[tuple[str, list]]:
 
 def test_http_hook_posts_batches_and_matches_ids(service: tuple[str, list]) -> None:
     url, received = service
-    checker = get_verifier(f"{url}/verify", task="monkeys_gsm8k")
+    checker = get_checker(f"{url}/verify", task="monkeys_gsm8k")
     answers = [f"#### {i}" for i in range(100)]
     verdicts = correct(checker, answers)
     assert verdicts == [a.endswith("4") for a in answers]
@@ -143,7 +143,7 @@ def test_http_hook_posts_batches_and_matches_ids(service: tuple[str, list]) -> N
 
 def test_http_hook_failure_is_a_clear_error(service: tuple[str, list]) -> None:
     url, _ = service
-    checker = get_verifier(f"{url}/broken")
+    checker = get_checker(f"{url}/broken")
     with pytest.raises(MonkeysError, match="failed twice"):
         correct(checker, ["#### 4"])
 

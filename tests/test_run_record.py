@@ -60,7 +60,7 @@ def test_the_store_records_the_runs_checker_and_prompt(hook_run: tuple[Path, Pat
     with sqlite3.connect(run_dir / "samples.sqlite") as db:
         (text,) = db.execute("SELECT record FROM records WHERE task = 'monkeys_gsm8k'").fetchone()
     record = json.loads(text)
-    assert record["verifier"] == spec
+    assert record["checker_spec"] == spec
     assert record["repeats"] == 4 and record["ks"] == [1, 2, 4]
     assert record["metrics"] == ["coverage", "majority"]
     assert record["prompt"]["num_fewshot"] == 5

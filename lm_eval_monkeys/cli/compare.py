@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
         metrics=metrics,
         ks=reported_ks(args.ks),
         also_ks=[c.k for c in conditions],
-        verifier=args.verifier,
+        checker_spec=args.verifier,
         intersection=args.intersection,
         different_prompts=args.different_prompts,
         alpha=args.alpha,

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
         params=params,
         target=args.target,
         budget=Budget.parse(args.budget) if args.budget else None,
-        verifier=args.verifier,
+        checker_spec=args.verifier,
         ks=reported_ks(args.ks),
         reward_model=args.reward_model,
         metrics=metric_list(args.metrics),

@@ -17,7 +17,7 @@ def metric_table(results: Mapping[str, TaskResult]) -> str:
         if not ks:
             continue
         lines = [
-            f"{task} ({result.problems} problems, verifier {result.verifier})",
+            f"{task} ({result.problems} problems, checker {result.checker_spec})",
             "  " + f"{'k':>6}" + "".join(f"{n + '@k':>14}" for n in names),
         ]
         for k in ks:

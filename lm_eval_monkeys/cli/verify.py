@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from lm_eval_monkeys.scoring.verify import verify_file
-    from lm_eval_monkeys.verifiers import get_verifier
+    from lm_eval_monkeys.verifiers import get_checker
 
     dirs = [TASK_DIR, *([args.include_path] if args.include_path else [])]
     known = {t: m["verifier"] for t, m in installed_metadata(dirs).items() if m.get("verifier")}
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
             "(or pass --include_path DIR for your own configs, or --verifier NAME)"
         )
     spec = args.verifier or known[args.task]
-    checker = get_verifier(spec, args.task)
+    checker = get_checker(spec, args.task)
     try:
         with backend(args) as chosen:
             lines, correct = verify_file(args.input, args.output, checker, chosen)

@@ -97,7 +97,7 @@ def build_report(
     params: Mapping[str, float] | None = None,
     target: float = 0.9,
     budget: Budget | None = None,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
     reward_model: str | None = None,
     metrics: Sequence[str] | None = None,
@@ -127,7 +127,7 @@ def build_report(
             runs = []
             for store, label in zip(stores, labels, strict=True):
                 try:
-                    runs.append(read_run(store, label, verifier, ks, reward_model, metrics))
+                    runs.append(read_run(store, label, checker_spec, ks, reward_model, metrics))
                 except MonkeysError as err:
                     report.warnings.append(f"{label}: left out of the report: {err}")
     finally:
@@ -138,7 +138,7 @@ def build_report(
     comparison = None
     if len(runs) > 1:
         with clock("paired comparisons"):
-            comparison = _compare(runs, verifier, ks, report.warnings)
+            comparison = _compare(runs, checker_spec, ks, report.warnings)
     standings = _standings(comparison)
 
     with clock("fits, forecasts, bootstrap"):
@@ -327,14 +327,14 @@ def _units(results: list[TaskAnalysis]) -> list[Unit]:
 
 
 def _compare(
-    runs: list[RunData], verifier: str | None, ks: Sequence[int] | None, warnings: list[str]
+    runs: list[RunData], checker_spec: str | None, ks: Sequence[int] | None, warnings: list[str]
 ) -> Comparison | None:
     """Coverage@k of every pair of runs, paired on the problems all runs hold, from the
     counts already read (a warning, and no paired columns, when the runs cannot be
     compared: other prompts or checkers, no shared task)."""
     labels = [r.label for r in runs]
     try:
-        facts = [read_facts(r.run_dir, verifier) for r in runs]
+        facts = [read_facts(r.run_dir, checker_spec) for r in runs]
         plans, notes = plan_comparison(facts, labels, ks, intersection=True)
     except MonkeysError as err:
         warnings.append(f"no paired comparison of the runs: {err}")

@@ -33,7 +33,7 @@ from lm_eval_monkeys.scoring.stored_rewards import (
     with_stored_rewards,
 )
 from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord, installed_record
-from lm_eval_monkeys.verifiers import Checker, get_verifier
+from lm_eval_monkeys.verifiers import Checker, get_checker
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class TaskResult:
 
     curves: Curves
     problems: int
-    verifier: str
+    checker_spec: str
     reward_model: str | None = None
 
     def flat(self) -> dict[str, float | int | str]:
@@ -55,7 +55,7 @@ class TaskResult:
         out: dict[str, float | int | str] = {
             **flatten(self.curves),
             "problems": self.problems,
-            "verifier": self.verifier,
+            "verifier": self.checker_spec,
         }
         if self.reward_model is not None:
             out["reward_model"] = self.reward_model
@@ -71,18 +71,18 @@ class TaskScoring:
     record: TaskRecord | None
 
 
-def task_scoring(store: SampleStore, task: str, verifier: str | None = None) -> TaskScoring:
+def task_scoring(store: SampleStore, task: str, checker_spec: str | None = None) -> TaskScoring:
     """The run's own checker and metrics for ``task`` (from its run record), or the
     checker asked for; a task without a record is scored as its installed config says."""
     record = store.records.get(task)
-    if record is not None and verifier and verifier != record.verifier:
+    if record is not None and checker_spec and checker_spec != record.checker_spec:
         logger.warning(
-            "%s: verifying with %s instead of the run's %s", task, verifier, record.verifier
+            "%s: verifying with %s instead of the run's %s", task, checker_spec, record.checker_spec
         )
-    source = record or installed_record(task, verifier)
-    spec = verifier or source.verifier
+    source = record or installed_record(task, checker_spec)
+    spec = checker_spec or source.checker_spec
     own = tuple(m for m in source.metrics if not needs_rewards(check_metric(m)))
-    return TaskScoring(get_verifier(spec, task), own, record)
+    return TaskScoring(get_checker(spec, task), own, record)
 
 
 def problem_chunks(
@@ -135,7 +135,7 @@ ProblemHook = Callable[[str, int, list[Sample], ScoredSamples], None]
 
 def rescore_store(
     store: SampleStore,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
@@ -154,7 +154,7 @@ def rescore_store(
     results: dict[str, TaskResult] = {}
     reward_model = stored_reward_model(store, reward_model)
     for task in store.tasks():
-        scoring = task_scoring(store, task, verifier)
+        scoring = task_scoring(store, task, checker_spec)
         resolver = VerdictResolver(scoring.checker, store.verdicts, backend)
         group = needs_votes(scoring.metrics) or reward_model is not None  # rm_majority
         summaries = []
@@ -194,7 +194,7 @@ def rescore_store(
         results[task] = TaskResult(
             curves={n: {k: v / len(summaries) for k, v in c.items()} for n, c in totals.items()},
             problems=len(summaries),
-            verifier=scoring.checker.spec,
+            checker_spec=scoring.checker.spec,
             reward_model=reward_model if rewarded else None,
         )
     return results
@@ -202,7 +202,7 @@ def rescore_store(
 
 def rescore_run(
     run_dir: Path,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
@@ -212,7 +212,7 @@ def rescore_run(
     """``rescore_store`` of a run directory, also written to its rescore.json (skipped,
     with a notice, when the directory is read-only)."""
     with SampleStore(run_dir, writer=False) as store:
-        results = rescore_store(store, verifier, ks, on_problem, backend, reward_model, metrics)
+        results = rescore_store(store, checker_spec, ks, on_problem, backend, reward_model, metrics)
         read_only = store.database.read_only
     if read_only:
         logger.warning("%s is read-only: %s not written", run_dir, RESCORE_FILE)

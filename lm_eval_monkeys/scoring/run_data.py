@@ -66,7 +66,7 @@ class RunData:
 def read_run(
     store: SampleStore,
     label: str,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
     reward_model: str | None = None,
     metrics: Sequence[str] | None = None,
@@ -82,7 +82,7 @@ def read_run(
         data.completion_tokens.append(sum(s.completion_tokens for s in samples))
 
     results = rescore_store(
-        store, verifier, ks, on_problem=collect, reward_model=reward_model, metrics=metrics
+        store, checker_spec, ks, on_problem=collect, reward_model=reward_model, metrics=metrics
     )
     for task, result in results.items():
         tasks[task].result = result

@@ -25,7 +25,7 @@ from lm_eval_monkeys.store.database import Database
 from lm_eval_monkeys.store.reward_table import SCHEMA as REWARDS_SCHEMA
 from lm_eval_monkeys.store.reward_table import RewardTable
 from lm_eval_monkeys.store.run_records import SCHEMA as RECORDS_SCHEMA
-from lm_eval_monkeys.store.run_records import RecordTable
+from lm_eval_monkeys.store.run_records import RecordTable, changed_keys
 from lm_eval_monkeys.store.verdicts import SCHEMA as VERDICTS_SCHEMA
 from lm_eval_monkeys.store.verdicts import VerdictTable
 
@@ -125,10 +125,7 @@ class SampleStore:
             self.database.write(lambda: self.set_meta("config", json.dumps(config, sort_keys=True)))
             return
         previous = self._json(stored, "the run configuration")
-        if previous != config:
-            changed = sorted(
-                k for k in previous.keys() | config.keys() if previous.get(k) != config.get(k)
-            )
+        if changed := changed_keys(previous, config):
             raise MonkeysError(
                 f"{self.run_dir} holds samples from a different run configuration "
                 f"(changed: {', '.join(changed)}); use a new --output_path to start a new run"

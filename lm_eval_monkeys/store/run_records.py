@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,12 +29,18 @@ CREATE TABLE records (task TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID
 """
 
 
+def changed_keys(first: Mapping[str, Any], *others: Mapping[str, Any]) -> list[str]:
+    """The keys, sorted, whose values are not the same in every mapping (absent is None)."""
+    keys = set(first).union(*others)
+    return sorted(k for k in keys if any(other.get(k) != first.get(k) for other in others))
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     """What a task's scores depend on, as the run asked for it."""
 
     task: str
-    verifier: str
+    checker_spec: str
     repeats: int
     ks: tuple[int, ...]
     metrics: tuple[str, ...]
@@ -53,7 +60,7 @@ class TaskRecord:
         data = json.loads(text)
         return cls(
             task=data["task"],
-            verifier=data["verifier"],
+            checker_spec=data["checker_spec"],
             repeats=int(data["repeats"]),
             ks=tuple(data["ks"]),
             metrics=tuple(data["metrics"]),
@@ -63,8 +70,8 @@ class TaskRecord:
 
     def differences(self, other: TaskRecord) -> list[str]:
         """The fields whose change alters what a score means (k and ks may grow)."""
-        fields = ("verifier", "metrics", "prompt", "reward_prompt")
-        return [name for name in fields if getattr(self, name) != getattr(other, name)]
+        fields = ("checker_spec", "metrics", "prompt", "reward_prompt")
+        return changed_keys(*({name: getattr(r, name) for name in fields} for r in (self, other)))
 
 
 class RecordTable:
@@ -98,13 +105,14 @@ class RecordTable:
             if changed:
                 hint = (
                     f"rescore it with `lm-eval-monkeys rescore {self.store.run_dir} --verifier "
-                    f"{record.verifier}`"
-                    if changed == ["verifier"]
+                    f"{record.checker_spec}`"
+                    if changed == ["checker_spec"]
                     else "use a new --output_path"
                 )
                 raise MonkeysError(
                     f"{self.store.run_dir} holds a {record.task} run with another "
-                    f"{', '.join(changed)} ({held.verifier!r} vs {record.verifier!r} checker); "
+                    f"{', '.join(changed)} ({held.checker_spec!r} vs {record.checker_spec!r} "
+                    "checker); "
                     f"{hint}"
                 )
             if record.repeats <= held.repeats and set(record.ks) <= set(held.ks):
@@ -147,7 +155,7 @@ def installed_record(task: str, checker: str | None = None) -> TaskRecord:
     doc_to_text = config.get("doc_to_text")
     return TaskRecord(
         task=task,
-        verifier=spec,
+        checker_spec=spec,
         repeats=0,
         ks=(),
         metrics=tuple(metadata.get("metrics") or DEFAULT_METRICS),

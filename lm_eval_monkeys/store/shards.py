@@ -18,7 +18,7 @@ from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store.core import STORE_FILE, SampleStore
-from lm_eval_monkeys.store.run_records import TaskRecord
+from lm_eval_monkeys.store.run_records import TaskRecord, changed_keys
 
 # Tables that merging copies, with the columns that must agree between copies.
 _COMPARED = {
@@ -164,12 +164,7 @@ def _check_one_run(runs: list[ShardRun]) -> None:
     """Same configuration, same N, every shard present, same tasks and k, no conflicts."""
     first = runs[0]
     for run in runs[1:]:
-        if run.config != first.config:
-            changed = sorted(
-                k
-                for k in run.config.keys() | first.config.keys()
-                if run.config.get(k) != first.config.get(k)
-            )
+        if changed := changed_keys(first.config, run.config):
             raise MonkeysError(
                 f"{run} and {first} come from different runs (changed: {', '.join(changed)}); "
                 "merge shards of one configuration"

@@ -20,9 +20,9 @@ Pair = tuple[str, str]  # (target key, answer key)
 
 SCHEMA = """
 CREATE TABLE verdicts (
-    task TEXT NOT NULL, verifier TEXT NOT NULL, target TEXT NOT NULL, answer TEXT NOT NULL,
+    task TEXT NOT NULL, checker_spec TEXT NOT NULL, target TEXT NOT NULL, answer TEXT NOT NULL,
     correct INTEGER NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL,
-    PRIMARY KEY (task, verifier, target, answer)
+    PRIMARY KEY (task, checker_spec, target, answer)
 ) WITHOUT ROWID;
 """
 _LOOKUP_CHUNK = 400  # pairs per query (SQLite's bound-parameter limit)
@@ -34,7 +34,7 @@ class VerdictTable:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    def known(self, task: str, verifier: str, pairs: Sequence[Pair]) -> dict[Pair, Verdict]:
+    def known(self, task: str, checker_spec: str, pairs: Sequence[Pair]) -> dict[Pair, Verdict]:
         """Cached verdicts of (target, answer) pairs; pairs never judged are left out."""
         keyed = {(short_digest(t), short_digest(a)): (t, a) for t, a in pairs}
         keys = list(keyed)
@@ -44,19 +44,19 @@ class VerdictTable:
             where = " OR ".join(["(target = ? AND answer = ?)"] * len(chunk))
             rows = self.database.read(
                 "SELECT target, answer, correct, status, details FROM verdicts "
-                f"WHERE task = ? AND verifier = ? AND ({where})",
-                (task, verifier, *(x for key in chunk for x in key)),
+                f"WHERE task = ? AND checker_spec = ? AND ({where})",
+                (task, checker_spec, *(x for key in chunk for x in key)),
             )
             for target, answer, correct, status, details in rows:
                 found[keyed[(target, answer)]] = Verdict(bool(correct), status, json.loads(details))
         return found
 
-    def add(self, task: str, verifier: str, verdicts: Mapping[Pair, Verdict]) -> None:
+    def add(self, task: str, checker_spec: str, verdicts: Mapping[Pair, Verdict]) -> None:
         """Cache final verdicts of (target, answer) pairs (a pair judged twice keeps the first)."""
         rows = [
             (
                 task,
-                verifier,
+                checker_spec,
                 short_digest(t),
                 short_digest(a),
                 int(v.correct),
