@@ -25,7 +25,7 @@ from lm_eval_monkeys.comparison.paired import (
     paired_differences,
 )
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import check_metric, default_ks, problem_curves
+from lm_eval_monkeys.metrics import check_metric, default_ks, ks_within, problem_curves
 from lm_eval_monkeys.scoring import VerdictResolver
 from lm_eval_monkeys.scoring.rescore import scored_problems, task_scoring
 from lm_eval_monkeys.store import SampleStore, changed_keys
@@ -241,12 +241,12 @@ def _plan(
             "--different_prompts to compare them anyway"
         )
     fewest = min(f.counts[d] for f in facts for d in shared)
-    task_ks = sorted({*(ks or default_ks(fewest)), *also_ks})
-    if task_ks[-1] > fewest:
-        raise MonkeysError(
-            f"k={task_ks[-1]} exceeds the {fewest} samples some run holds for a shared {task} "
-            "problem; lower --ks (or the condition's k)"
-        )
+    task_ks = ks_within(
+        [*(ks or default_ks(fewest)), *also_ks],
+        fewest,
+        f"some run holds for a shared {task} problem",
+        "lower --ks (or the condition's k)",
+    )
     return shared, task_ks
 
 

@@ -19,8 +19,8 @@ from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics import (
     Curves,
     check_metric,
-    default_ks,
     flatten,
+    ks_within,
     needs_rewards,
     needs_votes,
     problem_curves,
@@ -176,12 +176,9 @@ def rescore_store(
             continue
         summaries = all_or_none_rewarded(summaries, task, reward_model)
         fewest = min(s.n for s in summaries)
-        task_ks = sorted(ks) if ks else default_ks(fewest)
-        if task_ks[-1] > fewest:
-            raise MonkeysError(
-                f"k={task_ks[-1]} exceeds the {fewest} samples stored for some {task} "
-                "problem; lower --ks or extend the run"
-            )
+        task_ks = ks_within(
+            ks, fewest, f"stored for some {task} problem", "lower --ks or extend the run"
+        )
         rewarded = summaries[0].rewards is not None
         own = tuple(m for m in asked if not needs_rewards(m)) or scoring.metrics
         names = own + (("rm_best", "rm_majority") if rewarded else ())
