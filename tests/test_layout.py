@@ -20,6 +20,7 @@ LAYERS = {
     "output_file": 0,
     "ray_connect": 0,
     "task_configs": 0,
+    "text_tables": 0,
     "verifiers": 1,
     "metrics": 1,
     "store": 2,
