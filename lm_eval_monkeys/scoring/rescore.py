@@ -18,6 +18,7 @@ from tqdm import tqdm
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics import (
     Curves,
+    ProblemSummary,
     check_metric,
     flatten,
     ks_within,
@@ -155,23 +156,7 @@ def rescore_store(
     reward_model = stored_reward_model(store, reward_model)
     for task in store.tasks():
         scoring = task_scoring(store, task, checker_spec)
-        resolver = VerdictResolver(scoring.checker, store.verdicts, backend)
-        group = needs_votes(scoring.metrics) or reward_model is not None  # rm_majority
-        summaries = []
-        try:
-            for doc_id, samples, scored in tqdm(
-                scored_problems(store, task, scoring.checker, resolver, group),
-                desc=f"rescore {task}",
-                unit="problem",
-            ):
-                if on_problem is not None:
-                    on_problem(task, doc_id, samples, scored)
-                summaries.append(
-                    with_stored_rewards(store, reward_model, task, doc_id, samples, scored)
-                )
-        finally:
-            resolver.close()
-            scoring.checker.close()
+        summaries = judged_summaries(store, task, scoring, on_problem, backend, reward_model)
         if not summaries:
             continue
         summaries = all_or_none_rewarded(summaries, task, reward_model)
@@ -182,19 +167,56 @@ def rescore_store(
         rewarded = summaries[0].rewards is not None
         own = tuple(m for m in asked if not needs_rewards(m)) or scoring.metrics
         names = own + (("rm_best", "rm_majority") if rewarded else ())
-        totals: Curves = {}
-        for summary in summaries:
-            for name, curve in problem_curves(summary, task_ks, names).items():
-                for k, value in curve.items():
-                    totals.setdefault(name, {}).setdefault(k, 0.0)
-                    totals[name][k] += value
         results[task] = TaskResult(
-            curves={n: {k: v / len(summaries) for k, v in c.items()} for n, c in totals.items()},
+            curves=mean_curves(summaries, task_ks, names),
             problems=len(summaries),
             checker_spec=scoring.checker.spec,
             reward_model=reward_model if rewarded else None,
         )
     return results
+
+
+def judged_summaries(
+    store: SampleStore,
+    task: str,
+    scoring: TaskScoring,
+    on_problem: ProblemHook | None,
+    backend: VerifyBackend | None,
+    reward_model: str | None,
+) -> list[ProblemSummary]:
+    """Each problem of ``task`` judged (through the store's verdict cache) and summarised,
+    with its stored rewards from ``reward_model``; ``on_problem`` sees each on the way."""
+    resolver = VerdictResolver(scoring.checker, store.verdicts, backend)
+    group = needs_votes(scoring.metrics) or reward_model is not None  # rm_majority
+    summaries = []
+    try:
+        for doc_id, samples, scored in tqdm(
+            scored_problems(store, task, scoring.checker, resolver, group),
+            desc=f"rescore {task}",
+            unit="problem",
+        ):
+            if on_problem is not None:
+                on_problem(task, doc_id, samples, scored)
+            summaries.append(
+                with_stored_rewards(store, reward_model, task, doc_id, samples, scored)
+            )
+    finally:
+        resolver.close()
+        scoring.checker.close()
+    return summaries
+
+
+def mean_curves(
+    summaries: Sequence[ProblemSummary], ks: Sequence[int], names: Sequence[str]
+) -> Curves:
+    """Each named metric at each k, averaged over the problems."""
+    totals: Curves = {}
+    for summary in summaries:
+        for name, curve in problem_curves(summary, ks, names).items():
+            for k, value in curve.items():
+                totals.setdefault(name, {}).setdefault(k, 0.0)
+                totals[name][k] += value
+    return {n: {k: v / len(summaries) for k, v in c.items()} for n, c in totals.items()}
 
 
 def rescore_run(
