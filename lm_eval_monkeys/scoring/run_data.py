@@ -54,7 +54,8 @@ class RunData:
 
     @property
     def model(self) -> str:
-        """The model's name: its hub id, a local GGUF file or directory, or the backend."""
+        """The model's name: its hub id, a local GGUF file or directory, or else the name
+        of the lm-eval model that ran."""
         pretrained = self.config.get("pretrained")
         if not pretrained:
             return str(self.config.get("model", "unknown"))
