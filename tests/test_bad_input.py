@@ -91,14 +91,20 @@ def test_a_store_of_an_earlier_schema_is_one_line(good_run: Path, tmp_path: Path
     assert path.read_bytes() == before
 
 
-def test_a_verdict_cache_of_an_earlier_schema_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["verdicts.sqlite", "verdicts-schema2.sqlite"])
+def test_a_verdict_cache_of_an_earlier_schema(tmp_path: Path, name: str) -> None:
+    """Schema 1's cache file (its own name) is left alone, a new one started; an old file
+    under the current name is one line."""
     cache = tmp_path / "cache"
     cache.mkdir()
-    with sqlite3.connect(cache / "verdicts.sqlite") as db:  # schema 1: no status, no details
-        db.execute(
-            "CREATE TABLE verdicts (task TEXT, verifier TEXT, target TEXT, answer TEXT, "
-            "correct INTEGER, PRIMARY KEY (task, verifier, target, answer))"
-        )
+    db = sqlite3.connect(cache / name)  # schema 1: no status, no details
+    db.execute(
+        "CREATE TABLE verdicts (task TEXT, verifier TEXT, target TEXT, answer TEXT, "
+        "correct INTEGER, PRIMARY KEY (task, verifier, target, answer))"
+    )
+    db.commit()
+    db.close()
+    before = (cache / name).read_bytes()
     lines = tmp_path / "in.jsonl"
     lines.write_text(json.dumps({"doc": {"answer": "#### 4"}, "completion": "#### 4"}) + "\n")
     result = run_cli(
@@ -106,7 +112,14 @@ def test_a_verdict_cache_of_an_earlier_schema_is_one_line(tmp_path: Path) -> Non
         *("--output", str(tmp_path / "out")),
         env={"MONKEYS_CACHE_DIR": str(cache)},
     )
-    one_line_error(result, "not a verdict cache of this version", "delete it")
+    assert (cache / name).read_bytes() == before
+    if name == "verdicts.sqlite":
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert json.loads((tmp_path / "out").read_text())["correct"] is True
+        with sqlite3.connect(cache / "verdicts-schema2.sqlite") as new:
+            assert new.execute("PRAGMA user_version").fetchone() == (2,)
+    else:
+        one_line_error(result, "not a verdict cache of this version", "delete it")
 
 
 @pytest.mark.parametrize(

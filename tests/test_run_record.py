@@ -98,7 +98,7 @@ def test_another_checker_is_explicit_and_said(hook_run: tuple[Path, Path, str]) 
     other = run_cli("rescore", str(run_dir), "--verifier", "gsm8k")
     assert other.returncode == 0, other.stderr[-2000:]
     assert f"verifying with gsm8k instead of the run's {spec}" in other.stderr
-    assert "verifier gsm8k" in other.stdout
+    assert "checker gsm8k" in other.stdout
     assert json.loads((run_dir / "rescore.json").read_text())["monkeys_gsm8k"]["coverage@4"] < 1
     assert judged(log) == before
 
@@ -115,7 +115,7 @@ def test_a_run_asking_for_another_checker_on_the_store_is_refused(
     assert again.returncode != 0
     assert "Traceback" not in again.stderr
     last = again.stderr.strip().splitlines()[-1]
-    assert "another verifier" in last and "rescore" in last and "--verifier gsm8k" in last
+    assert "another checker (" in last and "rescore" in last and "--verifier gsm8k" in last
 
 
 def test_a_store_without_records_is_scored_as_the_installed_config_says(tmp_path: Path) -> None:

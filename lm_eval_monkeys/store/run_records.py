@@ -69,9 +69,10 @@ class TaskRecord:
         )
 
     def differences(self, other: TaskRecord) -> list[str]:
-        """The fields whose change alters what a score means (k and ks may grow)."""
-        fields = ("checker_spec", "metrics", "prompt", "reward_prompt")
-        return changed_keys(*({name: getattr(r, name) for name in fields} for r in (self, other)))
+        """What changed that alters what a score means, in words (k and ks may grow)."""
+        fields = {"checker": "checker_spec", "metrics": "metrics", "prompt": "prompt"}
+        fields["reward prompt"] = "reward_prompt"
+        return changed_keys(*({w: getattr(r, f) for w, f in fields.items()} for r in (self, other)))
 
 
 class RecordTable:
@@ -106,7 +107,7 @@ class RecordTable:
                 hint = (
                     f"rescore it with `lm-eval-monkeys rescore {self.store.run_dir} --verifier "
                     f"{record.checker_spec}`"
-                    if changed == ["checker_spec"]
+                    if changed == ["checker"]
                     else "use a new --output_path"
                 )
                 raise MonkeysError(

@@ -13,8 +13,11 @@ from pathlib import Path
 
 from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.store.database import Database
+from lm_eval_monkeys.store.database import SCHEMA_VERSION, Database
 from lm_eval_monkeys.verifiers.base import Verdict
+
+# verify's own cache file, named by its schema: a file of another version is left alone.
+VERDICT_FILE = f"verdicts-schema{SCHEMA_VERSION}.sqlite"
 
 Pair = tuple[str, str]  # (target key, answer key)
 
