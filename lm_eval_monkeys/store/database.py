@@ -51,7 +51,12 @@ class Database:
         except sqlite3.DatabaseError as err:
             raise self.error(err) from None
         try:
-            self._check_schema(schema, create, outdated_fix)
+            if create and not snapshot:
+                self.write(lambda: self._create_tables(schema))
+            self._check_schema(outdated_fix)
+            if not snapshot:  # only now: switching to WAL would rewrite a refused file
+                self.read("PRAGMA journal_mode=WAL")
+                self.read("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives kill -9
         except BaseException:
             self.close()
             raise
@@ -60,25 +65,23 @@ class Database:
         if self.read_only:
             uri = f"file:{quote(str(self.path.resolve()))}?immutable=1"
             return sqlite3.connect(uri, uri=True, isolation_level=None)
-        connection = sqlite3.connect(
-            self.path, timeout=30, isolation_level=None, check_same_thread=False
-        )
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives kill -9
-        return connection
+        return sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
 
-    def _check_schema(self, schema: str, create: bool, outdated_fix: str) -> None:
-        tables = self.read("SELECT name FROM sqlite_master WHERE type = 'table'")
-        if not tables and create and not self.read_only:
+    def _tables(self) -> list[Any]:
+        return self.read("SELECT name FROM sqlite_master WHERE type = 'table'")
 
-            def create_tables() -> None:
-                for statement in schema.split(";"):
-                    if statement.strip():
-                        self.connection.execute(statement)
-                self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-            self.write(create_tables)
+    def _create_tables(self, schema: str) -> None:
+        """In a file without tables (a new one), every table and the schema version; in the
+        write transaction, so two processes creating one file create it once."""
+        if self._tables():
             return
+        for statement in schema.split(";"):
+            if statement.strip():
+                self.connection.execute(statement)
+        self.connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def _check_schema(self, outdated_fix: str) -> None:
+        tables = self._tables()
         version = self.read("PRAGMA user_version")[0][0]
         if not tables:
             raise MonkeysError(
