@@ -50,9 +50,27 @@ class VerdictTable:
                 f"WHERE task = ? AND checker_spec = ? AND ({where})",
                 (task, checker_spec, *(x for key in chunk for x in key)),
             )
-            for target, answer, correct, status, details in rows:
-                found[keyed[(target, answer)]] = Verdict(bool(correct), status, json.loads(details))
+            for target, answer, *row in rows:
+                found[keyed[(target, answer)]] = self._verdict(task, *row)
         return found
+
+    def _verdict(self, task: str, correct: object, status: object, details: object) -> Verdict:
+        """A cached row as a verdict; a damaged row is a one-line error, never a guess."""
+        try:
+            parsed = json.loads(details) if isinstance(details, str) else None
+        except json.JSONDecodeError:
+            parsed = None
+        if correct not in (0, 1):
+            damage = f"correct is {correct!r}, not 0 or 1"
+        elif not isinstance(status, str) or not isinstance(parsed, dict):
+            damage = "its status or details are not text and a JSON object"
+        else:
+            return Verdict(bool(correct), status, parsed)
+        path = self.database.path
+        raise MonkeysError(
+            f"{path}: a cached verdict of {task} is damaged ({damage}); clear the cache with "
+            f"sqlite3 {path} 'DELETE FROM verdicts' and run the command again"
+        )
 
     def add(self, task: str, checker_spec: str, verdicts: Mapping[Pair, Verdict]) -> None:
         """Cache final verdicts of (target, answer) pairs (a pair judged twice keeps the first)."""
