@@ -7,6 +7,7 @@ exist; rescore and export read it without a model. A lock file keeps a second wr
 samples out. A shard's store also records its shard and each problem's requested sample
 count (what merging checks). Tables of their own: each task's run record
 (``records``), the verdict cache (``verdicts``) and reward-model scores (``rewards``).
+Every table is created with the file; the connection is a ``Database`` (database.py).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The verdict cache: each distinct (task, checker, target, answer) judged once, ever.
 
-Keys are digests of the checker's spec and of the target and answer keys, so a verdict is
+Rows are keyed by the checker spec and digests of the target and answer keys, so a verdict is
 reused only for the same answer to the same target under the same checker; a checker
 whose rules change changes its target keys. Verdicts keep their status and details.
 """
