@@ -24,8 +24,10 @@ from typing import Any
 import pytest
 from swebench_real import BUNDLES, instances, local_runner, patch_from_edit
 
+from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.swebench import specs as swebench_specs
-from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner
+from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner, refusal
+from lm_eval_monkeys.verifiers.swebench.resets import base_files, changed_infrastructure, restore
 
 INSTANCE = "pallets__flask-4992"  # F2P: test_config_from_file_toml (from_file gets text=)
 
@@ -282,3 +284,91 @@ def test_a_patch_over_the_size_limit_is_refused(
     result = runner.evaluate(instance, patch)
     assert (result["resolved"], result["status"]) == (False, "patch_failed"), result
     assert "MiB" in result["reason"]
+
+
+def git_repository(root: Path, files: dict[str, str]) -> str:
+    """A real repository at ``root`` with one commit of ``files``; its commit id."""
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    names = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+    env = {**os.environ, **dict.fromkeys(names, "t")}
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "base"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, env=env)
+    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+
+
+def test_restore_replaces_links_and_never_follows_them(tmp_path: Path) -> None:
+    """Unit check of the resets, beside the real-instance test above: a linked test
+    directory, a linked test file and a directory where a file was."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "config.toml").write_text("host\n")
+    (host / "keep.txt").write_text("host\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    commit = git_repository(tree, {"tests/static/config.json": "{}\n", "tests/test_a.py": "A\n",
+                                   "tests/data.txt": "D\n"})  # fmt: skip
+    git_dir = tree / ".git"
+    shutil.rmtree(tree / "tests" / "static")
+    (tree / "tests" / "static").symlink_to(host)
+    (tree / "tests" / "test_a.py").unlink()
+    (tree / "tests" / "test_a.py").symlink_to(host / "keep.txt")
+    (tree / "tests" / "data.txt").unlink()
+    (tree / "tests" / "data.txt").mkdir()
+    files = base_files(git_dir, commit)
+    paths = ["tests/static/config.toml", "tests/static/config.json", "tests/test_a.py",
+             "tests/data.txt"]  # fmt: skip
+    restore(tree, git_dir, files, paths)
+    assert sorted(p.name for p in host.iterdir()) == ["config.toml", "keep.txt"]
+    assert (host / "keep.txt").read_text() == "host\n" == (host / "config.toml").read_text()
+    static = tree / "tests" / "static"
+    assert not static.is_symlink() and sorted(p.name for p in static.iterdir()) == ["config.json"]
+    assert not (tree / "tests" / "test_a.py").is_symlink()
+    assert (tree / "tests" / "test_a.py").read_text() == "A\n"
+    assert (tree / "tests" / "data.txt").read_text() == "D\n"
+    with pytest.raises(MonkeysError, match="not a plain path"):
+        restore(tree, git_dir, files, ["tests/../../host/keep.txt"])
+
+
+PYPROJECT = """[project]
+name = "p"
+dependencies = ["a"]
+
+[tool.pytest.ini_options]
+addopts = "-ra"
+"""
+
+
+def test_changed_infrastructure_is_test_settings_not_other_changes(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    commit = git_repository(tree, {"pyproject.toml": PYPROJECT, "tests/conftest.py": "X = 1\n",
+                                   "setup.cfg": "[flake8]\nmax-line-length = 80\n"})  # fmt: skip
+    git_dir = tree / ".git"
+    files = base_files(git_dir, commit)
+    assert changed_infrastructure(tree, git_dir, files) == []
+    (tree / "pyproject.toml").write_text(PYPROJECT.replace('["a"]', '["a", "b"]'))
+    (tree / "setup.cfg").write_text("[flake8]\nmax-line-length = 100\n")
+    assert changed_infrastructure(tree, git_dir, files) == []  # not test settings
+    (tree / "pyproject.toml").write_text(PYPROJECT.replace("-ra", "-p flask.evil"))
+    (tree / "setup.cfg").write_text("[options.entry_points]\npytest11 =\n  evil = p.evil\n")
+    (tree / "tests" / "conftest.py").unlink()
+    (tree / "src" / "__pycache__").mkdir(parents=True)
+    (tree / "src" / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"\0")
+    (tree / "src" / "evil.pth").write_text("import os\n")
+    (tree / "src" / "sitecustomize.py").symlink_to(tree / "pyproject.toml")
+    assert changed_infrastructure(tree, git_dir, files) == [
+        "pyproject.toml", "setup.cfg", "src/__pycache__/m.cpython-311.pyc", "src/evil.pth",
+        "src/sitecustomize.py", "tests/conftest.py",
+    ]  # fmt: skip
+
+
+def test_refusal_reads_every_header_form() -> None:
+    assert refusal('diff --git "a/\\056git/hooks/x" "b/\\056git/hooks/x"\n') is not None
+    assert refusal("--- a/x\n+++ b/sub/.GIT/config\n@@ -1 +1 @@\n") is not None
+    assert refusal("Index: .git/config\n") is not None
+    assert refusal("rename to lib/.git\n") is not None
+    assert refusal("diff --git a/x.gitignore b/x.gitignore\n--- a/.github/x\n+++ b/.gitx\n") is None
+    assert "MiB" in (refusal("+" * (2 << 20)) or "")

@@ -49,7 +49,7 @@ from lm_eval_monkeys.verifiers.swebench.environments import (
     plan_for,
 )
 from lm_eval_monkeys.verifiers.swebench.interpreters import find_python
-from lm_eval_monkeys.verifiers.swebench.resets import base_files, restore, test_infrastructure
+from lm_eval_monkeys.verifiers.swebench.resets import base_files, changed_infrastructure, restore
 from lm_eval_monkeys.verifiers.swebench.specs import (
     RepoSpec,
     patched_files,
@@ -188,7 +188,7 @@ class LocalRunner:
                 return {"resolved": False, "status": "patch_failed", "reason": reason,
                         "log": str(log)}  # fmt: skip
             files = base_files(base, commit)
-            infrastructure = test_infrastructure(tree, base, files)
+            infrastructure = changed_infrastructure(tree, base, files)
             test_files = patched_files(instance["test_patch"])
             restore(tree, base, files, list(dict.fromkeys([*test_files, *infrastructure])))
             (run / "test.diff").write_text(_ending_in_newline(instance["test_patch"]))

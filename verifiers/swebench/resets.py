@@ -7,7 +7,7 @@ real directory by one, removes what the patch left at the path and writes the ba
 commit's blob there, read from a git directory the patched tree never touched. It runs
 as root outside the sandbox and never resolves a link the patch made.
 
-``test_infrastructure`` names the files that steer a test run without being tests and
+``changed_infrastructure`` names the files that steer a test run without being tests and
 that a patch added, changed or removed: ``conftest.py``, ``pytest.ini``,
 ``sitecustomize.py``/``usercustomize.py``, ``.pth`` and ``.pyc`` files anywhere, and the
 pytest settings and ``pytest11`` plugin entry points of ``setup.cfg``, ``tox.ini`` and
@@ -75,7 +75,7 @@ def restore(tree: Path, git_dir: Path, base: dict[str, BaseFile], paths: list[st
         os.close(root)
 
 
-def test_infrastructure(tree: Path, git_dir: Path, base: dict[str, BaseFile]) -> list[str]:
+def changed_infrastructure(tree: Path, git_dir: Path, base: dict[str, BaseFile]) -> list[str]:
     """The test-infrastructure files the patch added, changed or removed (sorted)."""
     changed, present = [], set()
     for directory, dirs, files in os.walk(tree):  # never into linked directories
