@@ -3,8 +3,9 @@
     python benchmarks/bench_swebench.py [--work /var/tmp/lm-eval-monkeys-bench] [--fresh]
         [--instances ID,ID,...] [--baseline-ref main]
 
-For each instance, with no spec file: the environment build (the first instance of each
-environment pays it; ``--fresh`` empties the work directory first), then the gold patch
+For each instance, with no spec file: the environment build and the base commit's git
+directory (the first instance of each environment pays them; ``--fresh`` empties the work
+directory first), then the gold patch
 and an unrelated patch (applies, fixes nothing) graded with the environment reused: clone,
 patch applied in the sandbox, resets, environment copy, test patch, reinstall and tests
 in the sandbox, swebench grading. The baseline, measured in the same run on the same
@@ -87,6 +88,7 @@ def main() -> None:
         built = not (runner.workdir / "envs" / plan.name).exists()
         start = time.perf_counter()
         runner.environments.get(plan, mirror)
+        runner.base(instance)  # the base commit's git directory, made once like the env
         build_s = time.perf_counter() - start if built else None
         unrelated = unrelated_patch(instance, mirror)
         gold_s, gold = timed(runner, instance, instance["patch"])

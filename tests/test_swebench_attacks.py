@@ -224,6 +224,36 @@ def test_the_test_run_sees_nothing_but_the_instance(
     assert (result["resolved"], result["status"]) == (False, "tests_failed"), result
 
 
+DEEP_TREE = """import os as _os
+
+_root = _os.path.dirname(_os.path.dirname(_os.path.dirname(__file__)))
+if not _os.path.exists(_os.path.join(_root, "deep")):
+    _fd = _os.open(_root, _os.O_RDONLY)
+    for _name in ["deep"] + ["d"] * 1500:
+        _os.mkdir(_name, dir_fd=_fd)
+        _next = _os.open(_name, _os.O_RDONLY, dir_fd=_fd)
+        _os.close(_fd)
+        _fd = _next
+"""
+
+
+def test_a_test_run_that_leaves_a_deep_tree_gets_a_verdict(
+    runner: LocalRunner, instance: dict[str, Any]
+) -> None:
+    """1,500 nested directories left in the tree: walking or removing it recursively
+    (os.walk, shutil.rmtree) would raise RecursionError out of the runner."""
+
+    def edit(tree: Path) -> None:
+        init = tree / "src" / "flask" / "__init__.py"
+        init.write_text(DEEP_TREE + init.read_text())
+
+    mirror = runner.mirror(instance["repo"])
+    result = runner.evaluate(instance, patch_from_edit(mirror, instance["base_commit"], edit))
+    assert (result["resolved"], result["status"]) == (False, "tests_failed"), result
+    runs = runner.workdir / "runs"
+    assert not [r for r in runs.iterdir() if r.name.startswith(f"{os.getpid()}-")]
+
+
 def test_the_future_of_the_repository_is_not_in_the_tree(
     runner: LocalRunner, instance: dict[str, Any]
 ) -> None:

@@ -515,10 +515,16 @@ def trusted_dir(directory: Path) -> Path:
 
 
 def _chown_tree(root: Path, uid: int) -> None:
+    """Without recursion (os.walk recurses: a tree thousands of directories deep, which
+    a sandboxed command can leave, would raise RecursionError here); links not followed."""
     os.chown(root, uid, uid)
-    for directory, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.lchown(os.path.join(directory, name), uid, uid)
+    pending = [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                os.lchown(entry.path, uid, uid)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
 
 
 def _claim_uids(count: int, unsandboxed: bool) -> tuple[range, IO[str] | None]:

@@ -169,7 +169,8 @@ class LocalRunner:
             clone(base, commit, tree)
             if plan.spec.pre_install:
                 pre_install = " && ".join(plan.spec.pre_install)
-                self._sandboxed(plan, run, pre_install, timeout_s=600, visible=[base])
+                visible = [base, *_interpreter_root(plan)]
+                self._sandboxed(plan, run, pre_install, timeout_s=600, visible=visible)
             (run / "candidate.diff").write_text(_ending_in_newline(patch))
             code, how = self._sandboxed(
                 plan, run, apply_script(run / "candidate.diff"), self.apply_timeout_s, [base],
@@ -280,7 +281,7 @@ class LocalRunner:
         try:
             yield run
         finally:
-            shutil.rmtree(run, ignore_errors=True)
+            _remove_run(run)
 
 
 def eval_script(spec: RepoSpec, instance: dict[str, Any]) -> str:
@@ -452,4 +453,10 @@ def _remove_dead_runs(runs: Path) -> None:
     for run in runs.iterdir():
         pid = run.name.split("-", 1)[0]
         if pid.isdigit() and not Path("/proc", pid).exists():
-            shutil.rmtree(run, ignore_errors=True)
+            _remove_run(run)
+
+
+def _remove_run(run: Path) -> None:
+    """rm, not shutil.rmtree, which recurses: the tests may leave a tree thousands of
+    directories deep."""
+    subprocess.run(["rm", "-rf", "--one-file-system", str(run)], check=False)

@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,17 +79,29 @@ def restore(tree: Path, git_dir: Path, base: dict[str, BaseFile], paths: list[st
 def changed_infrastructure(tree: Path, git_dir: Path, base: dict[str, BaseFile]) -> list[str]:
     """The test-infrastructure files the patch added, changed or removed (sorted)."""
     changed, present = [], set()
-    for directory, dirs, files in os.walk(tree):  # never into linked directories
-        if directory == str(tree):
-            dirs[:] = [d for d in dirs if d != ".git"]
-        for name in [*files, *(d for d in dirs if os.path.islink(os.path.join(directory, d)))]:
-            path = os.path.relpath(os.path.join(directory, name), tree)
-            if _is_infrastructure(name):
-                present.add(path)
-                if not _unchanged(tree / path, base.get(path), git_dir):
-                    changed.append(path)
+    for path in _tree_files(tree):
+        if _is_infrastructure(os.path.basename(path)):
+            present.add(path)
+            if not _unchanged(tree / path, base.get(path), git_dir):
+                changed.append(path)
     removed = [p for p in base if _is_infrastructure(os.path.basename(p)) and p not in present]
     return sorted({*changed, *removed})
+
+
+def _tree_files(tree: Path) -> Iterator[str]:
+    """Every entry of the tree but directories (links to directories included) and
+    ``.git``, as relative paths; never into a link, never recursing (the patch may have
+    made the tree thousands of directories deep)."""
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        with os.scandir(tree / relative if relative else tree) as entries:
+            for entry in entries:
+                path = f"{relative}/{entry.name}" if relative else entry.name
+                if not entry.is_dir(follow_symlinks=False):
+                    yield path
+                elif path != ".git":
+                    pending.append(path)
 
 
 def _is_infrastructure(name: str) -> bool:
