@@ -191,15 +191,15 @@ def test_a_conftest_sees_neither_the_dataset_nor_the_gold_log(
     assert host_state(runner, instance, gold_log) == before
 
 
-def fix_if_readable(path: str, gold: str) -> Any:
-    """Product code (never reset) that applies the gold fix at import only when the test
-    run can read ``path``: it resolves exactly when the run sees more than the instance."""
+def fix_if(condition: str, gold: str) -> Any:
+    """Product code (never reset) that applies the gold fix at import, from the tree's
+    root, only when ``condition`` (Python, given ``_root``) holds in the test run."""
     head = f"""import os as _os
 import subprocess as _subprocess
 
-if _os.access({path!r}, _os.R_OK):
-    _subprocess.run(["patch", "-p1", "-s", "-N"], input={gold!r}, text=True,
-                    cwd=_os.path.dirname(_os.path.dirname(_os.path.dirname(__file__))))
+_root = _os.path.dirname(_os.path.dirname(_os.path.dirname(__file__)))
+if {condition}:
+    _subprocess.run(["patch", "-p1", "-s", "-N"], input={gold!r}, text=True, cwd=_root)
 """
 
     def edit(tree: Path) -> None:
@@ -209,19 +209,23 @@ if _os.access({path!r}, _os.R_OK):
     return edit
 
 
-@pytest.mark.parametrize("seen", ["dataset", "gold log", "mirror"])
+@pytest.mark.parametrize("seen", ["dataset", "gold log", "mirror", "its own tree"])
 def test_the_test_run_sees_nothing_but_the_instance(
     runner: LocalRunner, instance: dict[str, Any], gold_log: Path, seen: str
 ) -> None:
+    """ "its own tree" is the control: the same patch, on a path the run must see,
+    resolves (so the others fail for what they cannot see, not for the mechanism)."""
     mirror = runner.mirror(instance["repo"])
-    path = {
+    condition = {
         "dataset": Path(os.environ["MONKEYS_DATA_DIR"], "swebench_lite", "test.json").resolve(),
         "gold log": gold_log,
         "mirror": mirror / ".git" / "HEAD",
-    }[seen]
-    edit = fix_if_readable(str(path), instance["patch"])
+    }
+    path = repr(str(condition[seen])) if seen in condition else "_root"
+    edit = fix_if(f"_os.access({path}, _os.R_OK)", instance["patch"])
     result = runner.evaluate(instance, patch_from_edit(mirror, instance["base_commit"], edit))
-    assert (result["resolved"], result["status"]) == (False, "tests_failed"), result
+    expected = (True, "resolved") if seen == "its own tree" else (False, "tests_failed")
+    assert (result["resolved"], result["status"]) == expected, result
 
 
 DEEP_TREE = """import os as _os
@@ -262,18 +266,8 @@ def test_the_future_of_the_repository_is_not_in_the_tree(
     future = subprocess.run(["git", "-C", str(mirror), "rev-parse", "HEAD"],
                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     assert future != instance["base_commit"]
-    probe = f"""
-import os, subprocess
-here = os.path.dirname(__file__)
-if subprocess.run(["git", "cat-file", "-e", {future!r}], cwd=here).returncode == 0:
-    subprocess.run(["patch", "-p1", "-s"], input={instance["patch"]!r}, text=True, cwd=here)
-"""
-
-    def edit(tree: Path) -> None:
-        (tree / "tests" / "probe_future.py").write_text(probe)
-        conftest = tree / "tests" / "conftest.py"
-        conftest.write_text("import probe_future  # noqa\n" + conftest.read_text())
-
+    seen = f'_subprocess.run(["git", "cat-file", "-e", {future!r}], cwd=_root).returncode == 0'
+    edit = fix_if(seen, instance["patch"])
     result = runner.evaluate(instance, patch_from_edit(mirror, instance["base_commit"], edit))
     assert (result["resolved"], result["status"]) == (False, "tests_failed"), result
 
