@@ -1,7 +1,7 @@
 """Local SWE-bench runner on the Lite instances of pallets/flask and pytest-dev/pytest.
 
     python benchmarks/bench_swebench.py [--work /var/tmp/lm-eval-monkeys-bench] [--fresh]
-        [--instances ID,ID,...] [--baseline-ref main]
+        [--instances ID,ID,...] [--baseline-ref main] [--repeat 1]
 
 For each instance, with no spec file: the environment build and the base commit's git
 directory (the first instance of each environment pays them; ``--fresh`` empties the work
@@ -10,9 +10,10 @@ and an unrelated patch (applies, fixes nothing) graded with the environment reus
 patch applied in the sandbox, resets, environment copy, test patch, reinstall and tests
 in the sandbox, swebench grading. The baseline, measured in the same run on the same
 environments, is the runner as it is at ``--baseline-ref`` (its ``local_runner.py``
-read from git): the same two patches, alternating with this runner's. Prints one row
-per instance and the medians; exits non-zero if any gold patch does not resolve or any
-unrelated patch does, with either runner.
+read from git): the same two patches, alternating with this runner's, ``--repeat``
+times. Prints one row per instance and round, the medians and the median of the paired
+ratios; exits non-zero if any gold patch does not resolve or any unrelated patch does,
+with either runner.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="build every environment anew")
     parser.add_argument("--instances", default="", help="comma-separated ids (default: all)")
     parser.add_argument("--baseline-ref", default="main", help="git ref of the baseline runner")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the four runs")
     args = parser.parse_args()
     if args.fresh:
         shutil.rmtree(args.work / "swebench", ignore_errors=True)
@@ -91,21 +93,24 @@ def main() -> None:
         runner.base(instance)  # the base commit's git directory, made once like the env
         build_s = time.perf_counter() - start if built else None
         unrelated = unrelated_patch(instance, mirror)
-        gold_s, gold = timed(runner, instance, instance["patch"])
-        base_gold_s, base_gold = timed(baseline, instance, instance["patch"])
-        other_s, other = timed(runner, instance, unrelated)
-        base_other_s, base_other = timed(baseline, instance, unrelated)
-        failures += sum(not r["resolved"] for r in (gold, base_gold))
-        failures += sum(bool(r["resolved"]) for r in (other, base_other))
-        layer = plan.dependencies_name
-        rows.append({"id": instance["instance_id"], "env": layer, "build_s": build_s,
-                     "gold_s": gold_s, "unrelated_s": other_s, "baseline_gold_s": base_gold_s,
-                     "baseline_unrelated_s": base_other_s, "gold": gold["status"],
-                     "unrelated": other["status"], "dependencies_reused": shared})  # fmt: skip
-        build = "reused" if build_s is None else f"{build_s:.0f}" + (" (+)" if shared else "")
-        print(f"| {instance['instance_id']} | {layer.rsplit('-', 1)[0]} | {build} | "
-              f"{gold_s:.1f} | {other_s:.1f} | {base_gold_s:.1f} | {base_other_s:.1f} | "
-              f"{gold['status']} | {other['status']} |", flush=True)  # fmt: skip
+        for _ in range(args.repeat):
+            gold_s, gold = timed(runner, instance, instance["patch"])
+            base_gold_s, base_gold = timed(baseline, instance, instance["patch"])
+            other_s, other = timed(runner, instance, unrelated)
+            base_other_s, base_other = timed(baseline, instance, unrelated)
+            failures += sum(not r["resolved"] for r in (gold, base_gold))
+            failures += sum(bool(r["resolved"]) for r in (other, base_other))
+            layer = plan.dependencies_name
+            rows.append({"id": instance["instance_id"], "env": layer, "build_s": build_s,
+                         "gold_s": gold_s, "unrelated_s": other_s,
+                         "baseline_gold_s": base_gold_s, "baseline_unrelated_s": base_other_s,
+                         "gold": gold["status"], "unrelated": other["status"],
+                         "dependencies_reused": shared})  # fmt: skip
+            build = "reused" if build_s is None else f"{build_s:.0f}" + (" (+)" if shared else "")
+            print(f"| {instance['instance_id']} | {layer.rsplit('-', 1)[0]} | {build} | "
+                  f"{gold_s:.1f} | {other_s:.1f} | {base_gold_s:.1f} | {base_other_s:.1f} | "
+                  f"{gold['status']} | {other['status']} |", flush=True)  # fmt: skip
+            build_s = None
     per_patch = statistics.median([r[k] for r in rows for k in ("gold_s", "unrelated_s")])
     keys = ("baseline_gold_s", "baseline_unrelated_s")
     before = statistics.median([r[k] for r in rows for k in keys])
@@ -118,7 +123,9 @@ def main() -> None:
     print(f"\nper patch, environment reused (median of {2 * len(rows)}): {per_patch:.1f} s")
     print(f"per patch, the runner at {args.baseline_ref} (median of {2 * len(rows)}): "
           f"{before:.1f} s")  # fmt: skip
-    print(f"ratio: {per_patch / before:.2f}x")
+    paired = [r[k] / r[f"baseline_{k}"] for r in rows for k in ("gold_s", "unrelated_s")]
+    print(f"ratio of the medians: {per_patch / before:.2f}x; median of the {len(paired)} "
+          f"paired ratios: {statistics.median(paired):.2f}x")  # fmt: skip
     if builds:
         print(f"environment builds, both layers: {len(builds)}, {min(builds):.0f}-"
               f"{max(builds):.0f} s, median {statistics.median(builds):.0f} s")  # fmt: skip
