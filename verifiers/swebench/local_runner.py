@@ -179,13 +179,10 @@ class LocalRunner:
             (run / "candidate.diff").unlink()
             if code != 0:
                 log.write_text(how)
-                reason = (
-                    "no fallback applies the patch"
-                    if code is not None
-                    else (
-                        f"applying the patch ran over its time limit ({self.apply_timeout_s:.0f} s)"
-                    )
-                )
+                reason = "no fallback applies the patch"
+                if code is None:
+                    limit = f"{self.apply_timeout_s:.0f} s"
+                    reason = f"applying the patch ran over its time limit ({limit})"
                 return {"resolved": False, "status": "patch_failed", "reason": reason,
                         "log": str(log)}  # fmt: skip
             files = base_files(base, commit)
