@@ -6,8 +6,9 @@ args, seed). It is the source of truth: resume and extend read it to skip sample
 exist; rescore and export read it without a model. A lock file keeps a second writer of
 samples out. A shard's store also records its shard and each problem's requested sample
 count (what merging checks). Tables of their own: each task's run record
-(``records``), the verdict cache (``verdicts``) and reward-model scores (``rewards``).
-Every table is created with the file; the connection is a ``Database`` (database.py).
+(``records``), the verdict cache (``verdicts``), reward-model scores (``rewards``) and
+an imported run's own verdicts (``source_verdicts``). Every table is created with the
+file; the connection is a ``Database`` (database.py).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from lm_eval_monkeys.store.reward_table import SCHEMA as REWARDS_SCHEMA
 from lm_eval_monkeys.store.reward_table import RewardTable
 from lm_eval_monkeys.store.run_records import SCHEMA as RECORDS_SCHEMA
 from lm_eval_monkeys.store.run_records import RecordTable, changed_keys
+from lm_eval_monkeys.store.source_verdicts import SCHEMA as SOURCE_VERDICTS_SCHEMA
+from lm_eval_monkeys.store.source_verdicts import SourceVerdictTable
 from lm_eval_monkeys.store.verdicts import SCHEMA as VERDICTS_SCHEMA
 from lm_eval_monkeys.store.verdicts import VerdictTable
 
@@ -50,7 +53,7 @@ CREATE TABLE requested (
     PRIMARY KEY (task, doc_id)
 ) WITHOUT ROWID;
 """
-SCHEMA = _SAMPLE_TABLES + RECORDS_SCHEMA + VERDICTS_SCHEMA + REWARDS_SCHEMA
+SCHEMA = _SAMPLE_TABLES + RECORDS_SCHEMA + VERDICTS_SCHEMA + REWARDS_SCHEMA + SOURCE_VERDICTS_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,7 @@ class SampleStore:
         self.records = RecordTable(self)
         self.verdicts = VerdictTable(self.database)
         self.rewards = RewardTable(self)
+        self.source_verdicts = SourceVerdictTable(self)
 
     def __enter__(self) -> SampleStore:
         return self
