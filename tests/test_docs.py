@@ -8,6 +8,8 @@ Sybil finds the fenced blocks of each page; every block is evaluated in page ord
   otherwise: ``# not run by CI: REASON`` skips it (GPUs, network, Docker, a cluster);
   ``# CI appends: FLAGS`` runs it with FLAGS added to each ``lm-eval-monkeys``/``lm_eval``
   run in it (a smaller size, or ``--model monkeys-synthetic`` for a model CI cannot load).
+  The README's ``<!-- ci: install -->`` and ``<!-- ci: test -->`` blocks are CI's own
+  steps (``.ci/run``), left alone here.
 - ```` ```output ````: must appear, line for line, in what the bash block above it printed;
   output is only shown for a block CI runs as written.
 - ```` ```python ````: its first line names the file it shows (``# examples/x.py``), which
@@ -54,7 +56,8 @@ def run_bash(example: Example) -> str | None:
     source = str(example.parsed)
     marker = MARKER.match(source)
     namespace["output"] = None
-    if namespace["record"] or (marker and marker[1] == "not run by CI"):
+    ci_step = re.search(r"<!-- ci: \w+ -->\n\Z", example.document.text[: example.start])
+    if namespace["record"] or ci_step or (marker and marker[1] == "not run by CI"):
         return None
     script = _resized(source, marker[2]) if marker else source
     if marker and script == re.sub(r"\\\n\s*", " ", source).rstrip("\n"):
