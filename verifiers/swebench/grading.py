@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 GOLD_RUNS = 1
 # Bumped when the runner's way of judging changes, so cached verdicts are not reused.
-RUNNER_VERSION = "local-2"
+RUNNER_VERSION = "local-3"
 _PATCH_TAG = re.compile(r"<patch>\s*\n?(.*?)(?:</patch>|\Z)", re.S)
 _DIFF_FENCE = re.compile(r"```(?:diff|patch)?[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _DIFF_START = re.compile(r"^(?:diff --git |--- (?:a/|/dev/null))", re.M)
