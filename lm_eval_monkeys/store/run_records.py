@@ -2,7 +2,7 @@
 
 A record names the checker (its spec, options included), k, the reported ks, the
 metrics the task asked for, the prompt's identity (template, few-shot count, split,
-generation settings, dataset, with a digest) and the reward prompt. ``rescore``,
+generation settings, dataset; compared field by field) and the reward prompt. ``rescore``,
 ``export``, ``report``, ``reward``, ``compare`` and ``merge`` read it instead of looking
 the task up again in whatever task configs happen to be installed.
 """
@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.task_configs import DEFAULT_METRICS, installed_configs
 
@@ -46,11 +45,6 @@ class TaskRecord:
     metrics: tuple[str, ...]
     prompt: dict[str, Any] = field(default_factory=dict)
     reward_prompt: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def prompt_digest(self) -> str:
-        payload = json.dumps(self.prompt, sort_keys=True, default=str)
-        return short_digest(payload)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)
