@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_backends, imported lazily
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_models, imported lazily
 BEFORE = "9386c47"  # monkeys-hf with a shrinking batch and one torch.Generator per row
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 ENGINES = ("monkeys-hf-before", "monkeys-hf", "monkeys-hf-bf16", "monkeys-vllm", "stock-hf")
 
 
 def build_requests(problems: int, k: int, max_tokens: int) -> list[Any]:
-    """lm-eval's k cloned requests per problem (the same workload as bench_backends)."""
-    from bench_backends import cloned_requests
+    """lm-eval's k cloned requests per problem (the same workload as bench_models)."""
+    from bench_models import cloned_requests
 
     return cloned_requests(problems, k, max_tokens)
 
@@ -212,7 +212,7 @@ def main() -> None:
             results[engine] = child(engine, requests_file, args.k, path, python)
             print(engine, json.dumps(results[engine]), flush=True)
     import torch
-    from bench_backends import matmul_gflops
+    from bench_models import matmul_gflops
 
     default, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
     onednn = matmul_gflops(torch.float32, packed=True)

@@ -335,4 +335,4 @@ def test_a_sharded_run_with_relative_paths_writes_where_the_command_was_typed(
     run_dir = typed_in / "runs" / "relative"
     assert sorted(p.name for p in (run_dir / "shards").iterdir()) == ["0-of-2", "1-of-2"]
     with SampleStore(run_dir, writer=False) as store:
-        assert store.read("SELECT COUNT(*) FROM samples") == [(8,)]
+        assert store.database.read("SELECT COUNT(*) FROM samples") == [(8,)]

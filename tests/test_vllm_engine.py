@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_backends import PROMPTS, cloned_requests
+from test_models import PROMPTS, cloned_requests
 
 pytest.importorskip("vllm", reason="needs the vLLM environment (README: .venv-vllm)")
 

@@ -64,7 +64,7 @@ def _kept(run_dir: Path | None, argv: list[str]) -> str:
     samples = problems = 0
     if (run_dir / STORE_FILE).is_file():
         with SampleStore(run_dir, writer=False) as store:
-            ((samples, problems),) = store.read(
+            ((samples, problems),) = store.database.read(
                 "SELECT COUNT(*), COUNT(DISTINCT task || '/' || doc_id) FROM samples", ()
             )
     return (

@@ -94,7 +94,7 @@ def check_unsafe_code(tasks: list[str], confirmed: bool) -> None:
     if confirmed:
         return
     configs = installed_configs()
-    unsafe = [t for t in with_group_tasks(tasks, configs) if configs.get(t, {}).get("unsafe_code")]
+    unsafe = [t for t in with_group_tasks(tasks) if configs.get(t, {}).get("unsafe_code")]
     if unsafe:
         raise MonkeysError(
             f"{', '.join(unsafe)} runs model-written programs (in the sandbox): add "
@@ -108,7 +108,7 @@ def check_checkers(tasks: list[str], metadata: Mapping[str, Any]) -> None:
     from lm_eval_monkeys.verifiers import get_verifier
 
     configs = installed_configs()
-    for task in with_group_tasks(tasks, configs):
+    for task in with_group_tasks(tasks):
         spec = metadata.get("verifier") or (configs.get(task, {}).get("metadata") or {}).get(
             "verifier"
         )

@@ -11,7 +11,6 @@ patched or parsed.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,12 +109,11 @@ def _execute(rest: list[str], own: argparse.Namespace, argv: list[str]) -> None:
 
 
 def _lm_eval_args(rest: list[str]) -> tuple[Any, argparse.Namespace]:
-    """lm-eval's CLI and its parse of ``rest`` (lm-eval 0.4.13's private ``HarnessCLI``)."""
-    from lm_eval._cli import HarnessCLI
+    """lm-eval's command and its parse of ``rest`` (behind the guard of ``harness``)."""
+    from lm_eval_monkeys.cli.harness import HarnessCommand
 
-    cli = HarnessCLI()
-    sys.argv = ["lm-eval-monkeys", *rest]
-    return cli, cli.parse_args()
+    cli = HarnessCommand()
+    return cli, cli.parse(rest)
 
 
 def _check(args: argparse.Namespace, run_dir: Path | None, shard: Shard | None) -> None:

@@ -162,8 +162,9 @@ def check_task_data(tasks: list[str]) -> None:
     if local_data_dir() is not None:
         return
     configs = installed_configs()
-    for task in with_group_tasks(tasks, configs):
-        loader = str(configs.get(task, {}).get("custom_dataset") or "").rpartition(".")[2]
+    for task in with_group_tasks(tasks):
+        dataset = configs.get(task, {}).get("custom_dataset") or {}
+        loader = str(dataset.get("function", "")).rpartition(":")[2]
         if loader in LOCAL_ONLY:
             raise MonkeysError(f"{task}: {MINIF2F_NEEDS_DATA}")
         for repo_id in HUB_DATASETS.get(loader, ()):

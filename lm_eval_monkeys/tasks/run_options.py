@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import check_metric, default_ks, metric_families
-
-DEFAULT_METRICS = ("coverage", "majority")
+from lm_eval_monkeys.metrics import check_metric, default_ks, ks_within, metric_families
+from lm_eval_monkeys.task_configs import DEFAULT_METRICS
 
 
 def parse_repeats(value: Any) -> int:
@@ -23,8 +22,14 @@ def parse_repeats(value: Any) -> int:
 
 
 def _items(value: Any) -> list[Any]:
+    """A list option's items: a list, or a comma string, bracketed or not. lm-eval hands
+    ``--metadata metrics=[coverage,majority]`` over as the string ``"[coverage,majority]"``
+    (its literal parse fails on bare names), so the brackets are the user's list syntax."""
     if isinstance(value, str):
-        return [item for item in value.split(",") if item.strip()]
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        return [item.strip() for item in text.split(",") if item.strip()]
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
@@ -40,12 +45,9 @@ def parse_ks(value: Any, k: int) -> list[int]:
         raise MonkeysError(f"ks must be whole numbers, got {value!r}; e.g. --ks 1,4,16") from None
     if not ks or ks[0] < 1:
         raise MonkeysError(f"every reported k must be >= 1, got {value!r}; e.g. --ks 1,4,16")
-    if ks[-1] > k:
-        raise MonkeysError(
-            f"k={ks[-1]} exceeds the {k} samples drawn per problem; "
-            f"raise --repeats to {ks[-1]} or drop k={ks[-1]} from --ks"
-        )
-    return ks
+    return ks_within(
+        ks, k, "drawn per problem", f"raise --repeats to {ks[-1]} or drop k={ks[-1]} from --ks"
+    )
 
 
 def parse_metrics(value: Any, default: Sequence[str] = DEFAULT_METRICS) -> tuple[str, ...]:

@@ -15,7 +15,6 @@ else the local runner. ``,gold=N`` sets how often each instance's gold patch run
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -25,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
 
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 GOLD_RUNS = 1
 # Bumped when the runner's way of judging changes, so cached verdicts are not reused.
-RUNNER_VERSION = "local-2"
+RUNNER_VERSION = "local-3"
 _PATCH_TAG = re.compile(r"<patch>\s*\n?(.*?)(?:</patch>|\Z)", re.S)
 _DIFF_FENCE = re.compile(r"```(?:diff|patch)?[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _DIFF_START = re.compile(r"^(?:diff --git |--- (?:a/|/dev/null))", re.M)
@@ -101,8 +101,7 @@ class SWEbenchChecker(Checker):
     def target(self, doc: dict[str, Any]) -> str:
         fields = ("instance_id", "base_commit", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")
         decided_by = [[doc[f] for f in fields], self.runner.verdict_key(doc), RUNNER_VERSION]
-        digest = hashlib.sha256(json.dumps(decided_by).encode()).hexdigest()[:16]
-        key = f"{doc['instance_id']}:{digest}"
+        key = f"{doc['instance_id']}:{short_digest(json.dumps(decided_by))}"
         self._instances.setdefault(key, doc)
         return key
 
@@ -199,8 +198,7 @@ class DockerRunner:
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
         from swebench.harness.run_evaluation import main as run_evaluation
 
-        digest = hashlib.sha256((instance["instance_id"] + patch).encode()).hexdigest()
-        run_id = f"monkeys-{digest[:16]}"
+        run_id = f"monkeys-{short_digest(instance['instance_id'] + patch)}"
         model = "lm-eval-monkeys"
         with tempfile.TemporaryDirectory(prefix="monkeys-swebench-") as scratch:
             predictions = Path(scratch, "predictions.jsonl")

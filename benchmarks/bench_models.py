@@ -2,10 +2,10 @@
 
 Same GSM8K 5-shot prompts, same k, max tokens, stop sequences and CPU threads; both get
 the cloned request list lm-eval builds for ``repeats: k`` and are timed on generation
-only (the model is loaded once per backend, outside the timing). Also reported: the
+only (the model is loaded once per model, outside the timing). Also reported: the
 machine's fp32/bf16 matmul throughput and the tokens/s it would allow for this model.
 
-    MONKEYS_DATA_DIR=../shared/data python benchmarks/bench_backends.py [PROBLEMS K MAX_TOKENS]
+    MONKEYS_DATA_DIR=../shared/data python benchmarks/bench_models.py [PROBLEMS K MAX_TOKENS]
 """
 
 from __future__ import annotations
