@@ -105,7 +105,7 @@ def check_unsafe_code(tasks: list[str], confirmed: bool) -> None:
 def check_checkers(tasks: list[str], metadata: Mapping[str, Any]) -> None:
     """Each of our tasks' checker (``--metadata verifier=SPEC``, else its config's) can be
     built: a Lean project exists, a verifier name is known."""
-    from lm_eval_monkeys.verifiers import get_verifier
+    from lm_eval_monkeys.verifiers import get_checker
 
     configs = installed_configs()
     for task in with_group_tasks(tasks):
@@ -113,4 +113,4 @@ def check_checkers(tasks: list[str], metadata: Mapping[str, Any]) -> None:
             "verifier"
         )
         if spec and isinstance(configs.get(task, {}).get("task"), str):
-            get_verifier(str(spec), task).close()
+            get_checker(str(spec), task).close()
