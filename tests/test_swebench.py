@@ -155,10 +155,66 @@ def test_failed_build_is_env_failed_and_leaves_nothing(
     [verdict] = check.judge_many([GOLD], check.target(swe["instance"]))
     assert (verdict.correct, verdict.status, verdict.final) == (False, "env_failed", False)
     assert "failed at pip_packages" in verdict.details["reason"]
-    log = Path(verdict.details["reason"].rsplit("see ", 1)[1])
+    log = Path(verdict.details["log"])
     assert "lm-eval-monkeys-no-such-package" in log.read_text()
     envs = swe["work"] / "envs"
     assert not [p for p in envs.iterdir() if p.name.startswith(".build-")]
+
+
+def test_failed_build_is_not_retried_per_patch(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three patches of an instance whose build fails: one build, its log kept."""
+    specs, attempts = tmp_path / "specs.json", tmp_path / "attempts"
+    fails = {**SPEC, "pre_install": [f"echo attempt >> {attempts}; exit 3"]}
+    specs.write_text(json.dumps({"acme/calc": {"default": fails}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    check = checker()
+    verdicts = check.judge_many([GOLD, WRONG, FUZZY], check.target(swe["instance"]))
+    assert {(v.status, v.final) for v in verdicts} == {("env_failed", False)}
+    assert attempts.read_text() == "attempt\n"
+    log = Path(verdicts[2].details["log"])
+    assert "failed at pre_install (exit 3)" in verdicts[2].details["reason"]
+    assert f"$ echo attempt >> {attempts}; exit 3" in log.read_text()
+
+
+def test_no_instance_ends_the_run(swe: dict, tmp_path: Path) -> None:
+    """verify over instances that cannot be planned (no spec, a conda spec, a Python
+    that is not here, no mirror) beside one that can: each gets env_failed naming its
+    reason, not final; the good one is judged; the run succeeds."""
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({
+        "acme/calc": {"default": SPEC},
+        "acme/conda": {"default": {**SPEC, "packages": "environment.yml"}},
+        "acme/ancient": {"default": {**SPEC, "python": "2.1"}},
+        "acme/nowhere": {"default": SPEC},
+    }))  # fmt: skip
+    mirrors = swe["root"] / "mirrors"
+    for name in ("acme__conda", "acme__ancient"):  # the toy's history under other names
+        (mirrors / name).unlink(missing_ok=True)
+        (mirrors / name).symlink_to(mirrors / "acme__calc")
+    good = swe["instance"]
+    docs = [
+        {**good, "repo": "acme/unknown", "instance_id": "acme__unknown-1"},
+        {**good, "repo": "acme/conda", "instance_id": "acme__conda-1"},
+        {**good, "repo": "acme/ancient", "instance_id": "acme__ancient-1"},
+        {**good, "repo": "acme/nowhere", "instance_id": "acme__nowhere-1"},
+        good,
+    ]
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps({"doc": d, "completion": GOLD}) + "\n" for d in docs))
+    done = run_cli("verify", "--task", "monkeys_swebench_lite", "--input", str(source),
+                   "--output", str(output), "--verifier", "swebench:local,gold=0",
+                   env={**swe["env"], "MONKEYS_SWEBENCH_SPECS": str(specs)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in output.open()]
+    assert [line["status"] for line in lines] == ["env_failed"] * 4 + ["resolved"]
+    reasons = [line["details"]["reason"] for line in lines[:4]]
+    assert "no SWE-bench spec for acme/unknown" in reasons[0]
+    assert "conda environment.yml" in reasons[1]
+    assert "needs Python 2.1" in reasons[2]
+    assert "no local mirror of acme/nowhere" in reasons[3]
+    assert "Traceback" not in done.stderr
 
 
 def test_verdict_key_follows_the_spec(swe: dict, tmp_path: Path, monkeypatch) -> None:
@@ -213,14 +269,17 @@ def test_killed_build_leaves_no_environment(swe: dict, tmp_path: Path) -> None:
 def test_clear_errors_for_missing_setup(swe: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     check = checker()
     other = {**swe["instance"], "repo": "acme/unknown", "instance_id": "acme__unknown-1"}
-    with pytest.raises(MonkeysError, match=r"no SWE-bench spec for acme/unknown 1\.0"):
-        check.target(other)
+    [verdict] = check.judge_many([GOLD], check.target(other))
+    assert (verdict.status, verdict.final) == ("env_failed", False)
+    assert "no SWE-bench spec for acme/unknown 1.0" in verdict.details["reason"]
     old = {**swe["instance"], "instance_id": "acme__calc-9"}
     specs = Path(swe["env"]["MONKEYS_SWEBENCH_SPECS"]).with_name("old-python.json")
     specs.write_text(json.dumps({"acme/calc": {"default": {**SPEC, "python": "2.1"}}}))
     monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
-    with pytest.raises(MonkeysError, match=r"needs Python 2\.1 .*uv python install 2\.1"):
-        checker().target(old)
+    check = checker()
+    [verdict] = check.judge_many([GOLD], check.target(old))
+    assert "needs Python 2.1" in verdict.details["reason"]
+    assert "uv python install 2.1" in verdict.details["reason"]
     monkeypatch.setenv("MONKEYS_SANDBOX_DIR", "/tmp/monkeys-under-tmp")
     with pytest.raises(MonkeysError, match="under /tmp"):
         LocalRunner()
@@ -272,3 +331,113 @@ def test_task_builds_oracle_prompts(swe: dict) -> None:
     prompt = oracle_prompt(toy, gold_files(toy, os.environ["MONKEYS_SWEBENCH_REPOS"]))
     assert "[start of src/calc/__init__.py]\n1 def add(a, b):\n2     return a - b\n" in prompt
     assert "tests/test_calc.py" not in prompt  # test files are not shown
+
+
+def new_test_file(name: str, code: str) -> str:
+    """A test-patch hunk creating ``tests/<name>`` with ``code``."""
+    lines = code.splitlines()
+    head = f"diff --git a/tests/{name} b/tests/{name}\nnew file mode 100644\n"
+    return (f"{head}--- /dev/null\n+++ b/tests/{name}\n@@ -0,0 +1,{len(lines)} @@\n"
+            + "".join(f"+{line}\n" for line in lines))  # fmt: skip
+
+
+def with_test(instance: dict, instance_id: str, name: str, code: str, test: str) -> dict:
+    """The toy instance with one more PASS_TO_PASS test, in a new file."""
+    p2p = [*json.loads(instance["PASS_TO_PASS"]), f"tests/{name}::{test}"]
+    return {**instance, "instance_id": instance_id, "PASS_TO_PASS": json.dumps(p2p),
+            "test_patch": instance["test_patch"] + new_test_file(name, code)}  # fmt: skip
+
+
+ONLINE_TEST = """import urllib.request
+
+
+def test_fetch():
+    urllib.request.urlopen("http://httpbin.org/get", timeout=20).read()
+"""
+
+
+def test_tests_that_need_the_network_are_named(swe: dict) -> None:
+    """A gold patch failing only because a test fetches a URL: the verdict says which
+    test, which host and what to enable, not "broken setup". (The sandbox has no network:
+    nothing is fetched.)"""
+    online = with_test(swe["instance"], "acme__calc-net", "test_online.py", ONLINE_TEST,
+                       "test_fetch")  # fmt: skip
+    check = checker(gold=1)
+    verdicts = check.judge_many([GOLD, WRONG], check.target(online))
+    assert {(v.status, v.final) for v in verdicts} == {("env_failed", False)}
+    reason = verdicts[0].details["reason"]
+    assert "1 of its tests need the network (tests/test_online.py::test_fetch" in reason
+    assert "hosts: httpbin.org" in reason
+    assert "MONKEYS_SWEBENCH_NETWORK=acme/calc" in reason
+    assert "setup is broken" not in reason
+    gold = verdicts[0].details["gold"]
+    assert gold["needs_network"] == {"tests": ["tests/test_online.py::test_fetch"],
+                                     "hosts": ["httpbin.org"]}  # fmt: skip
+    # A test failing for another reason is not called a network problem.
+    [wrong] = checker().judge_many([WRONG], checker().target(swe["instance"]))
+    assert "needs_network" not in wrong.details
+
+
+LOCALE_TEST = """import locale
+
+
+def test_utf8_locale():
+    locale.setlocale(locale.LC_ALL, "")
+    assert locale.nl_langinfo(locale.CODESET) == "UTF-8"
+"""
+
+
+def test_djangos_locale_step_gives_utf8_without_writing_etc(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Django 3.0's eval commands (locale-gen into /etc, then en_US.UTF-8): the tests run
+    in a UTF-8 locale that exists, and /etc is untouched."""
+    from lm_eval_monkeys.verifiers.swebench.specs import spec_for
+
+    django = spec_for("django/django", "3.0").eval_commands
+    assert any("locale-gen" in command for command in django)
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": {**SPEC, "eval_commands": django}}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    before = {p: p.read_bytes() for p in map(Path, ("/etc/locale.gen",)) if p.is_file()}
+    utf8 = with_test(swe["instance"], "acme__calc-locale", "test_locale.py", LOCALE_TEST,
+                     "test_utf8_locale")  # fmt: skip
+    check = checker()
+    [verdict] = check.judge_many([GOLD], check.target(utf8))
+    assert (verdict.correct, verdict.status) == (True, "resolved"), verdict.details
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_builds_ignore_the_hosts_pip_setup(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's pip config and PIP_* variables say "no index": the build uses PyPI,
+    upgrades pip first, and resolves; MONKEYS_SWEBENCH_PIP_CONFIG is the one file read."""
+    hostile = tmp_path / "host-pip.conf"
+    hostile.write_text("[global]\nno-index = true\nindex-url = http://127.0.0.1:9/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(hostile))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    specs = tmp_path / "specs.json"
+    own = {**SPEC, "pip_packages": ["pytest", "iniconfig"]}  # an environment of its own
+    specs.write_text(json.dumps({"acme/calc": {"default": own}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    check = checker()
+    [verdict] = check.judge_many([GOLD], check.target(swe["instance"]))
+    assert verdict.status == "resolved", verdict.details
+    runner = check.runner
+    plan = runner.plan(swe["instance"])
+    log = runner.environments.log_path(plan.dependencies_name).read_text()
+    assert log.index("-m pip install --upgrade pip\n") < log.index("pytest iniconfig")
+    # A mirror named by MONKEYS_SWEBENCH_PIP_CONFIG is used (here one that refuses).
+    mirror = tmp_path / "mirror.conf"
+    mirror.write_text("[global]\nindex-url = http://127.0.0.1:9/simple\nretries = 0\n")
+    monkeypatch.setenv("MONKEYS_SWEBENCH_PIP_CONFIG", str(mirror))
+    specs.write_text(json.dumps({"acme/calc": {"default": {**own, "pip_packages": ["pytest"]}}}))
+    check = checker()
+    [verdict] = check.judge_many([GOLD], check.target(swe["instance"]))
+    assert verdict.status == "env_failed" and "failed at pip " in verdict.details["reason"]
+    assert "127.0.0.1" in Path(verdict.details["log"]).read_text()
+    (tmp_path / "bad.conf").write_text("index-url without a section\n")
+    monkeypatch.setenv("MONKEYS_SWEBENCH_PIP_CONFIG", str(tmp_path / "bad.conf"))
+    with pytest.raises(MonkeysError, match=r"MONKEYS_SWEBENCH_PIP_CONFIG=.*not a readable"):
+        LocalRunner()

@@ -32,13 +32,14 @@ from lm_eval_monkeys.verifiers.code.sandbox import Sandbox, shared_dir
 from lm_eval_monkeys.verifiers.swebench.environments import (
     BUILD_BACKEND,
     OFFLINE_PIP,
-    EnvironmentBuildError,
     Environments,
     Plan,
     copy_env,
+    pip_settings,
     plan_for,
 )
 from lm_eval_monkeys.verifiers.swebench.interpreters import find_python
+from lm_eval_monkeys.verifiers.swebench.network import network_failures
 from lm_eval_monkeys.verifiers.swebench.specs import (
     RepoSpec,
     patched_files,
@@ -86,6 +87,7 @@ class LocalRunner:
         self.mirrors = Path(root)
         self.workdir = workdir or shared_dir("swebench")
         _refuse_tmp(self.workdir)
+        pip_settings()  # a bad MONKEYS_SWEBENCH_PIP_CONFIG stops the run before any work
         self.environments = Environments(self.workdir)
         self._sandbox = sandbox
         self._plans: dict[tuple[str, str, str, str], Plan] = {}
@@ -127,12 +129,11 @@ class LocalRunner:
 
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
         """Grade one patch: ``{"resolved": bool, "status": ..., "log": path, ...}``.
-        Never raises for a bad patch; a broken setup is ``env_failed``."""
-        try:
-            plan = self.plan(instance)
-            image = self.environments.get(plan, self.mirror(instance["repo"]))
-        except EnvironmentBuildError as err:
-            return {"resolved": False, "status": "env_failed", "reason": str(err)}
+        Never raises for a bad patch; a setup that cannot be built raises (a
+        ``MonkeysError``, ``EnvironmentBuildError`` with its log), which the checker
+        makes the instance's ``env_failed`` verdict."""
+        plan = self.plan(instance)
+        image = self.environments.get(plan, self.mirror(instance["repo"]))
         log = self.log_path(instance, patch)
         with self._run_dir() as run:
             tree = run / "tree"
@@ -203,13 +204,24 @@ def eval_script(spec: RepoSpec, instance: dict[str, Any]) -> str:
 
     directives = test_directives(instance["repo"], instance["test_patch"])
     tests = " ".join([spec.test_cmd, *map(shlex.quote, directives)])
-    lines = [*spec.eval_commands]
+    lines = sandbox_commands(spec.eval_commands)
     if spec.install:
         lines += [f'export PYTHONPATH="$VIRTUAL_ENV/{BUILD_BACKEND}"', spec.install,
                   f'echo "{_INSTALL_EXIT}: $?"', "unset PYTHONPATH"]  # fmt: skip
     lines += [f"echo '{START_TEST_OUTPUT}'", tests, "code=$?", f"echo '{END_TEST_OUTPUT}'",
               f'echo "{TEST_EXIT_CODE}: $code"']  # fmt: skip
     return "\n".join(lines)
+
+
+def sandbox_commands(commands: tuple[str, ...]) -> list[str]:
+    """The harness's ``eval_commands`` as the sandbox runs them. Django's generate the
+    en_US.UTF-8 locale, writing to /etc (read-only here, and shared with the host): the
+    locale is only there for UTF-8, so where the host lacks en_US.UTF-8 the commands use
+    glibc's built-in C.UTF-8 instead, and locale-gen is not run."""
+    locales = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout
+    has_en_us = "en_US.utf8" in locales.split() or "en_US.UTF-8" in locales.split()
+    kept = [c for c in commands if "locale-gen" not in c]
+    return kept if has_en_us else [c.replace("en_US.UTF-8", "C.UTF-8") for c in kept]
 
 
 def clone(mirror: Path, commit: str, tree: Path) -> None:
@@ -297,7 +309,7 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
     report = get_eval_tests_report(status_map, {FAIL_TO_PASS: f2p, PASS_TO_PASS: p2p})
     resolved = get_resolution_status(report) == ResolvedStatus.FULL.value
     failing = report[FAIL_TO_PASS]["failure"] + report[PASS_TO_PASS]["failure"]
-    return {
+    verdict = {
         "resolved": resolved,
         "status": "resolved" if resolved else "tests_failed",
         "failing_tests": failing,
@@ -305,6 +317,8 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
         "pass_to_pass_failed": report[PASS_TO_PASS]["failure"],
         "install_exit": install,
     }
+    offline = network_failures(output, failing) if not spec.network else {"tests": []}
+    return {**verdict, "needs_network": offline} if offline["tests"] else verdict
 
 
 def _install_exit(output: str) -> int | None:
