@@ -374,7 +374,8 @@ def test_tests_that_need_the_network_are_named(swe: dict) -> None:
     assert gold["needs_network"] == {"tests": ["tests/test_online.py::test_fetch"],
                                      "hosts": ["httpbin.org"]}  # fmt: skip
     # A test failing for another reason is not called a network problem.
-    [wrong] = checker().judge_many([WRONG], checker().target(swe["instance"]))
+    check = checker()
+    [wrong] = check.judge_many([WRONG], check.target(swe["instance"]))
     assert "needs_network" not in wrong.details
 
 
@@ -427,7 +428,7 @@ def test_builds_ignore_the_hosts_pip_setup(
     runner = check.runner
     plan = runner.plan(swe["instance"])
     log = runner.environments.log_path(plan.dependencies_name).read_text()
-    assert log.index("-m pip install --upgrade pip\n") < log.index("pytest iniconfig")
+    assert log.index("'install', '--upgrade', 'pip']") < log.index("'pytest', 'iniconfig']")
     # A mirror named by MONKEYS_SWEBENCH_PIP_CONFIG is used (here one that refuses).
     mirror = tmp_path / "mirror.conf"
     mirror.write_text("[global]\nindex-url = http://127.0.0.1:9/simple\nretries = 0\n")

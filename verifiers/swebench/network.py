@@ -24,6 +24,7 @@ _HOSTS = (
 )
 _PYTEST_SECTION = re.compile(r"^_{3,} (.+?) _{3,}$", re.M)
 _UNITTEST_SECTION = re.compile(r"^(?:ERROR|FAIL): (.+)$", re.M)
+_SEPARATOR = re.compile(r"^={3,}", re.M)  # pytest's "=== FAILURES ===", unittest's rules
 
 
 def network_failures(log: str, failing: list[str]) -> dict[str, list[str]]:
@@ -45,9 +46,11 @@ def _sections(log: str) -> list[tuple[str, str]]:
     """(name, text) of each failure block, pytest's and unittest's."""
     marks = [(m.start(), m.group(1)) for m in _PYTEST_SECTION.finditer(log)]
     marks += [(m.start(), m.group(1).strip()) for m in _UNITTEST_SECTION.finditer(log)]
+    marks += [(m.start(), "") for m in _SEPARATOR.finditer(log)]  # ends a block
     marks.sort()
-    ends = [start for start, _ in marks[1:]] + [len(log)]
-    return [(name, log[start:end]) for (start, name), end in zip(marks, ends, strict=False)]
+    ends = [start for start, _ in marks[1:]] + [len(log)] if marks else []
+    blocks = zip(marks, ends, strict=True)
+    return [(name, log[start:end]) for (start, name), end in blocks if name]
 
 
 def _names(test: str, section: str) -> bool:
