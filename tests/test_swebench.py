@@ -24,12 +24,14 @@ from conftest import run_cli
 from lm_eval.tasks import TaskManager
 from swebench_toy import (
     BREAKS_NEG,
+    CALC,
     CHEATS,
     FLAKY_GOLD,
     FUZZY,
     GOLD,
     MALFORMED,
     SPEC,
+    TESTS,
     WRONG,
     git,
     make_toy,
@@ -433,7 +435,8 @@ def test_builds_ignore_the_hosts_pip_setup(
     mirror = tmp_path / "mirror.conf"
     mirror.write_text("[global]\nindex-url = http://127.0.0.1:9/simple\nretries = 0\n")
     monkeypatch.setenv("MONKEYS_SWEBENCH_PIP_CONFIG", str(mirror))
-    specs.write_text(json.dumps({"acme/calc": {"default": {**own, "pip_packages": ["pytest"]}}}))
+    unbuilt = {**own, "pip_packages": ["pytest", "packaging"]}  # not built yet
+    specs.write_text(json.dumps({"acme/calc": {"default": unbuilt}}))
     check = checker()
     [verdict] = check.judge_many([GOLD], check.target(swe["instance"]))
     assert verdict.status == "env_failed" and "failed at pip " in verdict.details["reason"]
@@ -442,3 +445,51 @@ def test_builds_ignore_the_hosts_pip_setup(
     monkeypatch.setenv("MONKEYS_SWEBENCH_PIP_CONFIG", str(tmp_path / "bad.conf"))
     with pytest.raises(MonkeysError, match=r"MONKEYS_SWEBENCH_PIP_CONFIG=.*not a readable"):
         LocalRunner()
+
+
+LEGACY_SETUP = (
+    "from setuptools import setup\n\nsetup(name='legacy', version='1.0', py_modules=['legacy'])\n"
+)
+
+
+def test_python36_environment_gets_a_pip_that_installs_todays_wheels(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python 3.6 instance (as Django 3.0-3.2's) whose environment needs bcrypt: the
+    bundled pip 18.1 knows no manylinux2014 wheel and would build it from source (and
+    fail); the environment's pip is upgraded to 21.3.1 first, and the gold patch resolves."""
+    from lm_eval_monkeys.verifiers.swebench.interpreters import find_python
+
+    try:
+        find_python("3.6", swe["work"])
+    except MonkeysError as err:
+        pytest.skip(str(err))
+    mirror = swe["root"] / "mirrors" / "acme__legacy"
+    (mirror / "tests").mkdir(parents=True)
+    (mirror / "legacy.py").write_text(CALC)
+    (mirror / "setup.py").write_text(LEGACY_SETUP)
+    (mirror / "tests" / "test_calc.py").write_text(TESTS.replace("from calc", "from legacy"))
+    git(mirror, "init", "-q")
+    git(mirror, "add", ".")
+    git(mirror, "commit", "-qm", "base")
+    spec = {**SPEC, "python": "3.6", "pip_packages": ["pytest==7.0.1", "bcrypt==4.0.1"]}
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/legacy": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    flat = {"src/calc/__init__.py": "legacy.py", "from calc import": "from legacy import"}
+    patches = [swe["instance"]["patch"], swe["instance"]["test_patch"]]
+    for old, new in flat.items():
+        patches = [p.replace(old, new) for p in patches]
+    legacy = {**swe["instance"], "repo": "acme/legacy", "instance_id": "acme__legacy-1",
+              "base_commit": git(mirror, "rev-parse", "HEAD"), "environment_setup_commit": "",
+              "patch": patches[0], "test_patch": patches[1]}  # fmt: skip
+    check = checker()
+    [verdict] = check.judge_many([legacy["patch"]], check.target(legacy))
+    assert (verdict.status, verdict.correct) == ("resolved", True), verdict.details
+    runner = check.runner
+    plan = runner.plan(legacy)
+    image = runner.environments.get(plan, runner.mirror("acme/legacy"))
+    pip = subprocess.run([str(image / "bin" / "python"), "-m", "pip", "--version"],
+                         env={**os.environ, **plan.interpreter.env()},
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert pip.startswith("pip 21.3.1 ")
