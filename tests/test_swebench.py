@@ -439,7 +439,7 @@ def test_builds_ignore_the_hosts_pip_setup(
     specs.write_text(json.dumps({"acme/calc": {"default": unbuilt}}))
     check = checker()
     [verdict] = check.judge_many([GOLD], check.target(swe["instance"]))
-    assert verdict.status == "env_failed" and "failed at pip " in verdict.details["reason"]
+    assert verdict.status == "env_failed" and "failed at pip_packages" in verdict.details["reason"]
     assert "127.0.0.1" in Path(verdict.details["log"]).read_text()
     (tmp_path / "bad.conf").write_text("index-url without a section\n")
     monkeypatch.setenv("MONKEYS_SWEBENCH_PIP_CONFIG", str(tmp_path / "bad.conf"))

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -218,10 +219,14 @@ def sandbox_commands(commands: tuple[str, ...]) -> list[str]:
     en_US.UTF-8 locale, writing to /etc (read-only here, and shared with the host): the
     locale is only there for UTF-8, so where the host lacks en_US.UTF-8 the commands use
     glibc's built-in C.UTF-8 instead, and locale-gen is not run."""
-    locales = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout
-    has_en_us = "en_US.utf8" in locales.split() or "en_US.UTF-8" in locales.split()
     kept = [c for c in commands if "locale-gen" not in c]
-    return kept if has_en_us else [c.replace("en_US.UTF-8", "C.UTF-8") for c in kept]
+    return kept if _host_has_en_us() else [c.replace("en_US.UTF-8", "C.UTF-8") for c in kept]
+
+
+@cache
+def _host_has_en_us() -> bool:
+    locales = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.split()
+    return "en_US.utf8" in locales or "en_US.UTF-8" in locales
 
 
 def clone(mirror: Path, commit: str, tree: Path) -> None:
