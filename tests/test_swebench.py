@@ -381,6 +381,18 @@ def test_tests_that_need_the_network_are_named(swe: dict) -> None:
     assert "needs_network" not in wrong.details
 
 
+def test_a_patch_cannot_pass_its_failure_off_as_the_network(swe: dict) -> None:
+    """A wrong patch whose failure reads like a missing network: still a final
+    ``tests_failed`` (only the trusted gold patch's failures can make an instance
+    ``env_failed``)."""
+    error = "OSError('[Errno -3] Temporary failure in name resolution host=httpbin.org')"
+    mimic = WRONG.replace("+    return a * b", f"+    raise {error}")
+    check = checker(gold=1)
+    [verdict] = check.judge_many([mimic], check.target(swe["instance"]))
+    assert (verdict.correct, verdict.status, verdict.final) == (False, "tests_failed", True)
+    assert verdict.details["fail_to_pass_failed"] == ["tests/test_calc.py::test_add"]
+
+
 LOCALE_TEST = """import locale
 
 

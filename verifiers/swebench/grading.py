@@ -49,7 +49,8 @@ _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@", re.M)
 
 class Runner(Protocol):
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
-        """``{"resolved": bool, "status": str, ...}`` for one patch of one instance."""
+        """``{"resolved": bool, "status": str, ...}`` for one patch of one instance; an
+        instance that cannot be set up raises one of ``INSTANCE_FAILURES``."""
 
     def verdict_key(self, instance: dict[str, Any]) -> str:
         """What, besides the instance, decides its verdicts (spec, interpreter, image)."""
