@@ -505,3 +505,24 @@ def test_python36_environment_gets_a_pip_that_installs_todays_wheels(
                          env={**os.environ, **plan.interpreter.env()},
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert pip.startswith("pip 21.3.1 ")
+
+
+def test_tox_current_env_runs_the_tests_in_the_environment(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sphinx's test command, ``tox --current-env -epy39``, with the harness's tox pins:
+    tox-current-env's link to the environment's python would start the bare interpreter
+    ("No module named pytest"); the tests run in the environment and resolve."""
+    tox_ini = "[testenv]\\ncommands = python -m pytest -rA -p no:cacheprovider {posargs}\\n"
+    spec = {**SPEC, "pip_packages": ["pytest", "tox==4.16.0", "tox-current-env==0.0.11"],
+            "pre_install": [f"printf '{tox_ini}' > tox.ini"],
+            "test_cmd": "tox --current-env -epy39 -v --"}  # fmt: skip
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    check = checker()
+    verdicts = check.judge_many([GOLD, WRONG], check.target(swe["instance"]))
+    assert (verdicts[0].correct, verdicts[0].status) == (True, "resolved"), verdicts[0].details
+    assert (verdicts[1].correct, verdicts[1].status) == (False, "tests_failed")
+    log = Path(verdicts[0].details["log"]).read_text()
+    assert "py39: OK" in log and "PASSED tests/test_calc.py::test_add" in log

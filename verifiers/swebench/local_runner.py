@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -60,6 +61,7 @@ APPLY_COMMANDS = (
     ["patch", "--batch", "--forward", "--fuzz=5", "-p1", "-i"],
 )
 _INSTALL_EXIT = ">>>>> Install Exit Code"
+_TOX_CURRENT_ENV = re.compile(r"\btox\b.*--current-env.*?\s-e\s*([\w.-]+)")
 
 
 class LocalRunner:
@@ -209,9 +211,28 @@ def eval_script(spec: RepoSpec, instance: dict[str, Any]) -> str:
     if spec.install:
         lines += [f'export PYTHONPATH="$VIRTUAL_ENV/{BUILD_BACKEND}"', spec.install,
                   f'echo "{_INSTALL_EXIT}: $?"', "unset PYTHONPATH"]  # fmt: skip
+    lines += tox_launchers(spec)
     lines += [f"echo '{START_TEST_OUTPUT}'", tests, "code=$?", f"echo '{END_TEST_OUTPUT}'",
               f'echo "{TEST_EXIT_CODE}: $code"']  # fmt: skip
     return "\n".join(lines)
+
+
+def tox_launchers(spec: RepoSpec) -> list[str]:
+    """Commands that make ``tox --current-env -eENV`` (sphinx) run in the environment.
+    tox-current-env links ``.tox/ENV/bin/python*`` to the interpreter running tox, the
+    environment's ``bin/python``; started through a link from outside the environment,
+    Python finds no ``pyvenv.cfg`` beside it and runs without the environment's packages.
+    Launchers put there first (tox-current-env keeps files it finds) start the
+    environment's python by its own path."""
+    match = _TOX_CURRENT_ENV.search(spec.test_cmd)
+    if match is None:
+        return []
+    bin_dir = f".tox/{match.group(1)}/bin"
+    launcher = 'printf \'#!/bin/sh\\nexec "%s/bin/python" "$@"\\n\' "$VIRTUAL_ENV"'
+    names = ("python", "python3", f"python{spec.python}")
+    return [f"mkdir -p {bin_dir}"] + [
+        f"{launcher} > {bin_dir}/{name} && chmod +x {bin_dir}/{name}" for name in names
+    ]
 
 
 def sandbox_commands(commands: tuple[str, ...]) -> list[str]:
