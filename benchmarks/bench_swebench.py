@@ -13,13 +13,15 @@ Prints one row per instance and the medians; exits non-zero if any gold patch do
 resolve or any unrelated patch does.
 
     python benchmarks/bench_swebench.py --conformance --repos DIR --instances ID,ID,...
+        [--specs FILE]
 
 Any Lite instances whose mirrors are in ``DIR`` (named ``owner__repo``), each through
 ``lm-eval-monkeys verify --verifier swebench:local`` as a user runs it (gold check on):
 the gold patch and the unrelated patch as two completions, one verify run per instance
-(its seconds include the environment build on first use). Prints one row per instance
-with both statuses and the reason of any verdict that is not a judgement; exits non-zero
-if an unrelated patch resolves or a verify run fails.
+(its seconds include the environment build on first use); ``--specs`` names a
+``MONKEYS_SWEBENCH_SPECS`` file (none by default: the harness's specs alone). Prints one
+row per instance with both statuses and the reason of any verdict that is not a
+judgement; exits non-zero if an unrelated patch resolves or a verify run fails.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ def main() -> None:
     parser.add_argument("--instances", default="", help="comma-separated ids (default: all)")
     parser.add_argument("--conformance", action="store_true", help="through verify, any repo")
     parser.add_argument("--repos", type=Path, help="mirrors named owner__repo (--conformance)")
+    parser.add_argument("--specs", help="a MONKEYS_SWEBENCH_SPECS file (--conformance)")
     args = parser.parse_args()
     if args.fresh:
         shutil.rmtree(args.work / "swebench", ignore_errors=True)
@@ -141,6 +144,8 @@ def main() -> None:
         args.work.mkdir(parents=True, exist_ok=True)
         args.work.chmod(0o755)
         os.environ.pop("MONKEYS_SWEBENCH_SPECS", None)
+        if args.specs:
+            os.environ["MONKEYS_SWEBENCH_SPECS"] = args.specs
         sys.exit(1 if conformance(args.work, args.repos, [r for r in lite if
                                   r["instance_id"] in wanted]) else 0)  # fmt: skip
     (args.work / "mirrors").mkdir(parents=True, exist_ok=True)
