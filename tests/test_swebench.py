@@ -76,6 +76,10 @@ def test_patch_extraction() -> None:
     assert extract_patch(f"Here is the fix.\n<patch>\n{GOLD}</patch>\nDone.") == GOLD
     assert extract_patch(f"```diff\n{GOLD}```") == GOLD
     assert extract_patch(f"I changed calc.py:\n{GOLD}\n\n") == GOLD
+    # A last hunk ending in a blank context line (" "), as sphinx-doc__sphinx-8721's
+    # gold patch does: kept, or the patch no longer applies as written.
+    blank_end = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\n \n"
+    assert extract_patch(f"<patch>\n{blank_end}</patch>") == blank_end
     assert extract_patch("") is None
     assert extract_patch("The bug is in add(); it should use +.") is None
     assert extract_patch("```diff\n--- a/calc.py\n+++ b/calc.py\n```") is None  # no hunk

@@ -73,7 +73,7 @@ def _from_diff_start(text: str) -> str | None:
     lines = text[start.start() :].replace("\r\n", "\n").split("\n")
     end = next((i for i, line in enumerate(lines) if line.startswith(("</patch>", "```"))), None)
     lines = lines[:end]
-    while lines and not lines[-1].strip():
+    while lines and not lines[-1]:  # " " is a blank context line, part of the last hunk
         lines.pop()
     return "\n".join(lines) + "\n"
 
