@@ -1,16 +1,19 @@
-"""Local SWE-bench runner on all 20 Lite instances of pallets/flask and pytest-dev/pytest.
+"""Local SWE-bench runner on the Lite instances of pallets/flask and pytest-dev/pytest.
 
     python benchmarks/bench_swebench.py [--work /var/tmp/lm-eval-monkeys-bench] [--fresh]
-        [--instances ID,ID,...]
+        [--instances ID,ID,...] [--baseline-ref main] [--repeat 1]
 
-For each instance, with no spec file: the environment build (the first instance of each
-environment pays it; ``--fresh`` empties the work directory first), then the gold patch
+For each instance, with no spec file: the environment build and the base commit's git
+directory (the first instance of each environment pays them; ``--fresh`` empties the work
+directory first), then the gold patch
 and an unrelated patch (applies, fixes nothing) graded with the environment reused: clone,
-patches, environment copy, reinstall and tests in the sandbox, swebench grading. The
-baseline, measured in the same run, is the same test command run by hand in a prepared
-checkout (gold and test patches applied, the project installed there), unsandboxed.
-Prints one row per instance and the medians; exits non-zero if any gold patch does not
-resolve or any unrelated patch does.
+patch applied in the sandbox, resets, environment copy, test patch, reinstall and tests
+in the sandbox, swebench grading. The baseline, measured in the same run on the same
+environments, is the runner as it is at ``--baseline-ref`` (its ``local_runner.py``
+read from git): the same two patches, alternating with this runner's, ``--repeat``
+times. Prints one row per instance and round, the medians and the median of the paired
+ratios; exits non-zero if any gold patch does not resolve or any unrelated patch does,
+with either runner.
 
     python benchmarks/bench_swebench.py --conformance --repos DIR --instances ID,ID,...
         [--specs FILE]
@@ -27,58 +30,44 @@ judgement; exits non-zero if an unrelated patch resolves or a verify run fails.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from swebench_real import REPO, instances, mirrors, unrelated_patch
 
-from lm_eval_monkeys.verifiers.swebench.environments import BUILD_BACKEND, build_env, copy_env
-from lm_eval_monkeys.verifiers.swebench.local_runner import (
-    LocalRunner,
-    apply_patch,
-    clone,
-    reset_files,
-)
-from lm_eval_monkeys.verifiers.swebench.specs import patched_files, test_directives
+from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner
 
 
-def by_hand(runner: LocalRunner, instance: dict, scratch: Path) -> float:
-    """Seconds of the test command alone, in a checkout prepared once (not timed)."""
-    plan = runner.plan(instance)
-    image = runner.environments.get(plan, runner.mirror(instance["repo"]))
-    shutil.rmtree(scratch, ignore_errors=True)
-    tree, venv = scratch / "tree", scratch / "venv"
-    clone(runner.mirror(instance["repo"]), instance["base_commit"], tree)
-    assert apply_patch(tree, instance["patch"])[0]
-    reset_files(tree, instance["base_commit"], patched_files(instance["test_patch"]))
-    assert apply_patch(tree, instance["test_patch"])[0]
-    copy_env(image, venv)
-    env = {
-        **build_env(plan.interpreter),
-        "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
-        "VIRTUAL_ENV": str(venv),
-        "SETUPTOOLS_SCM_PRETEND_VERSION": plan.version,
-        "PIP_NO_INDEX": "1",
-        "PIP_NO_BUILD_ISOLATION": "0",
-    }
-    install = f'PYTHONPATH="{venv / BUILD_BACKEND}" {plan.spec.install}'
-    subprocess.run(["bash", "-c", install], cwd=tree, env=env, capture_output=True, check=True)
-    directives = test_directives(instance["repo"], instance["test_patch"])
-    command = " ".join([plan.spec.test_cmd, *map(shlex.quote, directives)])
+def baseline_module(ref: str) -> ModuleType:
+    """``verifiers/swebench/local_runner.py`` as at ``ref``, loaded as its own module."""
+    source = subprocess.run(
+        ["git", "-C", str(REPO), "show", f"{ref}:verifiers/swebench/local_runner.py"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    path = Path(tempfile.mkdtemp(prefix="monkeys-baseline-"), "baseline_local_runner.py")
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("baseline_local_runner", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def timed(runner: LocalRunner, instance: dict, patch: str) -> tuple[float, dict]:
     start = time.perf_counter()
-    subprocess.run(["bash", "-c", command], cwd=tree, env=env, capture_output=True)
-    elapsed = time.perf_counter() - start
-    shutil.rmtree(scratch, ignore_errors=True)
-    return elapsed
+    result = runner.evaluate(instance, patch)
+    return time.perf_counter() - start, result
 
 
 def conformance(work: Path, repos: Path, chosen: list[dict]) -> int:
@@ -132,6 +121,8 @@ def main() -> None:
     parser.add_argument("--conformance", action="store_true", help="through verify, any repo")
     parser.add_argument("--repos", type=Path, help="mirrors named owner__repo (--conformance)")
     parser.add_argument("--specs", help="a MONKEYS_SWEBENCH_SPECS file (--conformance)")
+    parser.add_argument("--baseline-ref", default="main", help="git ref of the baseline runner")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds of the four runs")
     args = parser.parse_args()
     if args.fresh:
         shutil.rmtree(args.work / "swebench", ignore_errors=True)
@@ -154,10 +145,13 @@ def main() -> None:
     data = Path(os.environ.get("MONKEYS_DATA_DIR") or REPO.parent / "shared" / "data")
     chosen = [i for i in instances(data) if not args.instances or i["instance_id"] in
               args.instances.split(",")]  # fmt: skip
-    runner = LocalRunner(mirrors=mirrors(args.work / "mirrors"), workdir=args.work / "swebench")
+    places = {"mirrors": mirrors(args.work / "mirrors"), "workdir": args.work / "swebench"}
+    runner = LocalRunner(**places)
+    baseline = baseline_module(args.baseline_ref).LocalRunner(**places)
     print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} cores", flush=True)
-    print("| instance | env | build s | gold s | unrelated s | by hand s | gold | unrelated |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| instance | env | build s | gold s | unrelated s | baseline gold s | "
+          "baseline unrelated s | gold | unrelated |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     rows, failures = [], 0
     for instance in chosen:
         plan = runner.plan(instance)
@@ -166,26 +160,30 @@ def main() -> None:
         built = not (runner.workdir / "envs" / plan.name).exists()
         start = time.perf_counter()
         runner.environments.get(plan, mirror)
+        runner.base(instance)  # the base commit's git directory, made once like the env
         build_s = time.perf_counter() - start if built else None
-        start = time.perf_counter()
-        gold = runner.evaluate(instance, instance["patch"])
-        gold_s = time.perf_counter() - start
-        start = time.perf_counter()
-        other = runner.evaluate(instance, unrelated_patch(instance, mirror))
-        other_s = time.perf_counter() - start
-        hand_s = by_hand(runner, instance, args.work / "by-hand")
-        failures += (not gold["resolved"]) + bool(other["resolved"])
-        layer = plan.dependencies_name
-        rows.append({"id": instance["instance_id"], "env": layer, "build_s": build_s,
-                     "gold_s": gold_s, "unrelated_s": other_s, "by_hand_s": hand_s,
-                     "gold": gold["status"], "unrelated": other["status"],
-                     "dependencies_reused": shared})  # fmt: skip
-        build = "reused" if build_s is None else f"{build_s:.0f}" + (" (+)" if shared else "")
-        print(f"| {instance['instance_id']} | {layer.rsplit('-', 1)[0]} | {build} | "
-              f"{gold_s:.1f} | {other_s:.1f} | {hand_s:.1f} | {gold['status']} | "
-              f"{other['status']} |", flush=True)  # fmt: skip
+        unrelated = unrelated_patch(instance, mirror)
+        for _ in range(args.repeat):
+            gold_s, gold = timed(runner, instance, instance["patch"])
+            base_gold_s, base_gold = timed(baseline, instance, instance["patch"])
+            other_s, other = timed(runner, instance, unrelated)
+            base_other_s, base_other = timed(baseline, instance, unrelated)
+            failures += sum(not r["resolved"] for r in (gold, base_gold))
+            failures += sum(bool(r["resolved"]) for r in (other, base_other))
+            layer = plan.dependencies_name
+            rows.append({"id": instance["instance_id"], "env": layer, "build_s": build_s,
+                         "gold_s": gold_s, "unrelated_s": other_s,
+                         "baseline_gold_s": base_gold_s, "baseline_unrelated_s": base_other_s,
+                         "gold": gold["status"], "unrelated": other["status"],
+                         "dependencies_reused": shared})  # fmt: skip
+            build = "reused" if build_s is None else f"{build_s:.0f}" + (" (+)" if shared else "")
+            print(f"| {instance['instance_id']} | {layer.rsplit('-', 1)[0]} | {build} | "
+                  f"{gold_s:.1f} | {other_s:.1f} | {base_gold_s:.1f} | {base_other_s:.1f} | "
+                  f"{gold['status']} | {other['status']} |", flush=True)  # fmt: skip
+            build_s = None
     per_patch = statistics.median([r[k] for r in rows for k in ("gold_s", "unrelated_s")])
-    hand = statistics.median([r["by_hand_s"] for r in rows])
+    keys = ("baseline_gold_s", "baseline_unrelated_s")
+    before = statistics.median([r[k] for r in rows for k in keys])
     builds = [
         r["build_s"] for r in rows if r["build_s"] is not None and not r["dependencies_reused"]
     ]
@@ -193,8 +191,11 @@ def main() -> None:
     images = runner.workdir / "images"
     size = subprocess.run(["du", "-sm", str(images)], capture_output=True, text=True).stdout
     print(f"\nper patch, environment reused (median of {2 * len(rows)}): {per_patch:.1f} s")
-    print(f"the same test command by hand in a prepared checkout (median): {hand:.1f} s")
-    print(f"ratio: {per_patch / hand:.2f}x")
+    print(f"per patch, the runner at {args.baseline_ref} (median of {2 * len(rows)}): "
+          f"{before:.1f} s")  # fmt: skip
+    paired = [r[k] / r[f"baseline_{k}"] for r in rows for k in ("gold_s", "unrelated_s")]
+    print(f"ratio of the medians: {per_patch / before:.2f}x; median of the {len(paired)} "
+          f"paired ratios: {statistics.median(paired):.2f}x")  # fmt: skip
     if builds:
         print(f"environment builds, both layers: {len(builds)}, {min(builds):.0f}-"
               f"{max(builds):.0f} s, median {statistics.median(builds):.0f} s")  # fmt: skip

@@ -3,6 +3,8 @@
 The repositories come as git bundles in ``shared/swebench_repos``, beside the data
 directory (see its README; ``MONKEYS_SWEBENCH_BUNDLES`` to point elsewhere);
 ``mirrors`` clones them once into a directory usable as ``MONKEYS_SWEBENCH_REPOS``.
+``local_runner`` is the runner the tests share (environments kept between sessions);
+``patch_from_edit`` turns an edit of a checkout into a real git diff;
 ``unrelated_patch`` makes a patch that applies cleanly to the file the gold patch edits
 but changes nothing the tests see (a comment line): it must never resolve. Used by
 tests/test_swebench_real.py and benchmarks/bench_swebench.py.
@@ -13,13 +15,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from lm_eval_monkeys.verifiers.swebench import specs as swebench_specs
+from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner
 
 REPO = Path(__file__).resolve().parents[1]
 # Beside the benchmark data (shared/data and shared/swebench_repos).
 _DATA = Path(os.environ.get("MONKEYS_DATA_DIR") or REPO.parent / "shared" / "data")
-BUNDLES = Path(os.environ.get("MONKEYS_SWEBENCH_BUNDLES") or _DATA.parent / "swebench_repos")
+BUNDLES = Path(
+    os.environ.get("MONKEYS_SWEBENCH_BUNDLES") or _DATA.parent / "swebench_repos"
+).resolve()  # git runs in other directories
 REPOS = ("pallets/flask", "pytest-dev/pytest")
 
 
@@ -69,3 +78,29 @@ def unrelated_patch(instance: dict[str, Any], mirror: Path) -> str:
         f"@@ -1,{len(context)} +1,{len(context) + 1} @@\n"
         f"+# an unrelated change: resolves nothing\n{body}"
     )
+
+
+def local_runner() -> LocalRunner:
+    """The runner of the real-instance tests, with the harness's specs alone (a user's
+    spec file is ignored); environments persist in ``MONKEYS_SWEBENCH_TEST_DIR``."""
+    work = Path(os.environ.get("MONKEYS_SWEBENCH_TEST_DIR") or "/var/tmp/lm-eval-monkeys-tests")
+    work.mkdir(parents=True, exist_ok=True)
+    work.chmod(0o755)
+    (work / "mirrors").mkdir(exist_ok=True)
+    os.environ.pop(swebench_specs.SPECS_ENV, None)
+    return LocalRunner(mirrors=mirrors(work / "mirrors"), workdir=work / "swebench")
+
+
+def patch_from_edit(mirror: Path, commit: str, edit: Callable[[Path], None]) -> str:
+    """The git diff of ``edit`` applied to a checkout of ``commit`` (binary-safe)."""
+    with tempfile.TemporaryDirectory(prefix="monkeys-edit-") as scratch:
+        tree = Path(scratch, "tree")
+        subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(mirror),
+                        str(tree)], check=True)  # fmt: skip
+        subprocess.run(["git", "-C", str(tree), "checkout", "-q", "--detach", commit], check=True)
+        edit(tree)
+        subprocess.run(["git", "-C", str(tree), "add", "-A"], check=True)
+        return subprocess.run(
+            ["git", "-C", str(tree), "diff", "--cached", "--binary"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip

@@ -89,10 +89,12 @@ CHEATS = WRONG + _diff("""diff --git a/tests/test_calc.py b/tests/test_calc.py
 +def test_add():
 +    pass
 """)
-# The gold patch of the flaky instance: add() is right only for even sandbox uids. The
-# sandbox rotates uids, so consecutive runs alternate (deterministic "flakiness").
+# The gold patch of the flaky instance: add() is right only for every other pair of
+# sandbox uids. The sandbox rotates uids and each patch takes two sandboxes (applying the
+# patch, then the tests), so consecutive runs test under uids two apart and alternate
+# (deterministic "flakiness").
 FLAKY_GOLD = GOLD.replace(
-    "+    return a + b", "+    import os\n+    return a + b if os.getuid() % 2 == 0 else 0"
+    "+    return a + b", "+    import os\n+    return a + b if os.getuid() // 2 % 2 == 0 else 0"
 ).replace("@@ -1,5 +1,5 @@", "@@ -1,5 +1,6 @@")
 
 # The toy's spec: no harness spec exists for acme/calc, the user's file gives it all.

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from swebench_real import BUNDLES, instances, mirrors, unrelated_patch
+from swebench_real import BUNDLES, instances, local_runner, unrelated_patch
 
 from lm_eval_monkeys.verifiers.swebench import specs as swebench_specs
 from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner
@@ -39,13 +40,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def runner() -> LocalRunner:
-    work = Path(os.environ.get("MONKEYS_SWEBENCH_TEST_DIR") or "/var/tmp/lm-eval-monkeys-tests")
-    work.mkdir(parents=True, exist_ok=True)
-    work.chmod(0o755)
-    (work / "mirrors").mkdir(exist_ok=True)
-    user_specs = os.environ.pop(swebench_specs.SPECS_ENV, None)  # the harness's specs alone
-    yield LocalRunner(mirrors=mirrors(work / "mirrors"), workdir=work / "swebench")
+def runner() -> Iterator[LocalRunner]:
+    user_specs = os.environ.get(swebench_specs.SPECS_ENV)  # the harness's specs alone
+    yield local_runner()
     if user_specs is not None:
         os.environ[swebench_specs.SPECS_ENV] = user_specs
 

@@ -152,9 +152,11 @@ class Sandbox:
         memory_bytes: int = 8 << 30,
         processes: int = 512,
         network: bool = False,
+        visible: list[Path] | None = None,
     ) -> tuple[int | None, str]:
         """Run ``argv`` in ``workdir``, the one writable directory (the rest of the host is
-        read-only), with the host's network only if ``network``; returns (exit status, or
+        read-only; with ``visible``, only the system directories, /etc and those paths
+        are there), with the host's network only if ``network``; returns (exit status, or
         None on timeout; combined output)."""
         uid = self._take_uid()
         try:
@@ -162,7 +164,8 @@ class Sandbox:
                 command = argv
             else:
                 _chown_tree(workdir, uid)
-                setup = [*(["--share-net"] if network else []), *_host_mounts([workdir])]
+                mounts = _host_mounts([workdir]) if visible is None else _only(visible, workdir)
+                setup = [*(["--share-net"] if network else []), *mounts]
                 jail = _jail(uid, setup, str(workdir), {"HOME": "/tmp", **env})
                 limits = ["prlimit", f"--as={memory_bytes}", f"--nproc={processes}", "--"]
                 command = [*jail, *limits, *argv]
@@ -453,6 +456,15 @@ def _host_mounts(writable: list[Path]) -> list[str]:
     return mounts
 
 
+def _only(visible: list[Path], writable: Path) -> list[str]:
+    """The system directories and /etc, ``visible`` read-only, ``writable`` writable, a
+    private /tmp: nothing else of the host (no data, no other runs' files)."""
+    mounts = [*_system_mounts(), "--ro-bind", "/etc", "/etc", "--tmpfs", "/tmp"]
+    for path in visible:
+        mounts += ["--ro-bind", str(path), str(path)]
+    return [*mounts, "--bind", str(writable), str(writable), "--remount-ro", "/"]
+
+
 def _system_mounts() -> list[str]:
     """The system's programs and libraries, read-only (merged-/usr links as links)."""
     mounts: list[str] = []
@@ -521,10 +533,16 @@ def trusted_dir(directory: Path) -> Path:
 
 
 def _chown_tree(root: Path, uid: int) -> None:
+    """Without recursion (os.walk recurses: a tree thousands of directories deep, which
+    a sandboxed command can leave, would raise RecursionError here); links not followed."""
     os.chown(root, uid, uid)
-    for directory, dirs, files in os.walk(root):
-        for name in dirs + files:
-            os.lchown(os.path.join(directory, name), uid, uid)
+    pending = [str(root)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:
+                os.lchown(entry.path, uid, uid)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
 
 
 def _claim_uids(count: int, unsandboxed: bool) -> tuple[range, IO[str] | None]:

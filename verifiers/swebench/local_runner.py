@@ -1,14 +1,23 @@
 """SWE-bench without Docker: the harness's steps on a local mirror, tests in the sandbox.
 
 For one instance and one candidate patch, as the harness's eval script does it: a clone
-of the mirror at ``base_commit`` (``git clone --shared``: nothing is registered in the
-mirror, a killed run leaves only a directory that the next run removes), ``pre_install``,
-the patch with the harness's fallbacks, the test files reset and the test patch applied;
-then in the bubblewrap sandbox (no network unless the repo is opted in, host read-only,
-an unprivileged uid) the project's ``install`` again into a private copy of the
-instance's environment (see ``environments``) and the test command with the harness's
-directives. The log is graded by swebench's own parser and ``grading`` functions and
-kept per distinct patch.
+at ``base_commit`` of a git directory holding that commit alone (``bases/``, fetched
+once from the mirror with depth 1: no later commit, so no fix, is reachable from the
+tree), ``pre_install``, the patch with the harness's fallbacks, the test files reset
+and the test patch applied, then the project's ``install`` again into a private copy of
+the instance's environment (see ``environments``) and the test command with the
+harness's directives. The log is graded by swebench's own parser and ``grading``
+functions and kept per distinct patch.
+
+Nothing the patch wrote is run or followed outside the sandbox (bubblewrap, an
+unprivileged uid, no network unless the repo is opted in): a patch naming a ``.git``
+path, or over ``MAX_PATCH_BYTES``, is refused before anything runs; the apply fallbacks
+(and the harness's clean-up between them) run in the sandbox under a time limit; the
+test files and the test-infrastructure files the patch touched are reset from outside
+it by ``resets`` (no git on the patched tree, no link followed); the test patch and the
+tests run in the sandbox again, which sees the system directories, the run's own
+directory, the interpreter and the base commit, and nothing else of the host: not the
+dataset, the mirror, other runs, logs or verdicts. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from lm_eval_monkeys.verifiers.code.sandbox import Sandbox, shared_dir
 from lm_eval_monkeys.verifiers.swebench.environments import (
     BUILD_BACKEND,
     OFFLINE_PIP,
+    EnvironmentBuildError,
     Environments,
     Plan,
     copy_env,
@@ -42,6 +52,7 @@ from lm_eval_monkeys.verifiers.swebench.environments import (
 )
 from lm_eval_monkeys.verifiers.swebench.interpreters import find_python
 from lm_eval_monkeys.verifiers.swebench.network import network_failures
+from lm_eval_monkeys.verifiers.swebench.resets import base_files, changed_infrastructure, restore
 from lm_eval_monkeys.verifiers.swebench.specs import (
     RepoSpec,
     patched_files,
@@ -62,6 +73,17 @@ APPLY_COMMANDS = (
 )
 _INSTALL_EXIT = ">>>>> Install Exit Code"
 _TOX_CURRENT_ENV = re.compile(r"\btox\b.*--current-env.*?\s-e\s*([\w.-]+)")
+MAX_PATCH_BYTES = 1 << 20  # Lite's largest gold patch is 5 KB
+APPLY_TIMEOUT_S = 60.0  # all fallbacks together; a patch applies in well under a second
+_TEST_PATCH_FAILED = 86  # the test stage's exit status when the test patch did not apply
+# Header lines that name a path, for git apply or GNU patch (any of which it may use).
+_PATH_HEADER = re.compile(
+    r"^(?:diff --git |--- |\+\+\+ |\*\*\* |Index: |(?:rename|copy) (?:from|to) )(.*)$", re.M
+)
+_GIT_COMPONENT = re.compile(r"(?:^|/)\.git(?:/|$)", re.I)
+_C_ESCAPE = re.compile(r"\\([0-7]{1,3}|.)")
+# git with nothing from the host's or the user's configuration.
+_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
 class LocalRunner:
@@ -93,6 +115,7 @@ class LocalRunner:
         pip_settings()  # a bad MONKEYS_SWEBENCH_PIP_CONFIG stops the run before any work
         self.environments = Environments(self.workdir)
         self._sandbox = sandbox
+        self.apply_timeout_s = APPLY_TIMEOUT_S
         self._plans: dict[tuple[str, str, str, str], Plan] = {}
         self._plans_lock = threading.Lock()
         _remove_dead_runs(self.workdir / "runs")
@@ -137,29 +160,82 @@ class LocalRunner:
         makes the instance's ``env_failed`` verdict."""
         plan = self.plan(instance)
         image = self.environments.get(plan, self.mirror(instance["repo"]))
+        base = self.base(instance)
         log = self.log_path(instance, patch)
+        refused = refusal(patch)
+        if refused:
+            log.write_text(refused)
+            return {"resolved": False, "status": "patch_failed", "reason": refused,
+                    "log": str(log)}  # fmt: skip
+        commit = instance["base_commit"]
         with self._run_dir() as run:
             tree = run / "tree"
-            clone(self.mirror(instance["repo"]), instance["base_commit"], tree)
+            clone(base, commit, tree)
             if plan.spec.pre_install:
-                self._sandboxed(plan, run, " && ".join(plan.spec.pre_install), timeout_s=600)
-            applied, how = apply_patch(tree, patch)
-            if not applied:
+                pre_install = " && ".join(plan.spec.pre_install)
+                visible = [base, *_interpreter_root(plan)]
+                self._sandboxed(plan, run, pre_install, timeout_s=600, visible=visible)
+            (run / "candidate.diff").write_text(_ending_in_newline(patch))
+            code, how = self._sandboxed(
+                plan, run, apply_script(run / "candidate.diff"), self.apply_timeout_s, [base],
+                memory_bytes=4 << 30,
+            )  # fmt: skip
+            (run / "candidate.diff").unlink()
+            if code != 0:
                 log.write_text(how)
-                return {"resolved": False, "status": "patch_failed",
-                        "reason": "no fallback applies the patch", "log": str(log)}  # fmt: skip
-            reset_files(tree, instance["base_commit"], patched_files(instance["test_patch"]))
-            test_ok, test_how = apply_patch(tree, instance["test_patch"])
-            if not test_ok:
-                log.write_text(test_how)
-                return {"resolved": False, "status": "patch_failed", "log": str(log),
-                        "reason": "the test patch does not apply after this patch"}  # fmt: skip
+                reason = "no fallback applies the patch"
+                if code is None:
+                    limit = f"{self.apply_timeout_s:.0f} s"
+                    reason = f"applying the patch ran over its time limit ({limit})"
+                return {"resolved": False, "status": "patch_failed", "reason": reason,
+                        "log": str(log)}  # fmt: skip
+            files = base_files(base, commit)
+            infrastructure = changed_infrastructure(tree, base, files)
+            test_files = patched_files(instance["test_patch"])
+            restore(tree, base, files, list(dict.fromkeys([*test_files, *infrastructure])))
+            (run / "test.diff").write_text(_ending_in_newline(instance["test_patch"]))
             copy_env(image, run / "venv")
-            code, output = self._sandboxed(
-                plan, run, eval_script(plan.spec, instance), timeout_s=plan.spec.timeout_s
-            )
+            script = f"{apply_test_patch(run / 'test.diff')}\n{eval_script(plan.spec, instance)}"
+            visible = [base, *_interpreter_root(plan)]
+            code, output = self._sandboxed(plan, run, script, plan.spec.timeout_s, visible)
+        from swebench.harness.constants import START_TEST_OUTPUT
+
         log.write_text(output)
-        return {**grade(instance, plan.spec, output, code), "log": str(log)}
+        if code == _TEST_PATCH_FAILED and START_TEST_OUTPUT not in output:
+            return {"resolved": False, "status": "patch_failed", "log": str(log),
+                    "reason": "the test patch does not apply after this patch"}  # fmt: skip
+        reset = {"reset": [p for p in infrastructure if p not in test_files]}
+        return {**grade(instance, plan.spec, output, code), "log": str(log), **reset}
+
+    def base(self, instance: dict[str, Any]) -> Path:
+        """A git directory holding ``base_commit`` and nothing later (made once)."""
+        repo, commit = instance["repo"], instance["base_commit"]
+        bases = self.workdir / "bases" / repo.replace("/", "__")
+        path = bases / f"{commit}.git"
+        if path.is_dir():
+            return path
+        bases.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{commit}-", dir=bases))
+        try:
+            mirror = self.mirror(repo).resolve()
+            _git(scratch, "init", "--quiet", "--bare", ".")
+            fetched = _git(scratch, "fetch", "--quiet", "--depth=1", f"file://{mirror}", commit,
+                           check=False)  # fmt: skip
+            if fetched.returncode != 0:
+                raise EnvironmentBuildError(
+                    f"cannot fetch {commit} from {mirror}: {fetched.stderr.strip()}; "
+                    f"fetch the mirror (git -C {mirror} fetch --all)"
+                )
+            _git(scratch, "update-ref", "refs/heads/base", commit)
+            for directory, _, _ in os.walk(scratch):
+                os.chmod(directory, 0o755)  # the sandbox's uids read it
+            os.rename(scratch, path)
+        except OSError:
+            if not path.is_dir():  # else another run made it first
+                raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return path
 
     def log_path(self, instance: dict[str, Any], patch: str) -> Path:
         digest = hashlib.sha256(patch.encode("utf-8", "surrogatepass")).hexdigest()[:16]
@@ -168,7 +244,13 @@ class LocalRunner:
         return path
 
     def _sandboxed(
-        self, plan: Plan, run: Path, script: str, timeout_s: float
+        self,
+        plan: Plan,
+        run: Path,
+        script: str,
+        timeout_s: float,
+        visible: list[Path],
+        memory_bytes: int = 8 << 30,
     ) -> tuple[int | None, str]:
         venv = run / "venv"
         env = {
@@ -177,6 +259,7 @@ class LocalRunner:
             "LANG": "C.UTF-8",
             # setuptools_scm cannot read the tree's git metadata in the sandbox.
             "SETUPTOOLS_SCM_PRETEND_VERSION": plan.version,
+            **_GIT_ENV,
             **OFFLINE_PIP,
             **plan.interpreter.env(),
         }
@@ -185,7 +268,9 @@ class LocalRunner:
             run,
             env=env,
             timeout_s=timeout_s,
+            memory_bytes=memory_bytes,
             network=plan.spec.network,
+            visible=visible,
         )
 
     @contextlib.contextmanager
@@ -197,7 +282,7 @@ class LocalRunner:
         try:
             yield run
         finally:
-            shutil.rmtree(run, ignore_errors=True)
+            _remove_run(run)
 
 
 def eval_script(spec: RepoSpec, instance: dict[str, Any]) -> str:
@@ -250,51 +335,71 @@ def _host_has_en_us() -> bool:
     return "en_US.utf8" in locales or "en_US.UTF-8" in locales
 
 
-def clone(mirror: Path, commit: str, tree: Path) -> None:
-    """A repository at ``commit`` sharing the mirror's objects (fast, nothing registered)."""
+def clone(base: Path, commit: str, tree: Path) -> None:
+    """A repository at ``commit`` sharing the objects of ``base`` (fast, nothing
+    registered there)."""
     done = subprocess.run(
-        ["git", "clone", "--quiet", "--shared", "--no-checkout", str(mirror), str(tree)],
+        ["git", "clone", "--quiet", "--shared", "--no-checkout", str(base), str(tree)],
         capture_output=True,
         text=True,
+        env={**os.environ, **_GIT_ENV},
     )
     if done.returncode == 0:
         done = _git(tree, "checkout", "--quiet", "--detach", commit, check=False)
     if done.returncode != 0:
-        raise MonkeysError(
-            f"cannot check out {commit} from {mirror}: {done.stderr.strip()}; "
-            f"fetch the mirror (git -C {mirror} fetch --all)"
+        raise MonkeysError(f"cannot check out {commit} from {base}: {done.stderr.strip()}")
+
+
+def refusal(patch: str) -> str | None:
+    """Why the patch is refused before anything runs (too big, or a path inside a
+    ``.git`` directory, which only the ``patch`` fallback would write), else None."""
+    size = len(patch.encode("utf-8", "surrogatepass"))
+    if size > MAX_PATCH_BYTES:
+        return (f"the patch is {size / (1 << 20):.1f} MiB, over the "
+                f"{MAX_PATCH_BYTES >> 20} MiB limit")  # fmt: skip
+    for header in _PATH_HEADER.finditer(patch):
+        for word in header.group(1).split():
+            path = _C_ESCAPE.sub(_unescape, word.strip('"')) if word.startswith('"') else word
+            if _GIT_COMPONENT.search(path):
+                return f"the patch names a path inside .git ({word}): refused"
+    return None
+
+
+def _unescape(match: re.Match[str]) -> str:
+    """A C-style escape of a quoted git path (``\\056git`` is ``.git``)."""
+    code = match.group(1)
+    if code.isdigit():
+        return chr(int(code, 8))
+    return {"t": "\t", "n": "\n"}.get(code, code)
+
+
+def apply_script(patch_file: Path) -> str:
+    """The harness's fallbacks in turn, the tree cleaned between them; exit 0 once one
+    applies the patch. Run in the sandbox: nothing of the patch reaches the host."""
+    clean = "git reset --hard --quiet; git clean -fdq"
+    lines = []
+    for command in APPLY_COMMANDS:
+        shown = " ".join(command)
+        lines.append(
+            f"echo {shlex.quote('$ ' + shown)}; {shown} {patch_file} 2>&1 && exit 0; {clean}"
         )
+    return "\n".join([*lines, "exit 1"])
 
 
-def reset_files(tree: Path, commit: str, files: list[str]) -> None:
-    """The test patch's files as at ``commit``: the candidate's edits undone, files it
-    created there removed (the test patch creates them itself)."""
-    for file in files:
-        if _git(tree, "cat-file", "-e", f"{commit}:{file}", check=False).returncode == 0:
-            _git(tree, "checkout", commit, "--", file)
-        else:
-            (tree / file).unlink(missing_ok=True)
+def apply_test_patch(patch_file: Path) -> str:
+    """The harness's ``git apply -v`` of the test patch, first in the test stage."""
+    return f"git apply --verbose {patch_file} || exit {_TEST_PATCH_FAILED}"
 
 
-def apply_patch(tree: Path, patch: str) -> tuple[bool, str]:
-    """Apply ``patch`` in ``tree`` with each of the harness's commands in turn."""
-    with tempfile.NamedTemporaryFile("w", suffix=".diff", delete=False) as file:
-        file.write(patch if patch.endswith("\n") else patch + "\n")
-    attempts = []
-    try:
-        for command in APPLY_COMMANDS:
-            done = subprocess.run(
-                [*command, file.name], cwd=tree, capture_output=True, text=True, errors="replace"
-            )
-            attempts.append(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}")
-            if done.returncode == 0:
-                return True, attempts[-1]
-            # A failed --reject or patch run leaves partial changes: start clean again.
-            _git(tree, "reset", "--hard", "--quiet", check=False)
-            _git(tree, "clean", "-fdq", check=False)
-    finally:
-        os.unlink(file.name)
-    return False, "\n".join(attempts)
+def _ending_in_newline(patch: str) -> str:
+    return patch if patch.endswith("\n") else patch + "\n"
+
+
+def _interpreter_root(plan: Plan) -> list[Path]:
+    """The interpreter's installation, unless the system directories hold it."""
+    root = plan.interpreter.executable.resolve().parent.parent
+    system = [Path(p) for p in ("/usr", "/bin", "/lib", "/lib64", "/sbin")]
+    return [] if any(root.is_relative_to(d) for d in system) or root == Path("/") else [root]
 
 
 def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | None) -> dict:
@@ -359,7 +464,10 @@ def _tests(value: str | list[str]) -> list[str]:
 
 
 def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    """git in a repository of ours that no patch has touched."""
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **_GIT_ENV}
+    )
     if check and done.returncode != 0:
         raise MonkeysError(f"git {' '.join(args[:3])} failed in {cwd}: {done.stderr.strip()}")
     return done
@@ -382,4 +490,10 @@ def _remove_dead_runs(runs: Path) -> None:
     for run in runs.iterdir():
         pid = run.name.split("-", 1)[0]
         if pid.isdigit() and not Path("/proc", pid).exists():
-            shutil.rmtree(run, ignore_errors=True)
+            _remove_run(run)
+
+
+def _remove_run(run: Path) -> None:
+    """rm, not shutil.rmtree, which recurses: the tests may leave a tree thousands of
+    directories deep."""
+    subprocess.run(["rm", "-rf", "--one-file-system", str(run)], check=False)
