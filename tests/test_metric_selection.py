@@ -28,7 +28,13 @@ def test_program_proof_and_patch_tasks_list_coverage_only() -> None:
 
 @pytest.mark.parametrize(
     ("metadata", "reported"),
-    [({}, {"coverage"}), ({"metrics": ["coverage", "majority"]}, {"coverage", "majority"})],
+    [
+        ({}, {"coverage"}),
+        ({"metrics": ["coverage", "majority"]}, {"coverage", "majority"}),
+        # `--metadata metrics=[coverage,majority]` reaches the task as this string
+        ({"metrics": "[coverage,majority]"}, {"coverage", "majority"}),
+        ({"metrics": "coverage"}, {"coverage"}),
+    ],
 )
 def test_majority_of_a_code_task_only_when_asked(metadata: dict, reported: set[str]) -> None:
     manager = TaskManager(

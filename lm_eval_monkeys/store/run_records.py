@@ -2,14 +2,13 @@
 
 A record names the checker (its spec, options included), k, the reported ks, the
 metrics the task asked for, the prompt's identity (template, few-shot count, split,
-generation settings, dataset, with a digest) and the reward prompt. ``rescore``,
+generation settings, dataset; compared field by field) and the reward prompt. ``rescore``,
 ``export``, ``report``, ``reward``, ``compare`` and ``merge`` read it instead of looking
 the task up again in whatever task configs happen to be installed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field
@@ -36,11 +35,6 @@ class TaskRecord:
     metrics: tuple[str, ...]
     prompt: dict[str, Any] = field(default_factory=dict)
     reward_prompt: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def prompt_digest(self) -> str:
-        payload = json.dumps(self.prompt, sort_keys=True, default=str)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)

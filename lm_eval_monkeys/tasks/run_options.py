@@ -23,8 +23,14 @@ def parse_repeats(value: Any) -> int:
 
 
 def _items(value: Any) -> list[Any]:
+    """A list option's items: a list, or a comma string, bracketed or not. lm-eval hands
+    ``--metadata metrics=[coverage,majority]`` over as the string ``"[coverage,majority]"``
+    (its literal parse fails on bare names), so the brackets are the user's list syntax."""
     if isinstance(value, str):
-        return [item for item in value.split(",") if item.strip()]
+        text = value.strip()
+        if text.startswith("[") and text.endswith("]"):
+            text = text[1:-1]
+        return [item.strip() for item in text.split(",") if item.strip()]
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
