@@ -519,7 +519,7 @@ def test_tox_current_env_runs_the_tests_in_the_environment(
     ("No module named pytest"); the tests run in the environment and resolve."""
     tox_ini = "[testenv]\\ncommands = python -m pytest -rA -p no:cacheprovider {posargs}\\n"
     spec = {**SPEC, "pip_packages": ["pytest", "tox==4.16.0", "tox-current-env==0.0.11"],
-            "pre_install": [f"printf '{tox_ini}' > tox.ini"],
+            "eval_commands": [f"printf '{tox_ini}' > tox.ini"],
             "test_cmd": "tox --current-env -epy39 -v --"}  # fmt: skip
     specs = tmp_path / "specs.json"
     specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
