@@ -25,6 +25,7 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -158,19 +159,17 @@ class ContinuousBatcher:
         queue: deque[Job] = deque(jobs)
         threads = ThreadTuner(usable_cpus()) if device.type == "cpu" else None
         prompt: tuple[Job, int, torch.Tensor] | None = None  # the job now starting rows
-        while True:
-            prompt = self._fill(batch, cache, queue, prompt)
-            if not batch:
-                return
-            chosen = batch.draw()
-            finished = yield from self._collect(batch, chosen)
-            self._retire(batch, cache, finished, chosen)
-            if batch:
-                if threads is None:
-                    batch.logits[: len(batch)] = self._step(cache, batch, chosen)
-                    continue
-                with threads.step():
-                    batch.logits[: len(batch)] = self._step(cache, batch, chosen)
+        with threads.sized() if threads else nullcontext():
+            while True:
+                prompt = self._fill(batch, cache, queue, prompt)
+                if not batch:
+                    return
+                chosen = batch.draw()
+                finished = yield from self._collect(batch, chosen)
+                self._retire(batch, cache, finished, chosen)
+                if batch:
+                    with threads.step() if threads else nullcontext():
+                        batch.logits[: len(batch)] = self._step(cache, batch, chosen)
 
     def _cache(self, jobs: list[Job]) -> SharedPrefixCache:
         config = self.model.config.get_text_config()

@@ -132,6 +132,16 @@ class ThreadTuner:
             self.best = min(self.counts, key=lambda c: median(self.times[c]))
 
     @contextmanager
+    def sized(self) -> Iterator[None]:
+        """Run the block (a whole decode, prompts included) on the usable CPUs' count."""
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.counts[0])
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    @contextmanager
     def step(self) -> Iterator[int]:
         """Run the block (one decode step) on the chosen count; torch's count is restored."""
         count, previous = self.next_count(), torch.get_num_threads()
