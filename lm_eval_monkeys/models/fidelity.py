@@ -26,9 +26,10 @@ that token, so its term is left out (prompts where it is unlikely keep that smal
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from scipy import stats
@@ -86,14 +87,14 @@ def next_token_probs(
     model: PreTrainedModel, prompt: list[int], settings: GenerationSettings
 ) -> torch.Tensor:
     """The reference distribution of the token after ``prompt`` [vocab], float64."""
-    ids = torch.tensor([prompt], device=model.device)
+    ids = cast(torch.LongTensor, torch.tensor([prompt], device=model.device))
     logits = model(input_ids=ids).logits[:, -1].double()
     return torch.softmax(processors(settings)(ids, logits), dim=-1)[0]
 
 
 def token_text(tokenizer: PreTrainedTokenizerBase, token: int, until: Sequence[str] = ()) -> str:
     """What an engine returns for a one-token sample: its text, cut at a stop string."""
-    text = tokenizer.decode([token], skip_special_tokens=True)
+    text = str(tokenizer.decode([token], skip_special_tokens=True))
     cuts = [i for i in (text.find(s) for s in until) if i >= 0]
     return text[: min(cuts)] if cuts else text
 
@@ -105,7 +106,7 @@ def first_token_fit(
     until: Sequence[str] = (),
 ) -> FirstTokenFit:
     """Chi-square fit of one-token samples' texts to ``probs`` (``next_token_probs``)."""
-    expected_share: Counter[str] = Counter()
+    expected_share: dict[str, float] = defaultdict(float)
     for token in torch.nonzero(probs > 0).flatten().tolist():
         expected_share[token_text(tokenizer, token, until)] += float(probs[token])
     n = len(texts)
@@ -141,11 +142,12 @@ def sequence_fit(
         sampled = tokenizer(text, add_special_tokens=False).input_ids
         if not sampled:
             continue
-        ids = torch.tensor([prompt + sampled], device=model.device)
+        ids = cast(torch.LongTensor, torch.tensor([prompt + sampled], device=model.device))
         logits = model(input_ids=ids).logits[0, len(prompt) - 1 : -1].double()
         target = torch.tensor(sampled, device=model.device)
         nll -= float(torch.log_softmax(logits, -1).gather(-1, target[:, None]).sum())
-        logq = torch.log_softmax(chain(ids[:, :1], logits), dim=-1)
+        # No penalty (asserted), so the processors read no past tokens: any ids of the shape.
+        logq = torch.log_softmax(chain(cast(torch.LongTensor, target[:, None]), logits), dim=-1)
         q = logq.exp()
         plogq = torch.where(q > 0, q * logq, torch.zeros_like(q))
         entropy = -plogq.sum(-1)
