@@ -88,23 +88,25 @@ def test_a_process_pinned_to_one_cpu_uses_one_thread() -> None:
     assert int(free.stdout) == min(len(os.sched_getaffinity(0)), torch.get_num_threads())
 
 
-def test_tuner_keeps_the_faster_count_and_revisits_it_every_period() -> None:
-    tuner = ThreadTuner(most=4, period=10, trials=2)
-    step_seconds = {4: 0.05, 1: 0.01}  # the busy machine: one thread is faster
+def run_steps(tuner: ThreadTuner, seconds: dict[int, float], steps: int) -> list[int]:
+    """The counts the tuner picks for ``steps`` steps that take ``seconds[count]`` each."""
     chosen = []
-    for _ in range(20):
+    for _ in range(steps):
         count = tuner.next_count()
         chosen.append(count)
-        tuner.record(count, step_seconds[count])
-    assert chosen[:4] == [4, 1, 4, 1]  # the trials alternate
-    assert chosen[4:10] == [1] * 6
-    assert chosen[10:14] == [4, 1, 4, 1]  # the next period measures again
-    step_seconds = {4: 0.002, 1: 0.01}  # the load went away
-    for _ in range(10):
-        count = tuner.next_count()
-        chosen.append(count)
-        tuner.record(count, step_seconds[count])
-    assert chosen[-6:] == [4] * 6
+        tuner.record(count, seconds[count])
+    return chosen
+
+
+def test_tuner_keeps_the_faster_count_and_measures_less_often_while_it_holds() -> None:
+    tuner = ThreadTuner(most=4, shortest=8, longest=32, trials=2)
+    busy = {4: 0.05, 1: 0.01}  # the busy machine: one thread is faster
+    assert run_steps(tuner, busy, 8) == [4, 1, 4, 1, 1, 1, 1, 1]  # trials alternate
+    assert run_steps(tuner, busy, 16) == [4, 1, 4, 1] + [1] * 12  # confirmed: twice as long
+    assert run_steps(tuner, busy, 32) == [4, 1, 4, 1] + [1] * 28  # and again, to the longest
+    idle = {4: 0.002, 1: 0.01}  # the load went away
+    assert run_steps(tuner, idle, 8) == [4, 1, 4, 1, 4, 4, 4, 4]  # back to every CPU
+    assert tuner.period == 8  # the choice changed: measure often again
 
 
 def test_tuner_with_one_cpu_runs_every_step_on_one_thread() -> None:
@@ -117,7 +119,7 @@ def test_tuner_with_one_cpu_runs_every_step_on_one_thread() -> None:
 
 def test_tuner_step_sets_the_count_inside_and_restores_it_after() -> None:
     before = torch.get_num_threads()
-    tuner = ThreadTuner(most=before + 1, period=4, trials=1)
+    tuner = ThreadTuner(most=before + 1, shortest=4, trials=1)
     seen = []
     for _ in range(2):
         with tuner.step() as count:

@@ -10,9 +10,9 @@ waits for every thread. On a machine busy with other work one of the threads is 
 descheduled, and the others wait (spinning, then sleeping) for it at every barrier: issue
 24 measured two threads sampling about 20x slower under load than idle, where one thread
 only shares its core fairly (docs/engines.md). ``ThreadTuner`` therefore times the steps on each
-candidate count (all usable CPUs, and one) in turn, a few steps each, every ``period``
-steps, and runs the rest on the faster: idle it keeps every core, busy it drops to one,
-and it follows the load as it changes.
+candidate count (all usable CPUs, and one) in turn, a few steps each, at the start of
+each round of steps, and runs the rest on the faster: idle it keeps every core, busy it
+drops to one, and it follows the load as it changes.
 """
 
 from __future__ import annotations
@@ -107,29 +107,39 @@ def _v1_quota(directory: Path) -> float | None:
 
 
 class ThreadTuner:
-    """Runs each step on the faster thread count, by the steps' own times (module docstring)."""
+    """Runs each step on the faster thread count, by the steps' own times (module docstring).
 
-    def __init__(self, most: int, period: int = 64, trials: int = 3) -> None:
+    A round starts with ``trials`` steps on each count, alternating, and runs the rest of
+    its ``period`` steps on the faster. A round whose trials confirm the choice runs twice
+    as long as the last (up to ``longest``), so a steady machine pays for fewer trials; a
+    change of choice brings rounds back to ``shortest``.
+    """
+
+    def __init__(self, most: int, shortest: int = 64, longest: int = 1024, trials: int = 3):
         self.counts = sorted({most, 1}, reverse=True)
-        self.period, self.trials = period, trials
+        self.shortest, self.longest, self.trials = shortest, longest, trials
+        self.period = shortest
         self.times: dict[int, deque[float]] = {c: deque(maxlen=trials) for c in self.counts}
-        self.steps = 0
+        self.phase = 0  # steps into the current round
         self.best = self.counts[0]
 
     def next_count(self) -> int:
-        """The thread count of the next step: candidates in turn at the start of each period."""
-        phase = self.steps % self.period
-        trying = self.trials * len(self.counts)
-        if phase < trying:
-            return self.counts[phase % len(self.counts)]
+        """The thread count of the next step."""
+        if self.phase < self.trials * len(self.counts):
+            return self.counts[self.phase % len(self.counts)]
         return self.best
 
     def record(self, count: int, seconds: float) -> None:
-        """A step's time on ``count`` threads; after the trials, the faster count is kept."""
+        """A step's time on ``count`` threads; after a round's trials, the faster is kept."""
         self.times[count].append(seconds)
-        self.steps += 1
-        if self.steps % self.period == self.trials * len(self.counts):
-            self.best = min(self.counts, key=lambda c: median(self.times[c]))
+        self.phase += 1
+        if self.phase == self.trials * len(self.counts):
+            best = min(self.counts, key=lambda c: median(self.times[c]))
+            confirmed = best == self.best
+            self.period = min(2 * self.period, self.longest) if confirmed else self.shortest
+            self.best = best
+        if self.phase >= self.period:
+            self.phase = 0
 
     @contextmanager
     def sized(self) -> Iterator[None]:
