@@ -1,19 +1,19 @@
-"""Code verification: the hardened sandbox against the one before issue 12, same run.
+"""Code verification: today's sandbox against the one before issue 21, same run.
 
 Per-test cost: a trivial Python and a trivial C++ program over 200 tests each, sandbox
 start and compilation amortised, in each sandbox (five alternating rounds, medians).
 Throughput: the 40 distinct programs of a CodeContests-schema problem (8 tests, 1 s
 limit: correct ones in several spellings, wrong answers, crashes, infinite loops) judged
 on every core, in each sandbox; verdicts must agree program by program. The old sandbox
-is today's code as it was before issue 12, read from git (the parent of the commit that
-removed ``sandbox_harness.py``).
+is ``verifiers/code/`` as of ``BEFORE`` (the commit issue 21's work started from), read
+from git into a package of its own.
 
     python benchmarks/bench_code.py
 """
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import random
 import statistics
@@ -75,47 +75,45 @@ def completions(count: int) -> list[str]:
     return [f"Solution:\n```python\n{PROGRAMS[i]}\n```" for i in picks]
 
 
-def old_sandbox_module(directory: Path) -> ModuleType:
-    """``verifiers/code/sandbox.py`` with its harness, as of the commit before issue 12."""
+BEFORE = "fc630b8"  # the code sandbox before issue 21 (per-test namespaces)
+OLD_PACKAGE = "code_before_issue_21"
 
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
-        ).stdout
 
-    removal = git(
-        "log", "-1", "--format=%H", "--diff-filter=D", "--", "verifiers/sandbox_harness.py"
-    )
-    for name in ("sandbox.py", "sandbox_harness.py"):
-        (directory / name).write_text(git("show", f"{removal.strip()}^:verifiers/{name}"))
-    spec = importlib.util.spec_from_file_location("old_sandbox", directory / "sandbox.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def old_code_package(directory: Path) -> ModuleType:
+    """``verifiers/code/`` as of ``BEFORE``, importable as ``OLD_PACKAGE``."""
+    package = directory / OLD_PACKAGE
+    package.mkdir()
+    listed = subprocess.run(
+        ["git", "ls-tree", "--name-only", BEFORE, "verifiers/code/"],
+        cwd=REPO, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    for path in listed:
+        text = subprocess.run(
+            ["git", "show", f"{BEFORE}:{path}"], cwd=REPO, capture_output=True, text=True,
+            check=True,
+        ).stdout  # fmt: skip
+        text = text.replace("lm_eval_monkeys.verifiers.code.", f"{OLD_PACKAGE}.")
+        (package / Path(path).name).write_text(text)
+    sys.path.insert(0, str(directory))
+    return importlib.import_module(f"{OLD_PACKAGE}.codecontests")
 
 
 def judges(old: ModuleType) -> dict[str, Any]:
     """A function (language, source, tests) -> verdict per sandbox, one slot per core."""
     pch = lambda: precompiled_header_dir(shared_dir("pch"))  # noqa: E731
-    old_box, new_box = old.Sandbox(pch=pch), Sandbox(pch=pch)
-    limits = problem_limits(DOC)
-    old_limits = old.Limits(time_s=limits.time_s, memory_bytes=limits.memory_bytes)
-
-    def run_old(language: str, source: str, tests: list[dict[str, str]]) -> str:
-        return old_box.run(language, source, tests, old_limits)["verdict"]
-
-    return {"before issue 12": run_old, "hardened": hardened(new_box)}
+    return {
+        "before issue 21": isolated(old.judge, old.Sandbox(pch=pch)),
+        "isolated tests": isolated(judge, Sandbox(pch=pch)),
+    }
 
 
-def hardened(box: Sandbox) -> Any:
-    """(language, source, tests) -> verdict in ``box``, with ``DOC``'s limits."""
+def isolated(judge_one: Any, box: Any) -> Any:
+    """(language, source, tests) -> verdict with ``judge_one`` in ``box``, ``DOC``'s limits."""
     limits = problem_limits(DOC)
 
     def run(language: str, source: str, tests: list[dict[str, str]]) -> str:
         answer = f"{language}\n{source}"
-        return judge(box, answer, {"tests": tests, "limits": limits}).status
+        return str(judge_one(box, answer, {"tests": tests, "limits": limits}).status)
 
     return run
 
@@ -141,7 +139,7 @@ def per_test_overhead(tests: int = 200) -> tuple[float, float]:
         os.environ.pop(UNSANDBOXED_ENV, None)
         if unsandboxed:
             os.environ[UNSANDBOXED_ENV] = "1"
-        costs.append(per_test_ms(hardened(Sandbox(slots=1)), "python", tests) / 1e3)
+        costs.append(per_test_ms(isolated(judge, Sandbox(slots=1)), "python", tests) / 1e3)
     os.environ.pop(UNSANDBOXED_ENV, None)
     return costs[0], costs[1]
 
@@ -156,16 +154,20 @@ def throughput(run: Any) -> tuple[float, list[str]]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
-        runs = judges(old_sandbox_module(Path(directory)))
+        runs = judges(old_code_package(Path(directory)))
+        measure(runs)
+
+
+def measure(runs: dict[str, Any]) -> None:
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start")
     for language in ("python", "cpp"):
-        per_test_ms(runs["hardened"], language, tests=5)  # warm: the precompiled header
+        per_test_ms(runs["isolated tests"], language, tests=5)  # warm: the precompiled header
         # Alternating rounds, median of each: the machine's load drifts during a run.
         rounds = [
             {name: per_test_ms(run, language) for name, run in runs.items()} for _ in range(5)
         ]
         costs = {name: statistics.median(r[name] for r in rounds) for name in runs}
-        ratio = costs["hardened"] / costs["before issue 12"]
+        ratio = costs["isolated tests"] / costs["before issue 21"]
         print(
             f"{language} per test (median of 5 rounds): "
             + ", ".join(f"{name} {ms:.2f} ms" for name, ms in costs.items())
@@ -177,7 +179,7 @@ def main() -> None:
             f"{name}: {len(PROGRAMS)} programs x 8 tests in {seconds:.2f} s, "
             f"{len(PROGRAMS) / seconds:.1f} programs/s"
         )
-    old_v, new_v = results["before issue 12"][1], results["hardened"][1]
+    old_v, new_v = results["before issue 21"][1], results["isolated tests"][1]
     print(f"identical verdicts: {old_v == new_v} ({sum(v == 'AC' for v in new_v)} AC)")
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 

@@ -87,6 +87,27 @@ def test_rows_that_are_not_json(good_run: Path, tmp_path: Path, table: str, upda
     one_line_error(run_cli(command, str(run_dir), *extra), "damaged")
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "details = '{not json'",
+        "details = '[1, 2]'",
+        "correct = 'yes'",
+    ],
+)
+def test_damaged_verdict_rows(good_run: Path, tmp_path: Path, damage: str) -> None:
+    """A cached verdict that is not one is a one-line error naming the fix, never a
+    traceback (export's was ``JSONDecodeError``) nor a verdict read off garbage."""
+    run_dir = copy_run(good_run, tmp_path / "run")
+    with sqlite3.connect(run_dir / "samples.sqlite") as db:
+        assert db.execute("SELECT COUNT(*) FROM verdicts").fetchone()[0] > 0
+        db.execute(f"UPDATE verdicts SET {damage}")
+    out = tmp_path / "out.jsonl"
+    line = one_line_error(run_cli("export", str(run_dir), "--output", str(out)), "damaged")
+    assert "DELETE FROM verdicts" in line and not out.exists()
+    one_line_error(run_cli("rescore", str(run_dir)), "damaged")
+
+
 def test_a_checker_that_does_not_fit_the_task(good_run: Path, tmp_path: Path) -> None:
     run_dir = copy_run(good_run, tmp_path / "run")
     one_line_error(run_cli("rescore", str(run_dir), "--verifier", "code"), "drop --verifier")

@@ -97,7 +97,7 @@ def test_math_targets_from_both_hub_schemas() -> None:
     checker = get_verifier("math")
     from_solution = checker.target({"problem": "?", "solution": "so $\\boxed{\\frac{3}{4}}$."})
     from_answer = checker.target({"problem": "?", "solution": "...", "answer": "\\frac{3}{4}"})
-    assert from_solution == from_answer == "math-v2|\\frac{3}{4}"
+    assert from_solution == from_answer == "math-v3|\\frac{3}{4}"
 
 
 class CountingChecker(GSM8KChecker):

@@ -361,7 +361,9 @@ def test_a_problem_that_the_attacks_target_accepts_a_correct_program(checker: Co
 
 
 def ours_in_tmp() -> list[str]:
-    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith("monkeys-")]
+    """What the code checker makes in /tmp (other tests running beside these make
+    other ``monkeys-*`` entries there)."""
+    return [name for name in os.listdir(tempfile.gettempdir()) if name.startswith("monkeys-code-")]
 
 
 def shared_directory(root: Path, owner: int = 0, mode: int = 0o755) -> Path:
@@ -437,7 +439,8 @@ def test_every_refused_system_call_fails_with_eperm(checker: CodeChecker) -> Non
     from lm_eval_monkeys.verifiers.code.seccomp import ARCHITECTURES, REFUSED
 
     _, other_abi, numbers = ARCHITECTURES[platform.machine()]
-    calls = [numbers[name] for name in REFUSED] + ([other_abi | 39] if other_abi else [])
+    calls = [numbers[name] for name in REFUSED if name in numbers]
+    calls += [other_abi | 39] if other_abi else []
     program = py(
         "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
         f"for number in {calls}:\n"
@@ -467,3 +470,326 @@ def test_no_user_namespace_so_no_mount_of_its_own(checker: CodeChecker) -> None:
         "    print('held', int(input()))"
     )
     assert verdict(checker, program, problem([("1\n", "held 1\n")]))["verdict"] == "WA"
+
+
+# Issue 21: channels from one test to the next, and between programs judged at once.
+# Test 0 hands the program a value; test 1 wants it back, without giving it: a program
+# can be right on test 1 only through state that outlived test 0.
+REMEMBERED = "7319"
+RECALL = problem([(f"store {REMEMBERED}\n", "stored\n"), ("recall\n", f"{REMEMBERED}\n")])
+
+
+def recall(store: str, load: str, prelude: str = "") -> str:
+    """A program keeping test 0's value with ``store`` (``value`` a str) and printing what
+    ``load`` finds (``value``) in test 1."""
+    return py(
+        f"""{prelude}
+command = input().split()
+if command[0] == 'store':
+    value = command[1]
+    try:
+{_indent(store, 8)}
+    except OSError:
+        pass
+    print('stored')
+else:
+    value = ''
+    try:
+{_indent(load, 8)}
+    except OSError:
+        pass
+    print(value)
+"""
+    )
+
+
+def _indent(code: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in code.strip().splitlines())
+
+
+LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+CHANNELS = {
+    "the mode bits of /tmp": recall(
+        "os.chmod('/tmp', 0o700 | int(value) % 64)",
+        "value = str(7319 - 7319 % 64 + (os.stat('/tmp').st_mode & 63))",
+        "import os",
+    ),
+    "a user.* xattr on /tmp": recall(
+        "os.setxattr('/tmp', 'user.kept', value.encode())",
+        "value = os.getxattr('/tmp', 'user.kept').decode()",
+        "import os",
+    ),
+    "a file in /tmp": recall(
+        "open('/tmp/kept', 'w').write(value)", "value = open('/tmp/kept').read()", "import os"
+    ),
+    "the user keyring": recall(
+        "libc.syscall(248, b'user', b'kept', value.encode(), len(value), -4)",  # add_key
+        "key = libc.syscall(250, 10, -4, b'user', b'kept', 0)\n"  # keyctl(KEYCTL_SEARCH)
+        "buffer = ctypes.create_string_buffer(16)\n"
+        "size = libc.syscall(250, 11, key, buffer, 16)\n"  # keyctl(KEYCTL_READ)
+        "value = buffer.raw[:size].decode() if key > 0 and size > 0 else ''",
+        LIBC,
+    ),
+    "a SysV message queue": recall(
+        "queue = libc.msgget(0x5EED, 0o1600)\n"  # IPC_CREAT | 0600
+        "message = ctypes.create_string_buffer(8 + 16)\n"
+        "ctypes.memmove(message, ctypes.byref(ctypes.c_long(1)), 8)\n"
+        "ctypes.memmove(ctypes.byref(message, 8), value.encode(), len(value))\n"
+        "libc.msgsnd(queue, message, 16, 0)",
+        "queue = libc.msgget(0x5EED, 0o600)\n"
+        "message = ctypes.create_string_buffer(8 + 16)\n"
+        "size = libc.msgrcv(queue, message, 16, 0, 0o4000) if queue >= 0 else -1\n"  # NOWAIT
+        "value = message.raw[8:8 + 16].rstrip(b'\\0').decode() if size > 0 else ''",
+        LIBC,
+    ),
+    "a SysV semaphore": recall(
+        "semaphores = libc.semget(0x5EED, 1, 0o1600)\n"
+        "libc.semctl(semaphores, 0, 16, ctypes.c_int(int(value)))",  # SETVAL
+        "semaphores = libc.semget(0x5EED, 1, 0o600)\n"
+        "value = str(libc.semctl(semaphores, 0, 12)) if semaphores >= 0 else ''",  # GETVAL
+        LIBC,
+    ),
+    "a POSIX message queue": recall(
+        "queue = libc.mq_open(b'/kept', os.O_CREAT | os.O_RDWR, 0o600, None)\n"
+        "libc.mq_send(queue, value.encode(), len(value), 0)",
+        "queue = libc.mq_open(b'/kept', os.O_RDWR | os.O_NONBLOCK)\n"
+        "buffer = ctypes.create_string_buffer(8192)\n"
+        "size = libc.mq_receive(queue, buffer, 8192, None) if queue >= 0 else -1\n"
+        "value = buffer.raw[:size].decode() if size > 0 else ''",
+        LIBC,
+    ),
+    "the pid counter": recall(
+        "for _ in range(int(value) // 100):\n"  # 73 processes started and ended
+        "    child = os.fork()\n"
+        "    if child == 0:\n"
+        "        os._exit(0)\n"
+        "    os.waitpid(child, 0)",
+        "value = '7319' if os.getpid() > 60 else ''",
+        "import os",
+    ),
+    "the program's binary, replaced by a script": cpp(
+        r"""
+#include <bits/stdc++.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main() {
+    std::string command;
+    std::cin >> command;
+    if (command == "store") {  // the next test runs whatever /tmp/program/main is now
+        for (const char* path : {"/tmp/program/main", "/proc/self/exe"}) {
+            unlink(path);
+            FILE* script = fopen(path, "w");
+            if (!script) continue;
+            fputs("#!/bin/sh\necho 7319\n", script);
+            fclose(script);
+            chmod(path, 0755);
+        }
+        puts("stored");
+    }
+}
+"""
+    ),
+}
+
+
+@pytest.mark.parametrize("channel", list(CHANNELS))
+def test_no_state_outlives_a_test(checker: CodeChecker, channel: str) -> None:
+    result = verdict(checker, CHANNELS[channel], RECALL)
+    assert result["verdict"] == "WA", result
+    assert [t["verdict"] for t in result["tests"]] == ["AC", "WA"]  # test 0 was fine
+
+
+def test_a_program_that_keeps_nothing_passes_the_recall_problem(checker: CodeChecker) -> None:
+    # What the channels above would fake, given honestly: the problem can be passed.
+    program = py(f"print('stored' if input().startswith('store') else '{REMEMBERED}')")
+    assert verdict(checker, program, RECALL)["verdict"] == "AC"
+
+
+HOLDER = py(  # knows the value; marks it with locks on a file every sandbox can read
+    """
+import fcntl, os, struct, time
+fd = os.open('/usr/bin/env', os.O_RDONLY)
+for offset in (7319, 20000):  # F_OFD_SETLK, a read lock of one byte
+    try:
+        fcntl.fcntl(fd, 37, struct.pack('hhqqi', fcntl.F_RDLCK, 0, offset, 1, 0))
+    except OSError:
+        pass
+try:
+    fcntl.flock(fd, fcntl.LOCK_SH)
+except OSError:
+    pass
+print(7319)
+time.sleep(8)
+"""
+)
+FINDER = py(  # holds no value: prints the offset another program locked
+    """
+import fcntl, os, struct, time
+fd = os.open('/usr/bin/env', os.O_RDONLY)
+found = ''
+deadline = time.monotonic() + 8
+while not found and time.monotonic() < deadline:
+    query = struct.pack('hhqqi', fcntl.F_WRLCK, 0, 0, 20000, 0)
+    try:  # F_OFD_GETLK: the first lock in the range that a write lock would conflict with
+        kind, _, start, _, _ = struct.unpack('hhqqi', fcntl.fcntl(fd, 36, query))
+    except OSError:
+        break
+    if kind != fcntl.F_UNLCK:
+        found = str(start)
+    time.sleep(0.05)
+print(found)
+"""
+)
+
+
+def test_programs_judged_at_once_share_no_locks(checker: CodeChecker) -> None:
+    doc = problem([("1\n", "7319\n")], seconds=12)
+    holder, finder = extract_program(HOLDER), extract_program(FINDER)
+    held, found = checker.judge_many([holder, finder], checker.target(doc))
+    assert held.status == "AC"  # it printed what it knows
+    assert found.status == "WA", found.details
+
+
+FORKED_WORKERS = py(  # three processes of 200 MiB each, alive together
+    """
+import os
+readers = []
+for _ in range(3):
+    ready, done = os.pipe()
+    if os.fork() == 0:
+        held = bytearray(200 << 20)
+        for i in range(0, len(held), 4096):
+            held[i] = 1
+        os.write(done, b'1')
+        os.read(os.pipe()[0], 1)  # blocks: holds its memory until killed
+    readers.append(ready)
+print('held', sum(len(os.read(r, 1)) for r in readers))
+"""
+)
+FORKED = problem([("\n", "held 3\n")], memory=256 << 20)
+
+
+@pytest.mark.parametrize("memory_cgroups", [True, False], ids=["cgroup", "no cgroup"])
+def test_memory_limit_holds_across_processes(memory_cgroups: bool) -> None:
+    if memory_cgroups and own_hierarchy() is None:
+        pytest.skip("no writable memory cgroup here")
+    from lm_eval_monkeys.verifiers.code.sandbox import Sandbox
+
+    checker = CodeChecker(sandbox=Sandbox(memory_cgroups=memory_cgroups))
+    result = verdict(checker, FORKED_WORKERS, FORKED)
+    assert result["verdict"] != "AC", result
+    # One process of 200 MiB (and threads) stays within the same limit.
+    one = py(
+        "import threading\nheld = bytearray(200 << 20)\n"
+        "thread = threading.Thread(target=lambda: held.__setitem__(0, 1))\n"
+        "thread.start()\nthread.join()\nprint('held', 3)"
+    )
+    assert verdict(checker, one, FORKED)["verdict"] == "AC"
+
+
+TWO_TESTS = problem([("1\n", "1\n"), ("2\n", "2\n")])
+RUNNER_ATTACKS = {
+    "prlimit on pid 1": py(
+        "import resource\nn = int(input())\n"
+        "if n == 1:\n"
+        "    for limit in (resource.RLIMIT_NOFILE, resource.RLIMIT_AS):\n"
+        "        try:\n"
+        "            resource.prlimit(1, limit, (3, 3) if limit == resource.RLIMIT_NOFILE"
+        " else (1 << 20, 1 << 20))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "print(n + 1 if n == 2 else n)"
+    ),
+    "a 3,000-deep directory left in /tmp": py(
+        "import os\nn = int(input())\n"
+        "if n == 1:\n"
+        "    os.chdir('/tmp')\n"
+        "    for _ in range(3000):\n"
+        "        os.mkdir('d')\n"
+        "        os.chdir('d')\n"
+        "print(n + 1 if n == 2 else n)"
+    ),
+}
+
+
+@pytest.mark.parametrize("attack", list(RUNNER_ATTACKS))
+def test_the_program_cannot_end_or_limit_its_runner(checker: CodeChecker, attack: str) -> None:
+    # Wrong on test 2; an attack on the runner in test 1 once made that "runner died",
+    # a verdict that is not final, so the program was judged again on every rescore.
+    program = extract_program(RUNNER_ATTACKS[attack])
+    (result,) = checker.judge_many([program], checker.target(TWO_TESTS))
+    assert (result.status, result.final) == ("WA", True), result.details
+
+
+def test_a_source_too_deep_to_compile_is_a_compilation_error(checker: CodeChecker) -> None:
+    deep = "print(" + "1" + "+1" * 100_000 + ")"
+    for completion in (py(deep), f"```\n#include <x>\n{deep}\n```"):
+        program = extract_program(completion)  # no RecursionError out of the checker
+        assert program is not None
+        (result,) = checker.judge_many([program], checker.target(TWO_TESTS))
+        assert (result.status, result.final) == ("CE", True), result.details
+
+
+def test_the_program_holds_no_capability(checker: CodeChecker) -> None:
+    program = py(
+        "fields = dict(line.split(':', 1) for line in open('/proc/self/status'))\n"
+        "print(*[int(fields[name], 16) for name in ('CapEff', 'CapPrm', 'CapInh', 'CapAmb')])"
+    )
+    assert verdict(checker, program, problem([("\n", "0 0 0 0\n")]))["verdict"] == "AC"
+
+
+# The program judged is the program written: as extracted from its fence, byte for byte.
+AS_WRITTEN = {
+    "trailing spaces in a string literal": (
+        'text = """a  \nb"""\nprint(len(text))',
+        "5",
+        "AC",
+    ),
+    "a blank line in a string literal": ('print("""a\n\nb""".count("\\n"))', "2", "AC"),
+    "a backslash then a space": ("print(1 + \\ \n1)", "2", "CE"),
+}
+
+
+@pytest.mark.parametrize("case", list(AS_WRITTEN))
+def test_the_program_judged_is_the_program_written(checker: CodeChecker, case: str) -> None:
+    source, output, wanted = AS_WRITTEN[case]
+    program = extract_program(py(source))
+    assert program == f"python\n{source}\n"
+    assert verdict(checker, py(source), problem([("\n", output + "\n")]))["verdict"] == wanted
+
+
+# No output stops the checker, however large or odd; the comparison is DeepMind's
+# (ASCII case folding and whitespace), and equal decimals of any length match.
+ODD_OUTPUTS = {
+    "an exponent decimal cannot hold": ("1e9999999999999999999", "1.5", "WA"),
+    "an exponent past any decimal": ("1e99999999999999999999999999", "1", "WA"),
+    "a Kelvin sign for k": ("\u212a", "k", "WA"),
+    "a no-break space as a separator": ("1\u00a02", "1 2", "WA"),
+    "250 correct digits against 12": ("0." + "3" * 250, "0.333333333333", "AC"),
+}
+
+
+@pytest.mark.parametrize("case", list(ODD_OUTPUTS))
+def test_odd_output_is_a_verdict(checker: CodeChecker, case: str) -> None:
+    printed, expected, wanted = ODD_OUTPUTS[case]
+    program = py(f"import sys\nsys.stdout.write({printed!r})")
+    assert verdict(checker, program, problem([("\n", expected + "\n")]))["verdict"] == wanted
+
+
+def test_a_large_output_costs_the_checker_little_memory() -> None:
+    # 4 Mi tokens (36 MiB): split into Python strings they took ~20x their size.
+    script = (
+        "import resource\n"
+        "from lm_eval_monkeys.verifiers.code.output_match import same_output\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "got = b'12345678 ' * (4 << 20)\n"
+        "want = '12345678 ' * ((4 << 20) - 1) + '12345679'\n"
+        "assert not same_output(got, want)\n"
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) >> 10)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    grown_mib = int(done.stdout)
+    assert grown_mib < 200, f"the comparison grew the checker by {grown_mib} MiB"

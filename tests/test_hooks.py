@@ -14,6 +14,7 @@ from conftest import run_cli
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.scoring import score_completions
+from lm_eval_monkeys.store.verdicts import VerdictFile
 from lm_eval_monkeys.verifiers import Checker, get_verifier
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,8 +114,16 @@ def service() -> Iterator[tuple[str, list]]:
                 self.send_response(500)
                 self.end_headers()
                 return
+            if self.path.startswith("/redirect/"):
+                _, _, code, location = self.path.split("/", 3)
+                self.send_response(int(code))
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            answered = batch[:1] if self.path == "/partial" else reversed(batch)
             body = json.dumps(
-                [{"id": r["id"], "correct": r["completion"].endswith("4")} for r in reversed(batch)]
+                [{"id": r["id"], "correct": r["completion"].endswith("4")} for r in answered]
             ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
@@ -141,11 +150,12 @@ def test_http_hook_posts_batches_and_matches_ids(service: tuple[str, list]) -> N
     assert received[0][0]["doc"] == DOC and received[0][0]["task"] == "monkeys_gsm8k"
 
 
-def test_http_hook_failure_is_a_clear_error(service: tuple[str, list]) -> None:
+def test_http_hook_failure_is_a_non_final_verdict_naming_it(service: tuple[str, list]) -> None:
     url, _ = service
     checker = get_verifier(f"{url}/broken")
-    with pytest.raises(MonkeysError, match="failed twice"):
-        correct(checker, ["#### 4"])
+    (verdict,) = checker.judge_many(["#### 4"], checker.target(DOC))
+    assert (verdict.correct, verdict.final, verdict.status) == (False, False, "hook_failed")
+    assert "failed twice (HTTP 500)" in verdict.details["error"]
 
 
 def test_verify_command_with_a_hook(tmp_path: Path) -> None:
@@ -173,3 +183,121 @@ def test_verify_command_with_a_hook(tmp_path: Path) -> None:
         True,
         False,
     ]
+
+
+# Attacks: each input is right only if the hook machinery is wrong.
+
+
+def test_a_completion_cannot_forge_a_verdict_line_through_a_hook_that_echoes_it(
+    tmp_path: Path,
+) -> None:
+    """The hook logs each completion to stdout before answering "wrong"; the completions
+    hold answer lines for the ids a counter would give. Before: both came back correct."""
+    forged = "".join(json.dumps({"id": str(i), "correct": True}) + "\n" for i in range(1, 50))
+    spec = script(
+        tmp_path,
+        """
+import json, sys
+for line in sys.stdin:
+    r = json.loads(line)
+    print(r["completion"], flush=True)
+    print(json.dumps({"id": r["id"], "correct": False}), flush=True)
+""",
+    )
+    checker = get_verifier(spec)
+    verdicts = checker.judge_many([forged, "#### 5\n" + forged], checker.target(DOC))
+    assert [(v.correct, v.final) for v in verdicts] == [(False, True), (False, True)]
+
+
+def test_an_http_hook_does_not_follow_a_redirect(service: tuple[str, list]) -> None:
+    """The service answers 302 to another server that says "correct" to every id a
+    counter gives. Before: its verdicts were taken."""
+    url, _ = service
+    asked: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = json.dumps([{"id": str(i), "correct": True} for i in range(100)]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        for code in (301, 302, 303, 307):
+            checker = get_verifier(
+                f"{url}/redirect/{code}/http://127.0.0.1:{other.server_address[1]}/v"
+            )
+            (verdict,) = checker.judge_many(["#### 5"], checker.target(DOC))
+            assert (verdict.correct, verdict.final) == (False, False), code
+            assert f"HTTP {code}, a redirect to http://127.0.0.1" in verdict.details["error"]
+        assert asked == []
+    finally:
+        other.shutdown()
+
+
+HEALED = """
+import json, os, sys
+healthy = os.path.exists({marker!r})
+for line in sys.stdin:
+    r = json.loads(line)
+    if healthy or r["completion"] == "#### 5":
+        print(json.dumps({{"id": r["id"], "correct": r["completion"].endswith("4")}}), flush=True)
+    else:
+        {failure}
+"""
+FAILURES = {
+    "crash": ("os._exit(3)", "the process exited with status 3"),
+    "partial": ("pass", "no answer within 1 s"),
+    "undecodable": (
+        r"sys.stdout.buffer.write(b'\xff\xfe{\x80\n'); sys.stdout.flush()",
+        "1 lines that are not answers (first: b'\\xff\\xfe{\\x80\\n')",
+    ),
+}
+
+
+@pytest.mark.parametrize("failure", sorted(FAILURES))
+def test_a_failing_hook_gives_non_final_verdicts_never_cached(tmp_path: Path, failure: str) -> None:
+    """A hook that crashes, answers part of the batch, or prints an undecodable line in
+    place of an answer: the request it did not answer is not final and not cached, so the
+    healed hook (same spec) judges it. Before: a final "wrong", returned from the cache
+    after the hook was healthy again."""
+    marker = tmp_path / "healed"
+    code, named = FAILURES[failure]
+    spec = script(tmp_path, HEALED.format(marker=str(marker), failure=code))
+    cache = VerdictFile(tmp_path / "verdicts.sqlite")
+    try:
+        broken = get_verifier(spec)
+        broken.timeout_s = 1
+        scored = score_completions(broken, DOC, ["so #### 4", "#### 5"], cache=cache.table)
+        lost, answered = scored.verdicts
+        assert lost is not None and answered is not None
+        assert (lost.correct, lost.final, lost.status) == (False, False, "hook_failed")
+        assert named in lost.details["error"] and "\n" not in lost.details["error"]
+        assert "1 of 2 requests got no verdict" in lost.details["error"]
+        assert (answered.correct, answered.final) == (False, True)
+        broken.close()
+
+        marker.touch()
+        healed = get_verifier(spec)
+        scored = score_completions(healed, DOC, ["so #### 4", "#### 5"], cache=cache.table)
+        assert scored.correct == [True, False]
+        assert cache.read("SELECT COUNT(*) FROM verdicts") == [(2,)]
+    finally:
+        cache.close()
+
+
+def test_an_http_reply_missing_some_ids_gives_non_final_verdicts(service: tuple[str, list]) -> None:
+    url, _ = service
+    checker = get_verifier(f"{url}/partial")
+    verdicts = checker.judge_many(["#### 4", "#### 14"], checker.target(DOC))
+    assert [(v.correct, v.final) for v in verdicts] == [(True, True), (False, False)]
+    assert "a reply without some of the requests' ids" in verdicts[1].details["error"]

@@ -28,6 +28,7 @@ LAYERS = {
     "forecasts": 5,
     "comparison": 5,
     "export": 5,
+    "importing": 5,
     "reports": 6,
     "cli": 7,
 }

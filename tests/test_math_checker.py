@@ -184,7 +184,9 @@ def test_every_math_target_parses_and_survives_a_box_round_trip() -> None:
         if parsed is None or not matches(target, parsed) or group_key(boxed) != group_key(written):
             failures.append((written, boxed))
     assert failures == []
-    assert len(unparsed) <= 1, unparsed  # one target math-verify cannot read at all
+    # Two targets math-verify cannot read whole (it read the second as "2", the last number
+    # it found): an answer matches them only as written.
+    assert unparsed == ["\\frac{12}{5,\\!525}", "\\frac \\pi4 + 2 - \\sqrt2"]
 
 
 def test_answers_sympy_cannot_handle_in_time_are_wrong_not_errors() -> None:

@@ -8,7 +8,6 @@ change whenever anything that decides a verdict changes (tests, limits, rules).
 
 from __future__ import annotations
 
-import json
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -22,24 +21,14 @@ class Verdict:
     """One answer's judgement: ``correct``, the checker's ``status`` word (``AC``, ``WA``,
     ``resolved``, ...) and JSON-able ``details`` (per-test results, the limit hit, failing
     tests, a log path, a flaky note). ``final=False`` marks a judgement about the setup
-    rather than the answer (a failed environment build): reported, never cached."""
+    rather than the answer (a failed environment build, a lost sandbox, a hook that gave
+    no verdict): counted incorrect and reported, never cached, so the next rescore judges
+    the answer again."""
 
     correct: bool
     status: str
     details: Mapping[str, Any] = field(default_factory=dict)
     final: bool = True
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"correct": self.correct, "status": self.status, "details": dict(self.details)},
-            sort_keys=True,
-            default=str,
-        )
-
-    @classmethod
-    def from_json(cls, text: str) -> Verdict:
-        data = json.loads(text)
-        return cls(bool(data["correct"]), str(data["status"]), data.get("details") or {})
 
 
 CORRECT = Verdict(True, "correct")

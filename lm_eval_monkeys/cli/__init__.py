@@ -6,6 +6,8 @@ lm-eval-monkeys rescore RUN_DIR | export RUN_DIR | report RUN_DIR... --output DI
 lm-eval-monkeys compare BASELINE CANDIDATE [...] --fail_if "coverage@16 < -0.02"   # CI gate
 lm-eval-monkeys reward RUN_DIR --reward_model PATH_OR_ID   # reward scores, kept in the store
 lm-eval-monkeys merge DIR_0 DIR_1 ... --output RUN_DIR   # runs made with --shard i/N
+lm-eval-monkeys import SOURCE --output RUN_DIR   # the paper's samples (hub config or YAML)
+lm-eval-monkeys audit RUN_DIR --output DISAGREE.jsonl   # their verdicts against ours
 lm-eval-monkeys task-dir    # the directory to pass to stock lm_eval --include_path
 
 Each subcommand is a module of this package with ``add_arguments`` and ``run``.
@@ -29,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "paired differences between runs on the same problems; a CI gate"),
     "reward": ("reward", "score a stored run's samples with a reward model"),
     "merge": ("merge", "merge the stores of a sharded run's shards"),
+    "import": ("import_samples", "samples made elsewhere (the paper's) into a run store"),
+    "audit": ("audit", "an imported run's own verdicts against this project's checker"),
     "task-dir": ("task_dir", "print the task config directory for --include_path"),
 }
 

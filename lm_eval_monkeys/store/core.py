@@ -6,7 +6,8 @@ args, seed). It is the source of truth: resume and extend read it to skip sample
 exist; rescore and export read it without a model. A lock file keeps a second writer of
 samples out. A shard's store also records its shard and each problem's requested sample
 count (what merging checks). Tables of their own: each task's run record
-(``records``), the verdict cache (``verdicts``) and reward-model scores (``rewards``).
+(``records``), the verdict cache (``verdicts``), reward-model scores (``rewards``) and
+an imported run's own verdicts (``source_verdicts``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from urllib.parse import quote
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store.reward_table import RewardTable
 from lm_eval_monkeys.store.run_records import RecordTable
+from lm_eval_monkeys.store.source_verdicts import SourceVerdictTable
 from lm_eval_monkeys.store.verdicts import VerdictTable
 
 STORE_FILE = "samples.sqlite"
@@ -106,6 +108,7 @@ class SampleStore:
         self.records = RecordTable(self)
         self.verdicts = VerdictTable(self)
         self.rewards = RewardTable(self)
+        self.source_verdicts = SourceVerdictTable(self)
 
     def __enter__(self) -> SampleStore:
         return self

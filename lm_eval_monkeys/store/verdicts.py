@@ -21,6 +21,7 @@ from lm_eval_monkeys.verifiers.base import Verdict
 class Database(Protocol):
     """What the table needs of its file: a run store, or a ``VerdictFile``."""
 
+    path: Path
     db: sqlite3.Connection
     read_only: bool
 
@@ -69,13 +70,27 @@ class VerdictTable:
                 f"WHERE task = ? AND verifier = ? AND ({where})",
                 (task, verifier, *(x for key in chunk for x in key)),
             )
-            for target, answer, correct, status, details in rows:
-                found[keyed[(target, answer)]] = Verdict(
-                    bool(correct),
-                    status or ("correct" if correct else "wrong"),
-                    json.loads(details),
-                )
+            for target, answer, *row in rows:
+                found[keyed[(target, answer)]] = self._verdict(task, *row)
         return found
+
+    def _verdict(self, task: str, correct: object, status: object, details: object) -> Verdict:
+        """A cached row as a verdict; a damaged row is a one-line error, never a guess."""
+        try:
+            parsed = json.loads(details) if isinstance(details, str) else None
+        except json.JSONDecodeError:
+            parsed = None
+        if correct not in (0, 1):
+            damage = f"correct is {correct!r}, not 0 or 1"
+        elif not isinstance(status, str) or not isinstance(parsed, dict):
+            damage = "its status or details are not text and a JSON object"
+        else:
+            return Verdict(bool(correct), status or ("correct" if correct else "wrong"), parsed)
+        path = self.store.path
+        raise MonkeysError(
+            f"{path}: a cached verdict of {task} is damaged ({damage}); clear the cache with "
+            f"sqlite3 {path} 'DELETE FROM verdicts' and run the command again"
+        )
 
     def add(self, task: str, verifier: str, verdicts: Mapping[Pair, Verdict]) -> None:
         """Cache final verdicts of (target, answer) pairs (a pair judged twice keeps the first)."""
@@ -112,6 +127,7 @@ class VerdictFile:
     """A verdict cache of its own, for ``verify`` without a run store."""
 
     def __init__(self, path: Path) -> None:
+        self.path = path
         self.read_only = False
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -97,10 +97,8 @@ def load_codecontests(**_: Any) -> datasets.DatasetDict:
     problem without tests, and a run stops before its model loads).
     """
     root = local_data_dir()
-    if root is None:
-        test = datasets.load_dataset("deepmind/code_contests", split="test")
-    elif codecontests_has_local_tests():
-        test = _local_json("codecontests", test=CODECONTESTS_TESTS_FILE)["test"]
+    if root is None or codecontests_has_local_tests():
+        test = codecontests_test_split()
     else:
         logger.warning(
             "monkeys_codecontests: %s has statements only, no tests: prompts build, but "
@@ -111,6 +109,14 @@ def load_codecontests(**_: Any) -> datasets.DatasetDict:
         local = _local_json("codecontests", test="test_statements_only.jsonl")["test"]
         test = local.map(_statement_to_hub_schema, remove_columns=local.column_names)
     return datasets.DatasetDict(test=test.filter(lambda doc: "<image>" not in doc["description"]))
+
+
+def codecontests_test_split() -> datasets.Dataset:
+    """Every CodeContests test problem with its tests, in the hub's order (the order
+    ``orig_dset_idx`` counts in), from the hub or the local tests file."""
+    if local_data_dir() is None:
+        return datasets.load_dataset("deepmind/code_contests", split="test")
+    return _local_json("codecontests", test=CODECONTESTS_TESTS_FILE)["test"]
 
 
 CODECONTESTS_NEEDS_TESTS = (

@@ -2,9 +2,16 @@
 
 The answer is taken from the Minerva format ("Final Answer: The final answer is X") or,
 failing that, the last ``\\boxed{}``. Only rewrites that cannot change its meaning are
-applied (surrounding whitespace, ``$`` delimiters, a trailing period); targets and answers
-are then parsed by math-verify as written, so equations, matrices, intervals, sets, tuples
-and text answers keep their structure. On the parsed forms:
+applied (surrounding whitespace, ``$`` delimiters, a trailing period, a trailing percent
+sign as MATH writes it); targets and answers are then parsed by math-verify's LaTeX reader
+as written, so equations, matrices, intervals, sets, tuples and text answers keep their
+structure.
+
+A hedged answer never matches: an answer is read whole or not at all (math-verify's
+fallback to the last number it can find, which reads ``18 \\lor 20`` or ``18 \\to 20`` as
+``20``, is not used); a chain ``a = b = c`` (or with ``\\approx``) whose constant members
+differ is unreadable; several Minerva final-answer statements must agree. On the parsed
+forms:
 
 - numbers are exact: a decimal is the number it writes (``11111111105.0`` is not
   ``11111111100``, ``0.33`` is not ``1/3``), compared as rationals;
@@ -29,7 +36,7 @@ from typing import Any, TypeVar
 
 import sympy
 from lm_eval.tasks.minerva_math.utils import last_boxed_only_string, remove_boxed
-from math_verify import parse, verify
+from math_verify import LatexExtractionConfig, parse, verify
 from math_verify.errors import TimeoutException
 from math_verify.utils import timeout
 
@@ -37,11 +44,20 @@ from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.base import AnswerChecker
 
 # Part of every target key: verdicts cached under an older comparison rule are not reused.
-RULES_VERSION = "math-v2"
+RULES_VERSION = "math-v3"
 _KEY_PREFIX = f"{RULES_VERSION}|"
-_MINERVA = re.compile(
-    r"[Ff]inal [Aa]nswer: The final answer is\s*(.+?)(?:\.\s*I hope|\.?\s*$)", re.S
-)
+_MINERVA = re.compile(r"[Ff]inal [Aa]nswer: The final answer is")
+# Every final-answer statement of a Minerva-format completion, with or without its prefix.
+_STATEMENT = re.compile(r"(?:[Ff]inal [Aa]nswer:\s*)?[Tt]he final answer is")
+_I_HOPE = re.compile(r"\.\s*I hope")
+# Links of a chain: ``=`` (not ``<=``, ``>=``, ``!=``, ``:=``, ``\\=``) and ``\\approx``.
+_LINK = re.compile(r"(?<![\\<>!:])=|\\approx(?![A-Za-z])")
+# The answer as one LaTeX expression; no fallback to the numbers found inside it.
+_WHOLE_LATEX = [LatexExtractionConfig()]
+_INNER_DOLLAR = re.compile(r"(?<!\\)\$")
+# A list (``x = 1, x = 2``, ``x = 1 \\text{ or } x = 2``); not the spaces ``\\,``, ``\\;``
+# nor the thousands separator ``{,}``.
+_LIST_SEPARATOR = re.compile(r"(?<![\\{])[,;]|\\(?:text|mbox|textrm|mathrm)\{\s*(?:or|and)\s*\}")
 _DECIMAL = re.compile(r"\d*\.\d+")
 _TIMEOUT_S = 5
 # Fixed points at which free symbols are evaluated for grouping keys: distinct, far from
@@ -52,21 +68,21 @@ _PROBE = (0.5772156649, 1.4142135623, 2.7182818284, 0.3183098861, 1.6180339887)
 
 def tidy_answer(raw: str) -> str | None:
     """The answer as written, less what cannot carry meaning: outer whitespace, ``$``
-    delimiters and a final period."""
+    delimiters, a final period and a final percent sign (MATH writes ``18\\%`` for 18)."""
     text, before = raw.strip(), None
     while text != before:
         before = text
-        text = text.removesuffix(".").strip()
+        text = text.removesuffix(".").removesuffix("\\%").removesuffix("%").strip()
         if len(text) >= 2 and text[0] == "$" and text[-1] == "$":
             text = text[1:-1].strip()
     return text or None
 
 
 def extract_math_answer(text: str) -> str | None:
-    """The final answer of a MATH-style solution, tidied, or None."""
-    match = _MINERVA.search(text)
-    if match:
-        return tidy_answer(match.group(1))
+    """The final answer of a MATH-style solution, tidied, or None (also when the solution
+    states several different final answers)."""
+    if _MINERVA.search(text):
+        return _stated_answer(text)
     boxed = last_boxed_only_string(text)
     if boxed is None:
         return None
@@ -74,6 +90,23 @@ def extract_math_answer(text: str) -> str | None:
         return tidy_answer(remove_boxed(boxed))
     except (AssertionError, IndexError):
         return None
+
+
+def _stated_answer(text: str) -> str | None:
+    """The answer every "the final answer is" statement of ``text`` gives, or None when
+    they differ (a hedge) or one is empty. A statement runs to the next one, to "I hope"
+    or to the end."""
+    starts = list(_STATEMENT.finditer(text))
+    answers = []
+    for statement, following in zip(starts, [*starts[1:], None], strict=True):
+        segment = text[statement.end() : following.start() if following else len(text)]
+        hope = _I_HOPE.search(segment)
+        answer = tidy_answer(segment[: hope.start()] if hope else segment)
+        if answer is None:
+            return None
+        answers.append(answer)
+    first = answers[0]
+    return first if all(math_equivalent(first, other) for other in answers[1:]) else None
 
 
 @dataclass(frozen=True)
@@ -89,10 +122,19 @@ class Parsed:
 
 @lru_cache(maxsize=1 << 16)
 def parse_answer(answer: str) -> Parsed | None:
-    """The parsed form of a tidied answer, or None when math-verify cannot read it."""
-    items = [p for p in parse(f"${answer}$", parsing_timeout=_TIMEOUT_S) if not isinstance(p, str)]
+    """The parsed form of a tidied answer, or None when math-verify cannot read it whole
+    or it is a chain with different constant members."""
+    if _INNER_DOLLAR.search(answer):  # several formulas: math-verify would read only one
+        return None
+    one_line = " ".join(answer.split())  # LaTeX reads a line break as a space; the reader stops
+    found = parse(f"${one_line}$", extraction_config=_WHOLE_LATEX, parsing_timeout=_TIMEOUT_S)
+    items = [p for p in found if not isinstance(p, str)]
     if not items:
         return None
+    members = _LINK.split(answer)
+    if len(members) > 1 and not _LIST_SEPARATOR.search(answer):
+        if not _consistent_chain(members):  # (a list of equations is compared as a set)
+            return None
     value = items[0]
     places = None
     if isinstance(value, sympy.Float):
@@ -100,6 +142,29 @@ def parse_answer(answer: str) -> Parsed | None:
         places = len(literals[0].split(".")[1]) if len(literals) == 1 else None
     decimal = bool(_DECIMAL.search(answer))
     return Parsed(_exact(value), places, decimal)
+
+
+def _consistent_chain(members: list[str]) -> bool:
+    """Whether ``a = b = c`` (or ``a \\approx b``) names one value: every member parses on
+    its own, and every member after the first (the first too when it is a constant) is
+    the last one's value, or a decimal rounding of it."""
+    parsed = [parse_answer(member.strip()) for member in members]
+    readable = [p for p in parsed if p is not None]
+    if len(readable) != len(parsed):
+        return False
+    first, *rest = readable
+    if _is_expr(first.value) and not _symbols(first.value):
+        rest.append(first)
+    return all(_agree(readable[-1], member) for member in rest)
+
+
+def _agree(a: Parsed, b: Parsed) -> bool:
+    """Whether two members of a chain have one value, a decimal standing for its rounding."""
+    if a.places is not None and not b.decimal:
+        return _rounds_to(b.value, a.value, a.places) or _same_value(a.value, b.value)
+    if b.places is not None and not a.decimal:
+        return _rounds_to(a.value, b.value, b.places) or _same_value(a.value, b.value)
+    return bool(_same_value(a.value, b.value))
 
 
 def _exact(value: Any) -> Any:

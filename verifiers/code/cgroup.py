@@ -5,9 +5,10 @@ mounts are memory too. A job's cgroup (the cgroup v1 memory hierarchy, whose tmp
 are charged to the writer's cgroup) holds the runner and everything it starts, limited to
 the problem's memory limit plus a small allowance for the runner, so the program's memory
 and its files count together; an OOM kill in it is reported as MLE. Without a writable
-hierarchy (cgroup v2, a container without the controller) jobs run without one: the
-rlimits, the size-capped tmpfs mounts and the seccomp filter (no memfd, no SysV shm)
-still bound what a program holds.
+hierarchy (cgroup v2, a container without the controller) jobs run without one, and a
+program may not start processes (``seccomp.py``): its one address space under the
+rlimit, the size-capped tmpfs mounts and the seccomp filter (no memfd, no SysV shm)
+bound what it holds.
 """
 
 from __future__ import annotations
@@ -62,10 +63,10 @@ def own_hierarchy() -> Path | None:
 
 
 @contextmanager
-def job_cgroup(name: str, memory_bytes: int) -> Iterator[MemoryCgroup | None]:
-    """A fresh cgroup ``name`` limited to ``memory_bytes`` (None where there is none),
-    removed afterwards."""
-    parent = own_hierarchy()
+def job_cgroup(name: str, memory_bytes: int, wanted: bool = True) -> Iterator[MemoryCgroup | None]:
+    """A fresh cgroup ``name`` limited to ``memory_bytes`` (None where there is none, or
+    if not ``wanted``), removed afterwards."""
+    parent = own_hierarchy() if wanted else None
     if parent is None:
         yield None
         return

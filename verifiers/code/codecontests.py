@@ -1,7 +1,8 @@
 """CodeContests: the first fenced code block, run against every test in the sandbox.
 
-The answer key of a completion is its language plus normalised source, so identical
-programs (up to trailing whitespace and blank lines) are run once per problem. Distinct
+The answer key of a completion is its language plus its source exactly as written in
+the fence (the program judged is the program written, byte for byte), so identical
+programs are run once per problem. Distinct
 programs of a problem run in parallel, one sandbox per core. The judge (limits, the
 comparison) runs here, outside the sandbox: the program only ever sees its input.
 """
@@ -33,7 +34,7 @@ from lm_eval_monkeys.verifiers.code.sandbox import (
     trusted_dir,
 )
 
-JUDGE_VERSION = 2  # bump when anything below changes a verdict (keys the verdict cache)
+JUDGE_VERSION = 3  # bump when anything below changes a verdict (keys the verdict cache)
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9+#]*)[^\n]*\n(.*?)```", re.S)
 _LANGUAGES = {
     "python": "python",
@@ -52,15 +53,14 @@ _MIB = 1 << 20
 
 
 def extract_program(completion: str) -> str | None:
-    """``language\\nsource`` of the first fenced block, or None without one."""
+    """``language\\nsource`` of the first fenced block (its text unchanged), or None
+    without one or with only whitespace in it."""
     match = _FENCE.search(completion)
-    if not match:
+    if not match or not match.group(2).strip():
         return None
-    tag, body = match.group(1).lower(), match.group(2)
-    lines = [line.rstrip() for line in body.replace("\r\n", "\n").split("\n")]
-    source = "\n".join(line for line in lines if line)
+    tag, source = match.group(1).lower(), match.group(2)
     language = _LANGUAGES.get(tag) or _untagged_language(source)
-    return f"{language}\n{source}\n" if source else None
+    return f"{language}\n{source}"
 
 
 def _untagged_language(source: str) -> str:
@@ -70,7 +70,7 @@ def _untagged_language(source: str) -> str:
         return "python"
     try:
         compile(source, "untagged", "exec")
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # deep nesting, say
         return "cpp"
     return "python"
 

@@ -3,7 +3,8 @@
 A code job is one sandbox: no network, its own pid namespace, only system directories
 visible (read-only), ``/tmp`` and ``/dev/shm`` as small tmpfs mounts, an empty
 environment and ``/`` as working directory for bubblewrap itself. Its pid 1 is
-``sandbox_runner.py``, which holds only the program; this process, outside the sandbox
+``sandbox_runner.py``, which holds only the program and runs each test in fresh
+namespaces of its own (pid, mount with new scratch mounts, IPC); this process, outside the sandbox
 and under another uid, sends each test's input and reads, caps and returns the output,
 so nothing the program can reach holds an expected output. ``run_command`` runs other
 commands (SWE-bench's test runs) in the same kind of jail with the whole host read-only.
@@ -33,7 +34,7 @@ from typing import IO, Any
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.code.cgroup import MemoryCgroup, job_cgroup
-from lm_eval_monkeys.verifiers.code.seccomp import program_filter
+from lm_eval_monkeys.verifiers.code.seccomp import program_filter, system_call_number
 
 _RUNNER_SOURCE = Path(__file__).with_name("sandbox_runner.py").read_text()
 UNSANDBOXED_ENV = "MONKEYS_UNSANDBOXED_I_TRUST_THIS_CODE"
@@ -89,9 +90,15 @@ class Sandbox:
     """Starts sandboxes, at most ``slots`` at once, each under its own unprivileged uid."""
 
     def __init__(
-        self, slots: int | None = None, pch: Callable[[], Path | None] | None = None
+        self,
+        slots: int | None = None,
+        pch: Callable[[], Path | None] | None = None,
+        *,
+        memory_cgroups: bool = True,
     ) -> None:
-        """``pch`` builds (once, on the first C++ program) a precompiled-header directory."""
+        """``pch`` builds (once, on the first C++ program) a precompiled-header directory;
+        without ``memory_cgroups`` (or where none can be made) a job's memory is bounded
+        by keeping it to one process (see ``seccomp.py``)."""
         self.unsandboxed = os.environ.get(UNSANDBOXED_ENV) == "1"
         if not self.unsandboxed:
             missing = [tool for tool in ("bwrap", "setpriv") if shutil.which(tool) is None]
@@ -115,7 +122,8 @@ class Sandbox:
         self.uids, self._uid_claim = _claim_uids(_UIDS_PER_SLOT * count, self.unsandboxed)
         self._uids = collections.deque(self.uids)
         self._lock = threading.Condition()
-        self._filter = program_filter().hex()
+        self.memory_cgroups = memory_cgroups
+        self._filters = {one: program_filter(single_process=one).hex() for one in (False, True)}
 
     @contextmanager
     def program(self, language: str, source: str) -> Iterator[Program]:
@@ -125,10 +133,11 @@ class Sandbox:
         try:
             cgroup_name = f"monkeys-{os.getpid()}-{uid}"
             with (
-                job_cgroup(cgroup_name, COMPILE_LIMITS.memory_bytes) as cgroup,
+                job_cgroup(cgroup_name, COMPILE_LIMITS.memory_bytes, self.memory_cgroups) as cgroup,
                 _start_runner(uid, pch_dir, self.unsandboxed, cgroup) as runner,
             ):
-                yield Program(runner, language, source, pch_dir, self._filter, cgroup)
+                seccomp = self._filters[cgroup is None]
+                yield Program(runner, language, source, pch_dir, seccomp, cgroup)
         finally:
             self._reap(uid)
             self._give_back(uid)
@@ -231,9 +240,16 @@ class Program:
             "pch_dir": str(pch_dir) if pch_dir else None,
             "compile": asdict(COMPILE_LIMITS),
             "seccomp": filter_hex,
+            "clone": system_call_number("clone"),
+            "scratch_bytes": _SCRATCH_BYTES,
         }
         with _sealed_file(source.encode("utf-8", "surrogatepass")) as source_fd:
             reply = runner.exchange(job, [source_fd], timeout_s=COMPILE_LIMITS.time_s + 30)
+        if "sandbox_error" in reply:  # the same for every program: stop, do not judge
+            raise MonkeysError(
+                f"the code sandbox cannot isolate tests here: {reply['sandbox_error']}; it "
+                "needs unprivileged user namespaces (kernel.unprivileged_userns_clone=1)"
+            )
         self.error: str | None = reply["error"]
 
     def run(self, stdin: str, limits: Limits) -> Outcome:
@@ -324,8 +340,10 @@ def _start_runner(
             if pch_dir is not None:
                 mounts += ["--ro-bind", str(pch_dir), str(pch_dir)]
             mounts += ["--remount-ro", "/"]  # bwrap's own root, where it made mount points
-            no_userns = ["--unshare-user", "--disable-userns"]  # no mounts of its own
-            command = [*_jail(uid, [*no_userns, *mounts], "/", {}), "--as-pid-1", *runner]
+            # The program gets no user namespace (no mounts of its own); the runner keeps
+            # CAP_SYS_ADMIN in the sandbox's, to give each test fresh namespaces.
+            userns = ["--unshare-user", "--disable-userns", "--cap-add", "CAP_SYS_ADMIN"]
+            command = [*_jail(uid, [*userns, *mounts], "/", {}), "--as-pid-1", *runner]
         if cgroup is not None:  # joined before anything of the job starts
             command = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup.procs), *command]
         yield stack.enter_context(_runner_process(command))
