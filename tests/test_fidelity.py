@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import torch
-from test_backends import PROMPTS, cloned_requests
+from test_models import PROMPTS, cloned_requests
 
 from lm_eval_monkeys.models.fidelity import first_token_fit, next_token_probs, sequence_fit
 from lm_eval_monkeys.models.generation import generation_settings
