@@ -18,7 +18,7 @@ from lm_eval_monkeys.models.embedded import embedded_model_args
 from lm_eval_monkeys.models.hf import MonkeysHF
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from bench_backends import cloned_requests
+from bench_models import cloned_requests
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from math_verify import parse, verify
 
 from lm_eval_monkeys.scoring import score_completions
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers import get_checker
 
 PROBLEMS, SAMPLES = 50, 1_000
 DATA = Path(os.environ.get("MONKEYS_DATA_DIR", "../shared/data"))
@@ -74,7 +74,7 @@ def load(path: Path) -> list[dict]:
 
 
 def baseline(spec: str, problems: list[tuple[dict, list[str]]]) -> tuple[float, int]:
-    checker = get_verifier(spec)
+    checker = get_checker(spec)
     correct = 0
     start = time.perf_counter()
     for doc, completions in problems:
@@ -91,7 +91,7 @@ def baseline(spec: str, problems: list[tuple[dict, list[str]]]) -> tuple[float, 
 
 
 def ours(spec: str, problems: list[tuple[dict, list[str]]]) -> tuple[float, int]:
-    checker = get_verifier(spec)
+    checker = get_checker(spec)
     correct = 0
     start = time.perf_counter()
     for doc, completions in problems:

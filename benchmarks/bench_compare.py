@@ -13,7 +13,6 @@ baseline), then ``compare A B``. Reports wall time and each process's peak memor
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -22,19 +21,13 @@ from pathlib import Path
 
 from bench_report import KS, build_store
 
-from lm_eval_monkeys.store import STORE_FILE
+from lm_eval_monkeys.store import STORE_FILE, SampleStore
 
 
 def clear_verdicts(run_dir: Path) -> None:
     """Empty the store's verdict cache, so every timed command verifies from scratch."""
-    db = sqlite3.connect(run_dir / STORE_FILE)
-    try:
-        db.execute("DELETE FROM verdicts")
-        db.commit()
-    except sqlite3.OperationalError:  # no verdicts table yet
-        pass
-    finally:
-        db.close()
+    with SampleStore(run_dir) as store:
+        store.database.write(lambda: store.database.connection.execute("DELETE FROM verdicts"))
 
 
 def timed(args: list[str]) -> tuple[float, float]:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 
 from lm_eval_monkeys.metrics.summary import Equivalence, summarize
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers import get_checker
 from lm_eval_monkeys.verifiers.answers.math import group_key, math_equivalent, parse_answer
 
 
@@ -70,7 +70,7 @@ def grouped(answers: list[str], keyed: bool, budget: float) -> tuple[float, int,
     """Seconds, answers placed, classes and equivalence calls of one grouping."""
     for cache in (parse_answer, math_equivalent, group_key):
         cache.cache_clear()
-    checker = get_verifier("math")
+    checker = get_checker("math")
     placed, calls = 0, 0
     start = time.perf_counter()
 

@@ -41,11 +41,13 @@ _SCHEMA = pa.schema(
 )
 
 
-def sample_records(run_dir: Path, verifier: str | None = None) -> Iterator[list[dict[str, Any]]]:
+def sample_records(
+    run_dir: Path, checker_spec: str | None = None
+) -> Iterator[list[dict[str, Any]]]:
     """The run's samples with verdicts, one problem's records at a time."""
     with SampleStore(run_dir, writer=False) as store:
         for task in store.tasks():
-            scoring = task_scoring(store, task, verifier)
+            scoring = task_scoring(store, task, checker_spec)
             resolver = VerdictResolver(scoring.checker, store.verdicts)
             try:
                 for doc_id, samples, scored in scored_problems(
@@ -79,13 +81,15 @@ def sample_records(run_dir: Path, verifier: str | None = None) -> Iterator[list[
                 scoring.checker.close()
 
 
-def export_run(run_dir: Path, fmt: str, output: Path | None, verifier: str | None = None) -> int:
+def export_run(
+    run_dir: Path, fmt: str, output: Path | None, checker_spec: str | None = None
+) -> int:
     """Write every sample of the run; JSONL goes to stdout without ``output``. Returns the count."""
     if fmt not in FORMATS:
         raise MonkeysError(f"unknown export format {fmt!r}; use jsonl or parquet")
     if fmt == "parquet" and output is None:
         raise MonkeysError("parquet export needs --output FILE.parquet")
-    problems = sample_records(run_dir, verifier)
+    problems = sample_records(run_dir, checker_spec)
     if output is None:
         count = 0
         for records in problems:

@@ -52,8 +52,10 @@ def test_a_store_damaged_mid_file(good_run: Path, tmp_path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = bytearray(path.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 4096] = b"\xff" * 4096
+    # Every page after the first (the header and table list stay): which page holds which
+    # table depends on the layout, so no single page is sure to be read.
+    page = int.from_bytes(data[16:18], "big")
+    data[page:] = b"\xff" * (len(data) - page)
     path.write_bytes(bytes(data))
     one_line_error(run_cli("rescore", str(run_dir)), "corrupted", "restore")
 
@@ -68,6 +70,58 @@ def test_a_store_without_tables(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "samples.sqlite") as db:
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     one_line_error(run_cli("rescore", str(tmp_path)), "not a run store", "samples")
+
+
+def test_a_store_of_an_earlier_schema_is_one_line(good_run: Path, tmp_path: Path) -> None:
+    """A schema-1 store (tables created lazily, verdicts without status) is refused by
+    every reader and writer with one line, and left as it was."""
+    run_dir = copy_run(good_run, tmp_path / "run")
+    path = run_dir / "samples.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE rewards")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()  # the last connection: the change is checkpointed into the file
+    before = path.read_bytes()
+    for command in (["rescore", str(run_dir)], ["export", str(run_dir)]):
+        one_line_error(run_cli(*command), "not a run store of this version", "schema 1")
+    resumed = run_cli(
+        *("--model", "monkeys-synthetic", "--tasks", "monkeys_gsm8k", "--limit", "2"),
+        *("--repeats", "4", "--output_path", str(run_dir)),
+    )
+    one_line_error(resumed, "schema 1", "reads 2")
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["verdicts.sqlite", "verdicts-schema2.sqlite"])
+def test_a_verdict_cache_of_an_earlier_schema(tmp_path: Path, name: str) -> None:
+    """Schema 1's cache file (its own name) is left alone, a new one started; an old file
+    under the current name is one line."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    db = sqlite3.connect(cache / name)  # schema 1: no status, no details
+    db.execute(
+        "CREATE TABLE verdicts (task TEXT, verifier TEXT, target TEXT, answer TEXT, "
+        "correct INTEGER, PRIMARY KEY (task, verifier, target, answer))"
+    )
+    db.commit()
+    db.close()
+    before = (cache / name).read_bytes()
+    lines = tmp_path / "in.jsonl"
+    lines.write_text(json.dumps({"doc": {"answer": "#### 4"}, "completion": "#### 4"}) + "\n")
+    result = run_cli(
+        *("verify", "--task", "monkeys_gsm8k", "--input", str(lines)),
+        *("--output", str(tmp_path / "out")),
+        env={"MONKEYS_CACHE_DIR": str(cache)},
+    )
+    assert (cache / name).read_bytes() == before
+    if name == "verdicts.sqlite":
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert json.loads((tmp_path / "out").read_text())["correct"] is True
+        with sqlite3.connect(cache / "verdicts-schema2.sqlite") as new:
+            assert new.execute("PRAGMA user_version").fetchone() == (2,)
+    else:
+        one_line_error(result, "not a verdict cache of this version", "delete it")
 
 
 @pytest.mark.parametrize(

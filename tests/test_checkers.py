@@ -6,7 +6,7 @@ import pytest
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.scoring import score_completions
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers import get_checker
 from lm_eval_monkeys.verifiers.answers.gsm8k import GSM8KChecker, normalize_number
 from lm_eval_monkeys.verifiers.answers.math import extract_math_answer, math_equivalent
 
@@ -44,12 +44,12 @@ def test_normalize_number(text: str, expected: str | None) -> None:
     ],
 )
 def test_gsm8k_extraction_modes(completion: str, strict: str | None, flexible: str | None) -> None:
-    assert get_verifier("gsm8k").extract(completion) == strict
-    assert get_verifier("gsm8k:flexible").extract(completion) == flexible
+    assert get_checker("gsm8k").extract(completion) == strict
+    assert get_checker("gsm8k:flexible").extract(completion) == flexible
 
 
 def test_gsm8k_target_and_verdict() -> None:
-    checker = get_verifier("gsm8k")
+    checker = get_checker("gsm8k")
     target = checker.target(GSM_DOC)
     assert target == "1018"
     assert checker.is_correct("1018", target)
@@ -58,9 +58,9 @@ def test_gsm8k_target_and_verdict() -> None:
 
 def test_unknown_verifier_and_mode_are_clear_errors() -> None:
     with pytest.raises(MonkeysError, match="unknown verifier 'nope'"):
-        get_verifier("nope")
+        get_checker("nope")
     with pytest.raises(MonkeysError, match="gsm8k:flexible"):
-        get_verifier("gsm8k:loose")
+        get_checker("gsm8k:loose")
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_math_equivalence(a: str, b: str, same: bool) -> None:
 
 
 def test_math_targets_from_both_hub_schemas() -> None:
-    checker = get_verifier("math")
+    checker = get_checker("math")
     from_solution = checker.target({"problem": "?", "solution": "so $\\boxed{\\frac{3}{4}}$."})
     from_answer = checker.target({"problem": "?", "solution": "...", "answer": "\\frac{3}{4}"})
     assert from_solution == from_answer == "math-v3|\\frac{3}{4}"
@@ -134,7 +134,7 @@ def test_math_summary_groups_equivalent_wrong_answers() -> None:
         "$\\boxed{3}$",
         "nothing",
     ]
-    summary = score_completions(get_verifier("math"), {"answer": "\\frac12"}, completions).summary
+    summary = score_completions(get_checker("math"), {"answer": "\\frac12"}, completions).summary
     assert summary.c == 2
     assert summary.class_sizes == (2, 2, 1)  # {1/2, 0.5} {2, 4/2} {3}
     assert summary.class_correct == (True, False, False)
@@ -143,7 +143,7 @@ def test_math_summary_groups_equivalent_wrong_answers() -> None:
 
 def test_bad_completions_count_as_incorrect_not_dropped() -> None:
     bad = ["", "#### 1018\udc80", None, 42]
-    scored = score_completions(get_verifier("gsm8k:flexible"), {"answer": "#### 1018"}, bad)
+    scored = score_completions(get_checker("gsm8k:flexible"), {"answer": "#### 1018"}, bad)
     assert scored.summary.n == 4
     assert scored.correct == [False] * 4
     assert scored.summary.n_invalid == 4

@@ -16,7 +16,7 @@ from conftest import run_cli
 
 from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.store.verdicts import VerdictFile
-from lm_eval_monkeys.verifiers import Checker, get_verifier
+from lm_eval_monkeys.verifiers import Checker, get_checker
 from lm_eval_monkeys.verifiers.code.codecontests import TEST_FIELDS, CodeChecker, extract_program
 
 ADD = {
@@ -162,13 +162,13 @@ def test_distinct_programs_run_once_and_verdicts_are_cached_on_disk(tmp_path: Pa
         "no code here",
     ]
     cache = VerdictFile(tmp_path / "verdicts.sqlite")
-    first = get_verifier("code", "monkeys_codecontests")
+    first = get_checker("code", "monkeys_codecontests")
     scored = score_completions(first, ADD, completions, cache.table)
     assert scored.correct == [True, True, True, False, False]
     assert scored.summary.class_sizes == (3, 1) and scored.summary.n_invalid == 1
     assert [v.status for v in scored.verdicts if v] == ["AC", "AC", "AC", "WA"]
     # A new checker (a rescore) answers from the cache, without any sandbox.
-    second = get_verifier("code", "monkeys_codecontests")
+    second = get_checker("code", "monkeys_codecontests")
     second._sandbox = "unused"  # type: ignore[attr-defined]  (any sandbox use would fail)
     again = score_completions(second, ADD, completions, cache.table)
     assert again.correct == scored.correct
@@ -246,9 +246,9 @@ def test_missing_sandbox_tool_names_the_install_command(monkeypatch: pytest.Monk
 
 
 def test_time_slack_is_configurable() -> None:
-    from lm_eval_monkeys.verifiers import get_verifier
+    from lm_eval_monkeys.verifiers import get_checker
 
-    checker = get_verifier("code:2.5")
+    checker = get_checker("code:2.5")
     key = checker.target(ADD)
     assert checker._problems[key]["limits"].time_s == 3.5
 

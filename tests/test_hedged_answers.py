@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers import get_checker
 
 GSM_18 = {"question": "?", "answer": "9 * 2 = <<9*2=18>>18\n#### 18"}
 GSM_20 = {"question": "?", "answer": "10 * 2 = <<10*2=20>>20\n#### 20"}
@@ -19,7 +19,7 @@ DATA = Path(os.environ.get("MONKEYS_DATA_DIR", "../shared/data"))
 
 
 def gsm8k_correct(spec: str, completion: str, doc: dict) -> bool:
-    checker = get_verifier(spec)
+    checker = get_checker(spec)
     answer = checker.extract(completion)
     return answer is not None and checker.judge_many([answer], checker.target(doc))[0].correct
 
@@ -107,7 +107,7 @@ def test_gsm8k_correct_answers_still_pass(spec: str, completion: str, doc: dict)
 
 
 def math_correct(completion: str, target: str) -> bool:
-    checker = get_verifier("math")
+    checker = get_checker("math")
     answer = checker.extract(completion)
     reference = checker.target({"problem": "?", "answer": target})
     return answer is not None and checker.judge_many([answer], reference)[0].correct
@@ -188,7 +188,7 @@ def records(path: Path) -> list[dict]:
 def test_every_gsm8k_reference_is_judged_correct_in_both_modes() -> None:
     """All 1,319 GSM8K test references (steps, then ``#### N``) as completions."""
     for spec in ("gsm8k", "gsm8k:flexible"):
-        checker = get_verifier(spec)
+        checker = get_checker(spec)
         wrong = [
             doc["answer"][-80:]
             for doc in records(DATA / "gsm8k" / "test.jsonl")

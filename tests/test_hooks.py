@@ -15,7 +15,7 @@ from conftest import run_cli
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.store.verdicts import VerdictFile
-from lm_eval_monkeys.verifiers import Checker, get_verifier
+from lm_eval_monkeys.verifiers import Checker, get_checker
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = {"question": "2+2?", "answer": "2 + 2 = 4\n#### 4"}
@@ -33,7 +33,7 @@ def correct(checker: Checker, answers: list[str]) -> list[bool]:
 
 
 def test_readme_example_hook_verifies_through_a_real_process() -> None:
-    checker = get_verifier(f"command:{sys.executable} {REPO / 'examples/hook_verifier.py'}")
+    checker = get_checker(f"command:{sys.executable} {REPO / 'examples/hook_verifier.py'}")
     scored = score_completions(checker, DOC, COMPLETIONS)
     assert scored.correct == [True, False, True, False]
     assert scored.summary.c == 2 and scored.summary.class_sizes == (2, 1, 1)
@@ -55,7 +55,7 @@ for line in sys.stdin:
         batch = []
 """,
     )
-    checker = get_verifier(spec, task="monkeys_gsm8k")
+    checker = get_checker(spec, task="monkeys_gsm8k")
     verdicts = correct(checker, ["#### 4", "#### 5", "4!"])
     assert verdicts == [True, False, True]
 
@@ -74,7 +74,7 @@ for line in sys.stdin:
     print(json.dumps({{"id": r["id"], "correct": r["completion"] == "crash"}}), flush=True)
 """,
     )
-    checker = get_verifier(spec)
+    checker = get_checker(spec)
     assert correct(checker, ["ok", "crash"]) == [False, True]
     assert marker.exists()
 
@@ -91,13 +91,13 @@ for line in sys.stdin:
     print(json.dumps({"id": r["id"], "correct": True}), flush=True)
 """,
     )
-    checker = get_verifier(spec)
+    checker = get_checker(spec)
     checker.timeout_s = 2
     assert correct(checker, ["fine", "hang"]) == [True, False]
 
 
 def test_a_missing_command_is_a_clear_error() -> None:
-    checker = get_verifier("command:/nonexistent/verifier --flag")
+    checker = get_checker("command:/nonexistent/verifier --flag")
     with pytest.raises(MonkeysError, match="cannot start verifier hook"):
         correct(checker, ["x"])
 
@@ -142,7 +142,7 @@ def service() -> Iterator[tuple[str, list]]:
 
 def test_http_hook_posts_batches_and_matches_ids(service: tuple[str, list]) -> None:
     url, received = service
-    checker = get_verifier(f"{url}/verify", task="monkeys_gsm8k")
+    checker = get_checker(f"{url}/verify", task="monkeys_gsm8k")
     answers = [f"#### {i}" for i in range(100)]
     verdicts = correct(checker, answers)
     assert verdicts == [a.endswith("4") for a in answers]
@@ -152,7 +152,7 @@ def test_http_hook_posts_batches_and_matches_ids(service: tuple[str, list]) -> N
 
 def test_http_hook_failure_is_a_non_final_verdict_naming_it(service: tuple[str, list]) -> None:
     url, _ = service
-    checker = get_verifier(f"{url}/broken")
+    checker = get_checker(f"{url}/broken")
     (verdict,) = checker.judge_many(["#### 4"], checker.target(DOC))
     assert (verdict.correct, verdict.final, verdict.status) == (False, False, "hook_failed")
     assert "failed twice (HTTP 500)" in verdict.details["error"]
@@ -204,7 +204,7 @@ for line in sys.stdin:
     print(json.dumps({"id": r["id"], "correct": False}), flush=True)
 """,
     )
-    checker = get_verifier(spec)
+    checker = get_checker(spec)
     verdicts = checker.judge_many([forged, "#### 5\n" + forged], checker.target(DOC))
     assert [(v.correct, v.final) for v in verdicts] == [(False, True), (False, True)]
 
@@ -233,7 +233,7 @@ def test_an_http_hook_does_not_follow_a_redirect(service: tuple[str, list]) -> N
     threading.Thread(target=other.serve_forever, daemon=True).start()
     try:
         for code in (301, 302, 303, 307):
-            checker = get_verifier(
+            checker = get_checker(
                 f"{url}/redirect/{code}/http://127.0.0.1:{other.server_address[1]}/v"
             )
             (verdict,) = checker.judge_many(["#### 5"], checker.target(DOC))
@@ -275,7 +275,7 @@ def test_a_failing_hook_gives_non_final_verdicts_never_cached(tmp_path: Path, fa
     spec = script(tmp_path, HEALED.format(marker=str(marker), failure=code))
     cache = VerdictFile(tmp_path / "verdicts.sqlite")
     try:
-        broken = get_verifier(spec)
+        broken = get_checker(spec)
         broken.timeout_s = 1
         scored = score_completions(broken, DOC, ["so #### 4", "#### 5"], cache=cache.table)
         lost, answered = scored.verdicts
@@ -287,17 +287,17 @@ def test_a_failing_hook_gives_non_final_verdicts_never_cached(tmp_path: Path, fa
         broken.close()
 
         marker.touch()
-        healed = get_verifier(spec)
+        healed = get_checker(spec)
         scored = score_completions(healed, DOC, ["so #### 4", "#### 5"], cache=cache.table)
         assert scored.correct == [True, False]
-        assert cache.read("SELECT COUNT(*) FROM verdicts") == [(2,)]
+        assert cache.database.read("SELECT COUNT(*) FROM verdicts") == [(2,)]
     finally:
         cache.close()
 
 
 def test_an_http_reply_missing_some_ids_gives_non_final_verdicts(service: tuple[str, list]) -> None:
     url, _ = service
-    checker = get_verifier(f"{url}/partial")
+    checker = get_checker(f"{url}/partial")
     verdicts = checker.judge_many(["#### 4", "#### 14"], checker.target(DOC))
     assert [(v.correct, v.final) for v in verdicts] == [(True, True), (False, False)]
     assert "a reply without some of the requests' ids" in verdicts[1].details["error"]

@@ -84,7 +84,7 @@ def test_hub_config_imports_matches_and_audits(tmp_path: Path, data_dir: Path) -
     assert store_rows(run, not_text) == [("",)]
     (record,) = store_rows(run, "SELECT record FROM records")
     record = json.loads(record[0])
-    assert record["task"] == "monkeys_gsm8k" and record["verifier"] == "gsm8k"
+    assert record["task"] == "monkeys_gsm8k" and record["checker_spec"] == "gsm8k"
     assert record["prompt"]["imported_from"]["config"] == config
     assert record["prompt"]["imported_from"]["model"] == "Llama-3-8B-Instruct"
     assert store_rows(run, "SELECT COUNT(*) FROM source_verdicts") == [(6,)]

@@ -16,7 +16,7 @@ import pytest
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.scoring import score_completions
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers import get_checker
 from lm_eval_monkeys.verifiers.lean import LeanChecker
 
 STAND_IN = r"""
@@ -124,9 +124,9 @@ def test_summary_verifies_each_distinct_proof_once(checker: LeanChecker, tmp_pat
 def test_missing_project_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MONKEYS_LEAN_PROJECT", raising=False)
     with pytest.raises(MonkeysError, match="MONKEYS_LEAN_PROJECT"):
-        get_verifier("lean")
+        get_checker("lean")
     with pytest.raises(MonkeysError, match="does not exist"):
-        get_verifier(f"lean:{tmp_path / 'nowhere'}")
+        get_checker(f"lean:{tmp_path / 'nowhere'}")
 
 
 def test_minif2f_tasks_build_prompts_from_local_data() -> None:
@@ -152,7 +152,7 @@ def test_minif2f_tasks_build_prompts_from_local_data() -> None:
     reason="needs Lean (lake) and a Mathlib project in MONKEYS_LEAN_PROJECT",
 )
 def test_real_lean_checks_a_real_proof() -> None:
-    checker = get_verifier("lean")
+    checker = get_checker("lean")
     target = checker.target(DOC)
     assert checker.is_correct("  norm_num", target)
     assert not checker.is_correct("  sorry", target)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers import get_checker
 from lm_eval_monkeys.verifiers.answers.math import (
     RULES_VERSION,
     extract_math_answer,
@@ -20,7 +20,7 @@ from lm_eval_monkeys.verifiers.answers.math import (
     tidy_answer,
 )
 
-CHECKER = get_verifier("math")
+CHECKER = get_checker("math")
 PLANE = r"5x - 7y + 11z + 4 = 0"  # a MATH-500 target
 COLUMN = r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}"  # a MATH-500 target
 

@@ -87,3 +87,22 @@ def test_rescore_honours_the_runs_metrics(tmp_path: Path) -> None:
     assert rescored.returncode == 0, rescored.stderr[-3000:]
     names = set(json.loads((run_dir / "rescore.json").read_text())["monkeys_math500"])
     assert {n for n in names if "@" in n} == {"coverage@1", "coverage@2", "coverage@4"}
+
+
+def test_a_run_reporting_gpass_tau_runs_and_rescores(tmp_path: Path) -> None:
+    """``gpass_0.5`` is a metric ``check_metric`` accepts: deciding whether to group answers
+    by vote must look it up the same way (it once stopped the run with a KeyError)."""
+    assert not needs_votes(["coverage", "gpass_0.5"]) and needs_votes(["gpass_0.5", "majority"])
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        *("--model", "monkeys-synthetic", "--model_args", "accuracy=0.4,seed=1"),
+        *("--tasks", "monkeys_math500", "--limit", "2", "--repeats", "4"),
+        *("--metadata", json.dumps({"metrics": ["coverage", "gpass_0.5"]})),
+        *("--output_path", str(run_dir)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "KeyError" not in result.stderr
+    rescored = run_cli("rescore", str(run_dir))
+    assert rescored.returncode == 0, rescored.stderr[-3000:]
+    names = set(json.loads((run_dir / "rescore.json").read_text())["monkeys_math500"])
+    assert {"gpass_0.5@4", "coverage@4"} <= names

@@ -60,7 +60,7 @@ def test_the_store_records_the_runs_checker_and_prompt(hook_run: tuple[Path, Pat
     with sqlite3.connect(run_dir / "samples.sqlite") as db:
         (text,) = db.execute("SELECT record FROM records WHERE task = 'monkeys_gsm8k'").fetchone()
     record = json.loads(text)
-    assert record["verifier"] == spec
+    assert record["checker_spec"] == spec
     assert record["repeats"] == 4 and record["ks"] == [1, 2, 4]
     assert record["metrics"] == ["coverage", "majority"]
     assert record["prompt"]["num_fewshot"] == 5
@@ -98,7 +98,7 @@ def test_another_checker_is_explicit_and_said(hook_run: tuple[Path, Path, str]) 
     other = run_cli("rescore", str(run_dir), "--verifier", "gsm8k")
     assert other.returncode == 0, other.stderr[-2000:]
     assert f"verifying with gsm8k instead of the run's {spec}" in other.stderr
-    assert "verifier gsm8k" in other.stdout
+    assert "checker gsm8k" in other.stdout
     assert json.loads((run_dir / "rescore.json").read_text())["monkeys_gsm8k"]["coverage@4"] < 1
     assert judged(log) == before
 
@@ -115,4 +115,23 @@ def test_a_run_asking_for_another_checker_on_the_store_is_refused(
     assert again.returncode != 0
     assert "Traceback" not in again.stderr
     last = again.stderr.strip().splitlines()[-1]
-    assert "another verifier" in last and "rescore" in last and "--verifier gsm8k" in last
+    assert "another checker (" in last and "rescore" in last and "--verifier gsm8k" in last
+
+
+def test_a_store_without_records_is_scored_as_the_installed_config_says(tmp_path: Path) -> None:
+    """A store written through the ``SampleStore`` API holds no run records: its checker,
+    metrics and reward prompt come from the installed config, a ``!function`` prompt
+    included (read without lm-eval's private YAML loader)."""
+    from lm_eval_monkeys.models.reward_model import task_prompt
+    from lm_eval_monkeys.store import SampleStore, installed_record
+
+    record = installed_record("monkeys_math")
+    assert record.checker_spec == "math" and record.metrics == ("coverage", "majority")
+    assert record.reward_prompt["function"] == "lm_eval.tasks.minerva_math.utils:doc_to_text"
+    assert installed_record("monkeys_math", "gsm8k").checker_spec == "gsm8k"
+    with SampleStore(tmp_path) as store:
+        assert store.records.get("monkeys_math") is None
+        prompt = task_prompt(store, "monkeys_math")({"problem": "What is 1+1?"})
+    assert "What is 1+1?" in prompt and prompt.startswith("Problem:")
+    with pytest.raises(Exception, match="no run record and no installed config"):
+        installed_record("no_such_task")

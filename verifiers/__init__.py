@@ -1,6 +1,6 @@
 """Answer checkers, one module per kind of task, behind ``Checker`` and a lazy registry.
 
-``get_verifier("name:options")`` imports only the module that implements ``name``, so
+``get_checker("name:options")`` imports only the module that implements ``name``, so
 importing this package loads no checker (no sympy, math-verify, lm-eval or sandbox).
 Each factory takes the text after the colon and parses it into typed arguments once.
 """
@@ -12,7 +12,7 @@ from importlib import import_module
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.base import AnswerChecker, Checker, Verdict
 
-__all__ = ["AnswerChecker", "Checker", "Verdict", "get_verifier", "verifier_names"]
+__all__ = ["AnswerChecker", "Checker", "Verdict", "checker_names", "get_checker"]
 
 # name -> "module:factory"; a factory is ``(options: str) -> Checker``.
 _FACTORIES: dict[str, str] = {
@@ -27,18 +27,16 @@ _FACTORIES: dict[str, str] = {
 }
 
 
-def verifier_names() -> list[str]:
+def checker_names() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def get_verifier(spec: str, task: str = "") -> Checker:
+def get_checker(spec: str, task: str = "") -> Checker:
     """Build a checker from ``name`` or ``name:options`` (e.g. ``gsm8k:flexible``,
     ``command:python my_verifier.py``); ``task`` names the task it checks."""
     name, _, options = spec.partition(":")
     if name not in _FACTORIES:
-        raise MonkeysError(
-            f"unknown verifier {spec!r}; choose one of {', '.join(verifier_names())}"
-        )
+        raise MonkeysError(f"unknown checker {spec!r}; choose one of {', '.join(checker_names())}")
     module, _, factory = _FACTORIES[name].partition(":")
     checker: Checker = getattr(import_module(module), factory)(options)
     checker.spec, checker.task = spec, task

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lm_eval_monkeys.cli.flags import reported_ks
+from lm_eval_monkeys.cli.flags import add_checker_flag, reported_ks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="a run directory written by `import`")
     parser.add_argument("--output", type=Path, help="write every disagreeing sample here (JSONL)")
-    parser.add_argument("--verifier", help="judge with this checker instead of the run's")
+    add_checker_flag(parser, "the run's own")
     parser.add_argument(
         "--ks", type=reported_ks, help="the ks of the coverage table, e.g. 1,10,100"
     )

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from lm_eval_monkeys.cli.flags import METRICS_HELP, metric_list, reported_ks
+from lm_eval_monkeys.cli.flags import METRICS_HELP, add_checker_flag, metric_list, reported_ks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--metrics", default="coverage,majority", help=METRICS_HELP)
     parser.add_argument("--ks", help="k values to compare at (default: powers of two)")
-    parser.add_argument("--verifier", help="verify every run with this checker")
+    add_checker_flag(parser, "each run's own (every run is judged by it)")
     parser.add_argument(
         "--intersection", action="store_true", help="compare on the problems all runs hold"
     )
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
         metrics=metrics,
         ks=reported_ks(args.ks),
         also_ks=[c.k for c in conditions],
-        verifier=args.verifier,
+        checker_spec=args.verifier,
         intersection=args.intersection,
         different_prompts=args.different_prompts,
         alpha=args.alpha,

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from lm_eval_monkeys.cli.flags import add_checker_flag
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="the run's --output_path")
     parser.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     parser.add_argument("--output", type=Path, help="file to write (JSONL: default stdout)")
-    parser.add_argument("--verifier", help="verify with another checker")
+    add_checker_flag(parser, "the run's own")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -30,6 +30,17 @@ def backend(args: argparse.Namespace) -> Iterator[VerifyBackend]:
         chosen.close()
 
 
+def add_checker_flag(parser: argparse.ArgumentParser, instead_of: str) -> None:
+    """``--verifier SPEC``: the flag keeps its name (users' scripts pass it); it names a
+    checker spec, ``NAME`` or ``NAME:OPTIONS``."""
+    parser.add_argument(
+        "--verifier",
+        metavar="SPEC",
+        help=f"the checker spec to judge with instead of {instead_of}: NAME or "
+        "NAME:OPTIONS (e.g. gsm8k:flexible, command:python my_checker.py)",
+    )
+
+
 METRICS_HELP = "comma-separated, e.g. coverage,majority,passall,gpass_0.5 (default: the run's)"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lm_eval_monkeys.cli.flags import METRICS_HELP, metric_list, reported_ks
+from lm_eval_monkeys.cli.flags import METRICS_HELP, add_checker_flag, metric_list, reported_ks
 from lm_eval_monkeys.errors import MonkeysError
 
 
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", nargs="+", default=[], metavar="MODEL=N", help="e.g. run=135M")
     parser.add_argument("--target", type=float, default=0.9, help="coverage to find k for")
     parser.add_argument("--budget", help="per problem: FLOPs (1e15) or dollars ($0.01)")
-    parser.add_argument("--verifier", help="verify with another checker")
+    add_checker_flag(parser, "each run's own")
     parser.add_argument("--ks", help="k values to compute metrics at (default: powers of two)")
     parser.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
     parser.add_argument("--metrics", help=METRICS_HELP)
@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> None:
         params=params,
         target=args.target,
         budget=Budget.parse(args.budget) if args.budget else None,
-        verifier=args.verifier,
+        checker_spec=args.verifier,
         ks=reported_ks(args.ks),
         reward_model=args.reward_model,
         metrics=metric_list(args.metrics),

@@ -8,6 +8,7 @@ from pathlib import Path
 from lm_eval_monkeys.cli.flags import (
     METRICS_HELP,
     add_backend_flags,
+    add_checker_flag,
     backend,
     metric_list,
     reported_ks,
@@ -16,7 +17,7 @@ from lm_eval_monkeys.cli.flags import (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", type=Path, help="the run's --output_path")
-    parser.add_argument("--verifier", help="re-verify with another checker, e.g. gsm8k:flexible")
+    add_checker_flag(parser, "the run's own")
     parser.add_argument("--ks", help="k values to report, e.g. 1,10,100")
     parser.add_argument("--reward_model", help="rewards for rm_* metrics (default: the only one)")
     parser.add_argument("--metrics", help=METRICS_HELP)

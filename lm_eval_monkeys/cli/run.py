@@ -9,7 +9,6 @@ store (whose verdicts the run cached), so nothing of lm-eval's is patched or par
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,16 +53,15 @@ def run_lm_eval(argv: list[str]) -> None:
 
 
 def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard | None) -> None:
-    from lm_eval._cli import HarnessCLI
     from lm_eval.utils import setup_logging
 
     import lm_eval_monkeys.models  # noqa: F401  (registers the monkeys-* models)
+    from lm_eval_monkeys.cli.harness import HarnessCommand
     from lm_eval_monkeys.tasks.data import refuse_unverifiable_codecontests
 
     setup_logging()
-    cli = HarnessCLI()
-    sys.argv = ["lm-eval-monkeys", *rest]
-    args = cli.parse_args()
+    cli = HarnessCommand()
+    args = cli.parse(rest)
     if hasattr(args, "include_path"):
         args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
         names = _task_names(getattr(args, "tasks", None))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from lm_eval_monkeys.scoring.rescore import TaskResult
+from lm_eval_monkeys.text_tables import text_table
 
 
 def metric_table(results: Mapping[str, TaskResult]) -> str:
@@ -16,15 +17,13 @@ def metric_table(results: Mapping[str, TaskResult]) -> str:
         ks = sorted({k for curve in result.curves.values() for k in curve})
         if not ks:
             continue
-        lines = [
-            f"{task} ({result.problems} problems, verifier {result.verifier})",
-            "  " + f"{'k':>6}" + "".join(f"{n + '@k':>14}" for n in names),
+        rows = [
+            [
+                str(k),
+                *(f"{result.curves[n][k]:.4f}" if k in result.curves[n] else "" for n in names),
+            ]
+            for k in ks
         ]
-        for k in ks:
-            cells = "".join(
-                f"{result.curves[n][k]:>14.4f}" if k in result.curves[n] else f"{'':>14}"
-                for n in names
-            )
-            lines.append(f"  {k:>6}{cells}")
-        blocks.append("\n".join(lines))
+        title = f"{task} ({result.problems} problems, checker {result.checker_spec})"
+        blocks.append(title + "\n" + text_table(["k", *(f"{n}@k" for n in names)], rows))
     return "\n\n".join(blocks)

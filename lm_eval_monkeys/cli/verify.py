@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lm_eval_monkeys.cli.flags import add_backend_flags, backend
+from lm_eval_monkeys.cli.flags import add_backend_flags, add_checker_flag, backend
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.task_configs import TASK_DIR, installed_metadata
 
@@ -14,14 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, help="a monkeys_* task name")
     parser.add_argument("--input", required=True, type=Path, help="JSONL of {doc, completion}")
     parser.add_argument("--output", required=True, type=Path, help="JSONL written with verdicts")
-    parser.add_argument("--verifier", help="override the task's checker, e.g. gsm8k:flexible")
+    add_checker_flag(parser, "the task's")
     parser.add_argument("--include_path", type=Path, help="another directory of task configs")
     add_backend_flags(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     from lm_eval_monkeys.scoring.verify import verify_file
-    from lm_eval_monkeys.verifiers import get_verifier
+    from lm_eval_monkeys.verifiers import get_checker
 
     dirs = [TASK_DIR, *([args.include_path] if args.include_path else [])]
     known = {t: m["verifier"] for t, m in installed_metadata(dirs).items() if m.get("verifier")}
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> None:
             "(or pass --include_path DIR for your own configs, or --verifier NAME)"
         )
     spec = args.verifier or known[args.task]
-    checker = get_verifier(spec, args.task)
+    checker = get_checker(spec, args.task)
     try:
         with backend(args) as chosen:
             lines, correct = verify_file(args.input, args.output, checker, chosen)

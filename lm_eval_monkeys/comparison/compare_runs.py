@@ -25,12 +25,11 @@ from lm_eval_monkeys.comparison.paired import (
     paired_differences,
 )
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import check_metric, default_ks, problem_curves
+from lm_eval_monkeys.metrics import check_metric, default_ks, ks_within, problem_curves
 from lm_eval_monkeys.scoring import VerdictResolver
 from lm_eval_monkeys.scoring.rescore import scored_problems, task_scoring
-from lm_eval_monkeys.store import SampleStore
-
-DEFAULT_METRICS = ("coverage", "majority")
+from lm_eval_monkeys.store import SampleStore, changed_keys
+from lm_eval_monkeys.task_configs import DEFAULT_METRICS
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class TaskFacts:
 
     counts: dict[int, int]  # doc id -> samples stored
     prompts: dict[int, str]  # doc id -> hash of the prompt and sampling settings
-    verifier: str  # the checker spec its verdicts come from
+    checker_spec: str  # the checker spec its verdicts come from
     prompt: dict[str, Any] | None  # the run record's prompt identity (None: no record)
 
 
@@ -71,7 +70,7 @@ def compare_runs(
     metrics: Sequence[str] = DEFAULT_METRICS,
     ks: Sequence[int] | None = None,
     also_ks: Sequence[int] = (),
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     intersection: bool = False,
     different_prompts: bool = False,
     alpha: float = 0.05,
@@ -89,10 +88,10 @@ def compare_runs(
         raise MonkeysError("--metrics names no metric; e.g. --metrics coverage,majority")
     for name in metrics:
         check_metric(name)
-    facts = [read_facts(Path(d), verifier) for d in run_dirs]
+    facts = [read_facts(Path(d), checker_spec) for d in run_dirs]
     plans, notes = plan_comparison(facts, labels, ks, also_ks, intersection, different_prompts)
     values = {
-        label: _score(Path(d), plans, metrics, verifier, label)
+        label: _score(Path(d), plans, metrics, checker_spec, label)
         for d, label in zip(run_dirs, labels, strict=True)
     }
     return pair_runs(
@@ -178,16 +177,16 @@ def _distinct(labels: Sequence[str]) -> list[str]:
     return out
 
 
-def read_facts(run_dir: Path, verifier: str | None) -> dict[str, TaskFacts]:
+def read_facts(run_dir: Path, checker_spec: str | None) -> dict[str, TaskFacts]:
     """Each task's problems, sample counts, prompt hashes and checker (from the run
     record, or ``verifier`` when given), read from the store."""
     found = {}
     with SampleStore(run_dir, writer=False) as store:
         for task in store.tasks():
-            prompts = {d: str(h) for d, h in store.read(_PROMPTS, (task,))}
+            prompts = {d: str(h) for d, h in store.database.read(_PROMPTS, (task,))}
             counts = dict.fromkeys(prompts, 0)
-            counts.update((d, int(count)) for d, count in store.read(_COUNTS, (task,)))
-            scoring = task_scoring(store, task, verifier)
+            counts.update((d, int(count)) for d, count in store.database.read(_COUNTS, (task,)))
+            scoring = task_scoring(store, task, checker_spec)
             scoring.checker.close()
             record = scoring.record
             found[task] = TaskFacts(
@@ -220,16 +219,15 @@ def _plan(
             f"the runs hold different problems of {task} ({sizes}; {len(shared)} shared); "
             "pass --intersection to compare on the shared problems"
         )
-    verifiers = {f.verifier for f in facts}
-    if len(verifiers) > 1:
+    checker_specs = {f.checker_spec for f in facts}
+    if len(checker_specs) > 1:
         raise MonkeysError(
             f"the runs' {task} verdicts come from different checkers "
-            f"({', '.join(sorted(verifiers))}); "
+            f"({', '.join(sorted(checker_specs))}); "
             "pass --verifier SPEC to verify every run with the same one"
         )
     recorded = [f.prompt for f in facts if f.prompt is not None]
-    keys = {key for prompt in recorded for key in prompt}
-    fields = sorted(k for k in keys if len({str(p.get(k)) for p in recorded}) > 1)
+    fields = changed_keys(*recorded) if recorded else []
     if fields and not different_prompts:
         raise MonkeysError(
             f"the runs' {task} prompts differ (run record: {', '.join(fields)}); pass "
@@ -243,12 +241,12 @@ def _plan(
             "--different_prompts to compare them anyway"
         )
     fewest = min(f.counts[d] for f in facts for d in shared)
-    task_ks = sorted({*(ks or default_ks(fewest)), *also_ks})
-    if task_ks[-1] > fewest:
-        raise MonkeysError(
-            f"k={task_ks[-1]} exceeds the {fewest} samples some run holds for a shared {task} "
-            "problem; lower --ks (or the condition's k)"
-        )
+    task_ks = ks_within(
+        [*(ks or default_ks(fewest)), *also_ks],
+        fewest,
+        f"some run holds for a shared {task} problem",
+        "lower --ks (or the condition's k)",
+    )
     return shared, task_ks
 
 
@@ -256,7 +254,7 @@ def _score(
     run_dir: Path,
     plans: Plans,
     metrics: Sequence[str],
-    verifier: str | None,
+    checker_spec: str | None,
     label: str,
 ) -> dict[str, np.ndarray]:
     """Per-problem metric values of one run, a ``(problems, metrics x ks)`` array per task."""
@@ -265,7 +263,7 @@ def _score(
         for task, (doc_ids, ks) in plans.items():
             row_of = {doc_id: i for i, doc_id in enumerate(doc_ids)}
             table = np.zeros((len(doc_ids), len(metrics) * len(ks)))
-            scoring = task_scoring(store, task, verifier)
+            scoring = task_scoring(store, task, checker_spec)
             resolver = VerdictResolver(scoring.checker, store.verdicts)
             try:
                 problems = scored_problems(store, task, scoring.checker, resolver)

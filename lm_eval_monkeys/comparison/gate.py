@@ -24,6 +24,7 @@ from typing import Any
 from lm_eval_monkeys.comparison.compare_runs import Comparison, TaskComparison, leaderboard
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.output_file import writable_output
+from lm_eval_monkeys.text_tables import markdown_table, text_table
 
 _CONDITION = re.compile(
     r"^\s*(?:(?P<task>[\w.-]+)/)?(?P<metric>[a-z][a-z0-9_.]*)@(?P<k>\d+)\s*"
@@ -176,19 +177,6 @@ def _k_of(column: str) -> int:
     return int(column.rsplit("@", 1)[1])
 
 
-def _text_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True))]
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    return "\n".join("  " + line for line in lines)
-
-
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 _TOP = "not significantly worse than the best"
 
 
@@ -198,12 +186,12 @@ def text(comparison: Comparison, checks: list[Check]) -> str:
     for task in comparison.tasks.values():
         blocks.append(
             f"{task.task} ({len(task.doc_ids)} problems)\n"
-            + _text_table(*pair_rows(comparison, task))
+            + text_table(*pair_rows(comparison, task))
         )
         if len(comparison.runs) > 2:
             column, rows = _leaderboard_rows(comparison, task)
             headers = ["rank", "run", column, _TOP]
-            blocks.append(f"{task.task} leaderboard\n" + _text_table(headers, rows))
+            blocks.append(f"{task.task} leaderboard\n" + text_table(headers, rows))
     blocks += [f"note: {note}" for note in comparison.notes]
     if checks:
         lines = [
@@ -229,13 +217,16 @@ def markdown(comparison: Comparison, checks: list[Check]) -> str:
             ["❌ fail" if c.failed else "✅ pass", c.task, f"`{c.condition}`", c.detail]
             for c in checks
         ]
-        parts += [f"Gate: {verdict}.", _md_table(["result", "task", "condition", "detail"], rows)]
+        parts += [
+            f"Gate: {verdict}.",
+            markdown_table(["result", "task", "condition", "detail"], rows),
+        ]
     for task in comparison.tasks.values():
         parts.append(f"### {task.task} ({len(task.doc_ids)} problems)")
-        parts.append(_md_table(*pair_rows(comparison, task)))
+        parts.append(markdown_table(*pair_rows(comparison, task)))
         if len(comparison.runs) > 2:
             column, rows = _leaderboard_rows(comparison, task)
-            parts.append(_md_table(["rank", "run", column, _TOP], rows))
+            parts.append(markdown_table(["rank", "run", column, _TOP], rows))
     parts.append(
         f"Paired over problems: B − A with a seeded bootstrap interval and a sign-flip test; "
         f"p-value correction: {comparison.correction}."

@@ -111,7 +111,7 @@ class TaskAudit:
 def audit_run(
     run_dir: Path,
     output: Path | None = None,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
 ) -> list[TaskAudit]:
     """Audit every task of an imported run; disagreeing samples go to ``output`` (JSONL)."""
@@ -126,13 +126,13 @@ def audit_run(
             for task in store.tasks():
                 _check_ks(store, task, ks)
         if output is None:
-            return [a for source in sources for a in _audits(store, source, verifier, None)]
+            return [a for source in sources for a in _audits(store, source, checker_spec, None)]
         with writable_output(output) as path, path.open("w", encoding="utf-8") as out:
-            return [a for source in sources for a in _audits(store, source, verifier, out)]
+            return [a for source in sources for a in _audits(store, source, checker_spec, out)]
 
 
 def _check_ks(store: SampleStore, task: str, ks: Sequence[int]) -> None:
-    fewest = store.read(
+    fewest = store.database.read(
         "SELECT MIN(n) FROM (SELECT COUNT(*) AS n FROM samples WHERE task = ? GROUP BY doc_id)",
         (task,),
     )[0][0]
@@ -143,10 +143,10 @@ def _check_ks(store: SampleStore, task: str, ks: Sequence[int]) -> None:
 
 
 def _audits(
-    store: SampleStore, source: str, verifier: str | None, out: TextIO | None
+    store: SampleStore, source: str, checker_spec: str | None, out: TextIO | None
 ) -> Iterator[TaskAudit]:
     for task in store.tasks():
-        scoring = task_scoring(store, task, verifier)
+        scoring = task_scoring(store, task, checker_spec)
         audit = TaskAudit(task, source, scoring.checker.spec)
         source_answer = SOURCE_ANSWERS.get(task)
         resolver = VerdictResolver(scoring.checker, store.verdicts)

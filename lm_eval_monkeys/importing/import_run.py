@@ -102,7 +102,7 @@ def _import_into(source: Source, index: DocIndex, problems: object, run_dir: Pat
         store.records.bind(
             TaskRecord(
                 task=task,
-                verifier=index.benchmark.checker,
+                checker_spec=index.benchmark.checker,
                 repeats=most,
                 ks=tuple(default_ks(fewest or 1)),
                 metrics=IMPORTED_METRICS,

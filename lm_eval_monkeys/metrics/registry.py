@@ -17,6 +17,7 @@ import numpy as np
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics.estimators import (
     coverage_at_k,
+    default_ks,
     gpass_at_k,
     majority_at_k,
     passall_at_k,
@@ -114,6 +115,15 @@ def _rewards(summary: ProblemSummary) -> SampleRewards:
 Curves = dict[str, dict[int, float]]  # metric -> k -> value
 
 
+def ks_within(ks: Sequence[int] | None, samples: int, held: str, fix: str) -> list[int]:
+    """The ks to report, sorted (default: powers of two up to ``samples``); one beyond
+    ``samples`` is one line: "k=K exceeds the N samples ``held``; ``fix``"."""
+    chosen = sorted(set(ks)) if ks else default_ks(samples)
+    if chosen[-1] > samples:
+        raise MonkeysError(f"k={chosen[-1]} exceeds the {samples} samples {held}; {fix}")
+    return chosen
+
+
 def metric_families(*, rewards: bool = True) -> list[str]:
     """Registered metric names computed by default (with or without those that need
     reward-model scores); the opt-in ones are left out."""
@@ -150,7 +160,7 @@ def _lookup(name: str) -> _Registered:
 def needs_votes(names: Sequence[str]) -> bool:
     """Whether any of these metrics reads vote classes: grouping answers by equivalence
     (math-verify calls for MATH) is skipped for the others."""
-    return any(_METRICS[name].needs_votes for name in names)
+    return any(_lookup(name).needs_votes for name in names)
 
 
 def problem_curves(summary: ProblemSummary, ks: Sequence[int], names: Sequence[str]) -> Curves:

@@ -1,7 +1,7 @@
 """Generation settings that ``monkeys-hf`` and ``monkeys-vllm`` honour, and nothing else.
 
 lm-eval hands a model the task's ``generation_kwargs`` merged with ``--gen_kwargs``. A
-setting a backend silently ignored would make the run a different run from the one asked
+setting a model silently ignored would make the run a different run from the one asked
 for, so every key is either understood here or refused with one line, and the CLI checks
 ``--gen_kwargs`` before the model loads.
 """

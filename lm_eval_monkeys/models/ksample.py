@@ -1,7 +1,7 @@
-"""What every k-sample backend shares: grouping lm-eval's cloned requests, skipping the
+"""What every k-sample model shares: grouping lm-eval's cloned requests, skipping the
 samples a run's store already holds, writing each new sample as soon as it exists.
 
-lm-eval 0.4.13 turns ``repeats: k`` into k references to one request. A backend here sees
+lm-eval 0.4.13 turns ``repeats: k`` into k references to one request. A model here sees
 each problem once with the sample indices it still needs, so prompt work is shared and a
 resumed or extended run generates only what is missing.
 """
@@ -120,7 +120,7 @@ class KSampleLM(LM):
     def _generate(
         self, plans: list[SampleRequest], store: SampleStore | None, disable_tqdm: bool
     ) -> dict[tuple[str, int], dict[int, str]]:
-        """Run the backend; keep texts in memory only when there is no store to write."""
+        """Generate; keep texts in memory only when there is no store to write."""
         texts: dict[tuple[str, int], dict[int, str]] = {}
         total = sum(len(p.indices) for p in plans)
         bar = tqdm(

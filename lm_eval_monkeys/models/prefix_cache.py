@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from lm_eval_monkeys.models.attention_kernels import attention_with_lse, sdpa_attention
+
 SHARED_PREFIX_ATTENTION = "monkeys_shared_prefix"
 # Prompt slots stop growing here (one slot always fits): k = 1 runs of long prompts would
 # otherwise hold one prompt per row, 64 x 20,000 tokens of keys for a SWE-bench prompt.
@@ -277,8 +279,6 @@ def shared_prefix_attention(
     key/value head h // group, as in grouped-query attention; folding a key/value head's
     query heads into query positions reads each key head once.
     """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     rows, heads, length, dim = query.shape
     scale = dim**-0.5 if scaling is None else scaling
     if causal_prompt and rows == 1 and not dropout:
@@ -288,7 +288,7 @@ def shared_prefix_attention(
         return out.transpose(1, 2).contiguous(), None
     decoding = shared_prefix is not None and attention_mask is not None and length == 1
     if not decoding or dropout or kwargs.get("softcap") is not None:
-        return sdpa_attention_forward(
+        return sdpa_attention()(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
         )
     assert shared_prefix is not None and attention_mask is not None
@@ -296,12 +296,15 @@ def shared_prefix_attention(
     kv_heads = key.shape[1]
     group = heads // kv_heads
     q = query.view(rows, kv_heads, group, dim)
-    own_out, own_lse = _attend(q, key, value, attention_mask, scale)  # each row, its tokens
+    # Each row against its own tokens.
+    own_out, own_lse = attention_with_lse(q, key, value, attention_mask, scale)
     # Every row of a prompt against its keys at once: [slots, kv_heads, places * group, dim].
     prompt_keys, prompt_values, layout = shared_prefix.prefix_part(layer)
     slots, places = layout.row_of.shape
     grouped = q[layout.row_of].permute(0, 2, 1, 3, 4).reshape(slots, kv_heads, places * group, dim)
-    shared_out, shared_lse = _attend(grouped, prompt_keys, prompt_values, layout.mask, scale)
+    shared_out, shared_lse = attention_with_lse(
+        grouped, prompt_keys, prompt_values, layout.mask, scale
+    )
 
     def by_row(t: torch.Tensor) -> torch.Tensor:  # [slots, kv, places * group, x] by row
         # -> [rows, kv, group, x]
@@ -312,21 +315,3 @@ def shared_prefix_attention(
     total = torch.logaddexp(own_lse, shared_lse)
     out = own_out * (own_lse - total).exp() + shared_out * (shared_lse - total).exp()
     return out.to(query.dtype).reshape(rows, 1, heads, dim), None
-
-
-def _attend(
-    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax attention and its float32 log-sum-exp per query: ([..., q, dim], [..., q, 1]).
-
-    On a CPU this is torch's fused flash kernel (the one SDPA runs, which also returns the
-    log-sum-exp); elsewhere, plain matmuls.
-    """
-    if query.device.type == "cpu":
-        out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            query, key, value, 0.0, False, attn_mask=mask, scale=scale
-        )[:2]
-        return out, lse.float()[..., None]
-    scores = (query @ key.transpose(-1, -2)).float() * scale + mask.float()
-    lse = scores.logsumexp(-1, keepdim=True)
-    return (scores - lse).exp().to(value.dtype) @ value, lse

@@ -24,8 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.store import SampleStore
-from lm_eval_monkeys.task_configs import TASK_DIR
+from lm_eval_monkeys.store import SampleStore, installed_record
 
 logger = logging.getLogger(__name__)
 
@@ -162,32 +161,14 @@ def load_reward_model(
 
 def task_prompt(store: SampleStore, task: str) -> Callable[[dict], str]:
     """The zero-shot prompt of a task's documents, as its run record names it (the
-    config's ``doc_to_text`` template or function); a pre-record store: the installed config."""
-    record = store.records.get(task)
-    spec = record.reward_prompt if record is not None else legacy_reward_prompt(task)
+    config's ``doc_to_text`` template or function)."""
+    spec = (store.records.get(task) or installed_record(task)).reward_prompt
     if "template" in spec:
         from lm_eval.utils import apply_template
 
         template = spec["template"]
         return lambda doc: doc[template] if template in doc else apply_template(template, doc)
     return load_function(spec["function"], spec.get("file", ""))
-
-
-def legacy_reward_prompt(task: str) -> dict[str, str]:
-    from lm_eval.tasks._yaml_loader import load_yaml
-
-    from lm_eval_monkeys.tasks.config_record import reward_prompt
-
-    for path in sorted(TASK_DIR.glob("*.yaml")):
-        config = load_yaml(path, resolve_func=True)
-        if config.get("task") == task:
-            logger.warning(
-                "%s has no run record (a store written before records): assuming the "
-                "installed config's prompt for the reward model",
-                task,
-            )
-            return reward_prompt(config["doc_to_text"])
-    raise MonkeysError(f"no task config for {task} in {TASK_DIR}; score runs of monkeys_* tasks")
 
 
 def load_function(qualified: str, file: str) -> Callable[[dict], str]:

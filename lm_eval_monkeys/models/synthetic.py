@@ -18,7 +18,7 @@ from lm_eval.api.registry import register_model
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.models.ksample import KSampleLM, SampleRequest, sample_seed
 from lm_eval_monkeys.store import Sample
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers import get_checker
 
 _SPREAD = 2.0  # Beta concentration: smaller means problems differ more
 
@@ -71,7 +71,7 @@ class SyntheticLM(KSampleLM):
 
 def _writer_for(doc: dict[str, Any]):
     if "####" in str(doc.get("answer", "")):
-        gold = int(get_verifier("gsm8k").target(doc).split(".")[0])
+        gold = int(get_checker("gsm8k").target(doc).split(".")[0])
         wrong = [gold + 1, gold - 1, gold * 2, gold + 10, 0]
 
         def gsm8k(rng: random.Random, correct: bool) -> str:

@@ -25,6 +25,7 @@ from lm_eval_monkeys.comparison.compare_runs import (
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.forecasts.cost import (
     Budget,
+    Price,
     Unit,
     coverage_for_budget,
     load_prices,
@@ -97,7 +98,7 @@ def build_report(
     params: Mapping[str, float] | None = None,
     target: float = 0.9,
     budget: Budget | None = None,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
     reward_model: str | None = None,
     metrics: Sequence[str] | None = None,
@@ -109,135 +110,186 @@ def build_report(
     run that cannot be rescored) become warnings; a directory that is not a run store, an
     unreadable price table or an unwritable output directory are errors.
     """
-    from lm_eval_monkeys.forecasts.cost import count_parameters
-    from lm_eval_monkeys.reports.figures import cost_figure, metric_figure, paired_figure
-    from lm_eval_monkeys.scoring.run_data import read_run
-
     if not 0 < target <= 1:
         raise MonkeysError(f"--target must be a coverage in (0, 1], got {target}")
     report = Report(Path(output))
     clock = _Clock(report.timings)
+    price_table = load_prices(prices) if prices else {}
+    with clock("rescore (read, verify, metrics)"):
+        runs = _read_runs(run_dirs, report, checker_spec, ks, reward_model, metrics)
+    comparison = None
+    if len(runs) > 1:
+        with clock("paired comparisons"):
+            comparison = _compare(runs, checker_spec, ks, report.warnings)
+    with clock("fits, forecasts, bootstrap"):
+        results = _analyse_runs(runs, params or {}, price_table, band_iters, report.warnings)
+    with clock("figures"):
+        figures = _write_figures(report, results, comparison)
+    with clock("tables, HTML"):
+        _write_tables(report, runs, results, comparison, figures, target, budget)
+    for warning in report.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return report
+
+
+def _read_runs(
+    run_dirs: Sequence[Path],
+    report: Report,
+    checker_spec: str | None,
+    ks: Sequence[int] | None,
+    reward_model: str | None,
+    metrics: Sequence[str] | None,
+) -> list[RunData]:
+    """Every run rescored; one that cannot be is a warning. A directory that is not a run
+    store or an unwritable output directory are errors, found first."""
+    from lm_eval_monkeys.scoring.run_data import read_run
+
     labels = run_labels(run_dirs)
-    # A directory that is not a run store is an error, up front; each is opened once.
     stores = [SampleStore(Path(run_dir), writer=False) for run_dir in run_dirs]
     try:
-        price_table = load_prices(prices) if prices else {}
         _prepare_output(report.output)
-        with clock("rescore (read, verify, metrics)"):
-            runs = []
-            for store, label in zip(stores, labels, strict=True):
-                try:
-                    runs.append(read_run(store, label, verifier, ks, reward_model, metrics))
-                except MonkeysError as err:
-                    report.warnings.append(f"{label}: left out of the report: {err}")
+        runs = []
+        for store, label in zip(stores, labels, strict=True):
+            try:
+                runs.append(read_run(store, label, checker_spec, ks, reward_model, metrics))
+            except MonkeysError as err:
+                report.warnings.append(f"{label}: left out of the report: {err}")
     finally:
         for store in stores:
             store.close()
     if not runs:
         raise MonkeysError("no run could be read: " + "; ".join(report.warnings))
-    comparison = None
-    if len(runs) > 1:
-        with clock("paired comparisons"):
-            comparison = _compare(runs, verifier, ks, report.warnings)
-    standings = _standings(comparison)
+    return runs
 
-    with clock("fits, forecasts, bootstrap"):
-        results: dict[str, list[TaskAnalysis]] = {}
-        for run in runs:
-            n_params = _lookup(params or {}, run.label, run.model)
-            if n_params is None:
-                n_params = count_parameters(run.config)
-            price = _lookup(price_table, run.label, run.model)
-            if n_params is None:
-                report.warnings.append(
-                    f"{run.label}: no parameter count for model {run.model}, so no FLOPs; "
-                    f"pass --params {run.label}=135M (or the model's size)"
-                )
-            if price_table and price is None:
-                report.warnings.append(
-                    f"{run.label}: the price table has no entry for {run.label} or {run.model}, "
-                    "so no dollars"
-                )
-            for task, data in run.tasks.items():
-                n, c = data.n, data.c
-                m = int(n.min()) // HOLD_OUT
-                result = analyse(
-                    run.label,
-                    run.model,
-                    task,
+
+def _analyse_runs(
+    runs: Sequence[RunData],
+    params: Mapping[str, float],
+    price_table: Mapping[str, Price],
+    band_iters: int,
+    warnings: list[str],
+) -> dict[str, list[TaskAnalysis]]:
+    """Each run's tasks fitted, forecast and costed, by task."""
+    from lm_eval_monkeys.forecasts.cost import count_parameters
+
+    results: dict[str, list[TaskAnalysis]] = {}
+    for run in runs:
+        n_params = _lookup(params, run.label, run.model)
+        if n_params is None:
+            n_params = count_parameters(run.config)
+        price = _lookup(price_table, run.label, run.model)
+        if n_params is None:
+            warnings.append(
+                f"{run.label}: no parameter count for model {run.model}, so no FLOPs; "
+                f"pass --params {run.label}=135M (or the model's size)"
+            )
+        if price_table and price is None:
+            warnings.append(
+                f"{run.label}: the price table has no entry for {run.label} or {run.model}, "
+                "so no dollars"
+            )
+        for task, data in run.tasks.items():
+            n, c = data.n, data.c
+            m = int(n.min()) // HOLD_OUT
+            result = analyse(
+                run.label,
+                run.model,
+                task,
+                n,
+                c,
+                data.c_first(m) if m >= 2 else None,
+                curve_arrays(data.result.curves if data.result else {}),
+                run_cost(
+                    np.array(data.prompt_tokens),
+                    np.array(data.completion_tokens),
                     n,
-                    c,
-                    data.c_first(m) if m >= 2 else None,
-                    curve_arrays(data.result.curves if data.result else {}),
-                    run_cost(
-                        np.array(data.prompt_tokens),
-                        np.array(data.completion_tokens),
-                        n,
-                        n_params,
-                        price,
-                    ),
-                    band_iters,
+                    n_params,
+                    price,
+                ),
+                band_iters,
+            )
+            if m < 2:
+                result.warnings.append(
+                    f"{run.label} / {task}: no forecast backtest: it needs at least "
+                    f"{2 * HOLD_OUT} samples per problem (fits on the first 10%)"
                 )
-                if m < 2:
-                    result.warnings.append(
-                        f"{run.label} / {task}: no forecast backtest: it needs at least "
-                        f"{2 * HOLD_OUT} samples per problem (fits on the first 10%)"
-                    )
-                report.warnings += result.warnings
-                results.setdefault(task, []).append(result)
-        report.warnings += _task_coverage_warnings(results, [r.label for r in runs])
+            warnings += result.warnings
+            results.setdefault(task, []).append(result)
+    warnings += _task_coverage_warnings(results, [r.label for r in runs])
+    return results
 
-    with clock("figures"):
-        run_figures: dict[str, list[tuple[str, bytes]]] = {}
-        cost_figures: dict[str, bytes | None] = {}
-        for task, task_results in results.items():
-            run_figures[task] = [(r.run, metric_figure(r)) for r in task_results]
-            if comparison is not None and task in comparison.tasks:
-                run_figures[task] += _paired_figures(comparison, task, paired_figure)
-            for name, png in run_figures[task]:
-                report.files.append(_write(report.output / "figures" / _png_name(task, name), png))
-            units = _units(task_results)
-            figure = cost_figure(task, task_results, units) if units else None
-            cost_figures[task] = figure
-            if figure is not None:
-                path = report.output / "figures" / _png_name(task, "coverage_vs_cost")
-                report.files.append(_write(path, figure))
 
-    with clock("tables, HTML"):
-        rows = [
-            _leaderboard_row(r, target, standings.get((r.task, r.run)))
-            for rs in results.values()
-            for r in rs
+@dataclass
+class _Figures:
+    """A report's figures, as written: each task's run figures and its cost figure."""
+
+    runs: dict[str, list[tuple[str, bytes]]]
+    cost: dict[str, bytes | None]
+
+
+def _write_figures(
+    report: Report, results: Mapping[str, list[TaskAnalysis]], comparison: Comparison | None
+) -> _Figures:
+    from lm_eval_monkeys.reports.figures import cost_figure, metric_figure, paired_figure
+
+    figures = _Figures({}, {})
+    for task, task_results in results.items():
+        run_figures = [(r.run, metric_figure(r)) for r in task_results]
+        if comparison is not None and task in comparison.tasks:
+            run_figures += _paired_figures(comparison, task, paired_figure)
+        for name, png in run_figures:
+            report.files.append(_write(report.output / "figures" / _png_name(task, name), png))
+        units = _units(task_results)
+        figure = cost_figure(task, task_results, units) if units else None
+        if figure is not None:
+            path = report.output / "figures" / _png_name(task, "coverage_vs_cost")
+            report.files.append(_write(path, figure))
+        figures.runs[task], figures.cost[task] = run_figures, figure
+    return figures
+
+
+def _write_tables(
+    report: Report,
+    runs: Sequence[RunData],
+    results: Mapping[str, list[TaskAnalysis]],
+    comparison: Comparison | None,
+    figures: _Figures,
+    target: float,
+    budget: Budget | None,
+) -> None:
+    """The leaderboard CSV, report.md and report.html."""
+    standings = _standings(comparison)
+    rows = [
+        _leaderboard_row(r, target, standings.get((r.task, r.run)))
+        for rs in results.values()
+        for r in rs
+    ]
+    report.files.append(_write_csv(report.output / "leaderboard.csv", rows))
+    leaderboard = Table("Leaderboard", LEADERBOARD_COLUMNS, [_formatted(r) for r in rows])
+    task_tables = {
+        task: [
+            *_paired_tables(comparison, task),
+            *_cost_tables(task, rs, budget, report.warnings),
         ]
-        report.files.append(_write_csv(report.output / "leaderboard.csv", rows))
-        leaderboard = Table("Leaderboard", LEADERBOARD_COLUMNS, [_formatted(r) for r in rows])
-        task_tables = {
-            task: [
-                *_paired_tables(comparison, task),
-                *_cost_tables(task, rs, budget, report.warnings),
-            ]
+        for task, rs in results.items()
+    }
+    markdown = [
+        "# lm-eval-monkeys report",
+        leaderboard.markdown(),
+        *[t.markdown() for tables in task_tables.values() for t in tables],
+        "### Warnings\n\n" + "\n".join(f"- {w}" for w in report.warnings or ["none"]),
+    ]
+    report.files.append(_write(report.output / "report.md", "\n\n".join(markdown) + "\n"))
+    html = render_html(
+        runs=_runs_table(runs, results),
+        leaderboard=leaderboard,
+        warnings=report.warnings,
+        tasks={
+            task: (task_tables[task], figures.cost[task], figures.runs[task], _fit_tables(rs))
             for task, rs in results.items()
-        }
-        markdown = [
-            "# lm-eval-monkeys report",
-            leaderboard.markdown(),
-            *[t.markdown() for tables in task_tables.values() for t in tables],
-            "### Warnings\n\n" + "\n".join(f"- {w}" for w in report.warnings or ["none"]),
-        ]
-        report.files.append(_write(report.output / "report.md", "\n\n".join(markdown) + "\n"))
-        html = render_html(
-            runs=_runs_table(runs, results),
-            leaderboard=leaderboard,
-            warnings=report.warnings,
-            tasks={
-                task: (task_tables[task], cost_figures[task], run_figures[task], _fit_tables(rs))
-                for task, rs in results.items()
-            },
-        )
-        report.files.append(_write(report.output / "report.html", html))
-    for warning in report.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return report
+        },
+    )
+    report.files.append(_write(report.output / "report.html", html))
 
 
 class _Clock:
@@ -327,14 +379,14 @@ def _units(results: list[TaskAnalysis]) -> list[Unit]:
 
 
 def _compare(
-    runs: list[RunData], verifier: str | None, ks: Sequence[int] | None, warnings: list[str]
+    runs: list[RunData], checker_spec: str | None, ks: Sequence[int] | None, warnings: list[str]
 ) -> Comparison | None:
     """Coverage@k of every pair of runs, paired on the problems all runs hold, from the
     counts already read (a warning, and no paired columns, when the runs cannot be
     compared: other prompts or checkers, no shared task)."""
     labels = [r.label for r in runs]
     try:
-        facts = [read_facts(r.run_dir, verifier) for r in runs]
+        facts = [read_facts(r.run_dir, checker_spec) for r in runs]
         plans, notes = plan_comparison(facts, labels, ks, intersection=True)
     except MonkeysError as err:
         warnings.append(f"no paired comparison of the runs: {err}")
@@ -562,7 +614,7 @@ def _band_at(result: TaskAnalysis, k: int) -> str:
     return f"{np.interp(k, at, low):.4f} – {np.interp(k, at, high):.4f}"
 
 
-def _runs_table(runs: list, results: dict[str, list[TaskAnalysis]]) -> Table:
+def _runs_table(runs: Sequence[RunData], results: Mapping[str, list[TaskAnalysis]]) -> Table:
     params = {
         r.run: r.cost.n_params and int(r.cost.n_params) for rs in results.values() for r in rs
     }

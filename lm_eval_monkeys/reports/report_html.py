@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from html import escape
 
+from lm_eval_monkeys.text_tables import markdown_table
+
 
 @dataclass(frozen=True)
 class Table:
@@ -17,12 +19,7 @@ class Table:
     rows: list[list[str]]
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.headers) + " |"]
-        lines.append("|" + "---|" * len(self.headers))
-        lines += [
-            "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in self.rows
-        ]
-        return "\n".join(lines)
+        return f"### {self.title}\n\n" + markdown_table(self.headers, self.rows)
 
 
 _STYLE = """

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.ray_connect import connect
-from lm_eval_monkeys.verifiers import Checker, Verdict, get_verifier
+from lm_eval_monkeys.verifiers import Checker, Verdict, get_checker
 
 Verdicts = dict[tuple[str, str], Verdict]  # (target, answer) -> verdict
 
@@ -83,7 +83,7 @@ def check_answers(
     task holds one CPU), with the worker's checker for (task, spec)."""
     checker = _worker_checkers.get((task, spec))
     if checker is None:
-        checker = _worker_checkers[(task, spec)] = get_verifier(spec, task)
+        checker = _worker_checkers[(task, spec)] = get_checker(spec, task)
     target = checker.target(doc)
     return [verdict for answer in answers for verdict in checker.judge_many([answer], target)]
 

@@ -18,9 +18,10 @@ from tqdm import tqdm
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics import (
     Curves,
+    ProblemSummary,
     check_metric,
-    default_ks,
     flatten,
+    ks_within,
     needs_rewards,
     needs_votes,
     problem_curves,
@@ -32,9 +33,8 @@ from lm_eval_monkeys.scoring.stored_rewards import (
     stored_reward_model,
     with_stored_rewards,
 )
-from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord
-from lm_eval_monkeys.task_configs import installed_metadata
-from lm_eval_monkeys.verifiers import Checker, get_verifier
+from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord, installed_record
+from lm_eval_monkeys.verifiers import Checker, get_checker
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class TaskResult:
 
     curves: Curves
     problems: int
-    verifier: str
+    checker_spec: str
     reward_model: str | None = None
 
     def flat(self) -> dict[str, float | int | str]:
@@ -56,7 +56,7 @@ class TaskResult:
         out: dict[str, float | int | str] = {
             **flatten(self.curves),
             "problems": self.problems,
-            "verifier": self.verifier,
+            "verifier": self.checker_spec,
         }
         if self.reward_model is not None:
             out["reward_model"] = self.reward_model
@@ -72,35 +72,18 @@ class TaskScoring:
     record: TaskRecord | None
 
 
-def task_scoring(store: SampleStore, task: str, verifier: str | None = None) -> TaskScoring:
+def task_scoring(store: SampleStore, task: str, checker_spec: str | None = None) -> TaskScoring:
     """The run's own checker and metrics for ``task`` (from its run record), or the
-    checker asked for; a store written before records falls back to the installed config."""
+    checker asked for; a task without a record is scored as its installed config says."""
     record = store.records.get(task)
-    if record is not None:
-        spec = verifier or record.verifier
-        if verifier and verifier != record.verifier:
-            logger.warning(
-                "%s: verifying with %s instead of the run's %s", task, verifier, record.verifier
-            )
-        metrics = record.metrics
-    else:
-        installed = installed_metadata().get(task, {})
-        spec = verifier or installed.get("verifier")
-        if not spec:
-            raise MonkeysError(
-                f"{store.run_dir} has no run record for {task} and no installed config "
-                "names its checker; pass --verifier NAME"
-            )
-        if not verifier:
-            logger.warning(
-                "%s has no run record (a store written before records): assuming the "
-                "installed config's checker %s",
-                task,
-                spec,
-            )
-        metrics = tuple(installed.get("metrics") or ("coverage", "majority"))
-    own = tuple(m for m in metrics if not needs_rewards(check_metric(m)))
-    return TaskScoring(get_verifier(spec, task), own, record)
+    if record is not None and checker_spec and checker_spec != record.checker_spec:
+        logger.warning(
+            "%s: verifying with %s instead of the run's %s", task, checker_spec, record.checker_spec
+        )
+    source = record or installed_record(task, checker_spec)
+    spec = checker_spec or source.checker_spec
+    own = tuple(m for m in source.metrics if not needs_rewards(check_metric(m)))
+    return TaskScoring(get_checker(spec, task), own, record)
 
 
 def problem_chunks(
@@ -153,7 +136,7 @@ ProblemHook = Callable[[str, int, list[Sample], ScoredSamples], None]
 
 def rescore_store(
     store: SampleStore,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
@@ -172,55 +155,73 @@ def rescore_store(
     results: dict[str, TaskResult] = {}
     reward_model = stored_reward_model(store, reward_model)
     for task in store.tasks():
-        scoring = task_scoring(store, task, verifier)
-        resolver = VerdictResolver(scoring.checker, store.verdicts, backend)
-        group = needs_votes(scoring.metrics) or reward_model is not None  # rm_majority
-        summaries = []
-        try:
-            for doc_id, samples, scored in tqdm(
-                scored_problems(store, task, scoring.checker, resolver, group),
-                desc=f"rescore {task}",
-                unit="problem",
-            ):
-                if on_problem is not None:
-                    on_problem(task, doc_id, samples, scored)
-                summaries.append(
-                    with_stored_rewards(store, reward_model, task, doc_id, samples, scored)
-                )
-        finally:
-            resolver.close()
-            scoring.checker.close()
+        scoring = task_scoring(store, task, checker_spec)
+        summaries = judged_summaries(store, task, scoring, on_problem, backend, reward_model)
         if not summaries:
             continue
         summaries = all_or_none_rewarded(summaries, task, reward_model)
         fewest = min(s.n for s in summaries)
-        task_ks = sorted(ks) if ks else default_ks(fewest)
-        if task_ks[-1] > fewest:
-            raise MonkeysError(
-                f"k={task_ks[-1]} exceeds the {fewest} samples stored for some {task} "
-                "problem; lower --ks or extend the run"
-            )
+        task_ks = ks_within(
+            ks, fewest, f"stored for some {task} problem", "lower --ks or extend the run"
+        )
         rewarded = summaries[0].rewards is not None
         own = tuple(m for m in asked if not needs_rewards(m)) or scoring.metrics
         names = own + (("rm_best", "rm_majority") if rewarded else ())
-        totals: Curves = {}
-        for summary in summaries:
-            for name, curve in problem_curves(summary, task_ks, names).items():
-                for k, value in curve.items():
-                    totals.setdefault(name, {}).setdefault(k, 0.0)
-                    totals[name][k] += value
         results[task] = TaskResult(
-            curves={n: {k: v / len(summaries) for k, v in c.items()} for n, c in totals.items()},
+            curves=mean_curves(summaries, task_ks, names),
             problems=len(summaries),
-            verifier=scoring.checker.spec,
+            checker_spec=scoring.checker.spec,
             reward_model=reward_model if rewarded else None,
         )
     return results
 
 
+def judged_summaries(
+    store: SampleStore,
+    task: str,
+    scoring: TaskScoring,
+    on_problem: ProblemHook | None,
+    backend: VerifyBackend | None,
+    reward_model: str | None,
+) -> list[ProblemSummary]:
+    """Each problem of ``task`` judged (through the store's verdict cache) and summarised,
+    with its stored rewards from ``reward_model``; ``on_problem`` sees each on the way."""
+    resolver = VerdictResolver(scoring.checker, store.verdicts, backend)
+    group = needs_votes(scoring.metrics) or reward_model is not None  # rm_majority
+    summaries = []
+    try:
+        for doc_id, samples, scored in tqdm(
+            scored_problems(store, task, scoring.checker, resolver, group),
+            desc=f"rescore {task}",
+            unit="problem",
+        ):
+            if on_problem is not None:
+                on_problem(task, doc_id, samples, scored)
+            summaries.append(
+                with_stored_rewards(store, reward_model, task, doc_id, samples, scored)
+            )
+    finally:
+        resolver.close()
+        scoring.checker.close()
+    return summaries
+
+
+def mean_curves(
+    summaries: Sequence[ProblemSummary], ks: Sequence[int], names: Sequence[str]
+) -> Curves:
+    """Each named metric at each k, averaged over the problems."""
+    totals: Curves = {}
+    for summary in summaries:
+        for name, curve in problem_curves(summary, ks, names).items():
+            for k, value in curve.items():
+                totals.setdefault(name, {}).setdefault(k, 0.0)
+                totals[name][k] += value
+    return {n: {k: v / len(summaries) for k, v in c.items()} for n, c in totals.items()}
+
+
 def rescore_run(
     run_dir: Path,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
     on_problem: ProblemHook | None = None,
     backend: VerifyBackend | None = None,
@@ -230,8 +231,8 @@ def rescore_run(
     """``rescore_store`` of a run directory, also written to its rescore.json (skipped,
     with a notice, when the directory is read-only)."""
     with SampleStore(run_dir, writer=False) as store:
-        results = rescore_store(store, verifier, ks, on_problem, backend, reward_model, metrics)
-        read_only = store.read_only
+        results = rescore_store(store, checker_spec, ks, on_problem, backend, reward_model, metrics)
+        read_only = store.database.read_only
     if read_only:
         logger.warning("%s is read-only: %s not written", run_dir, RESCORE_FILE)
         return results

@@ -54,7 +54,8 @@ class RunData:
 
     @property
     def model(self) -> str:
-        """The model's name: its hub id, a local GGUF file or directory, or the backend."""
+        """The model's name: its hub id, a local GGUF file or directory, or else the name
+        of the lm-eval model that ran."""
         pretrained = self.config.get("pretrained")
         if not pretrained:
             return str(self.config.get("model", "unknown"))
@@ -66,7 +67,7 @@ class RunData:
 def read_run(
     store: SampleStore,
     label: str,
-    verifier: str | None = None,
+    checker_spec: str | None = None,
     ks: Sequence[int] | None = None,
     reward_model: str | None = None,
     metrics: Sequence[str] | None = None,
@@ -82,7 +83,7 @@ def read_run(
         data.completion_tokens.append(sum(s.completion_tokens for s in samples))
 
     results = rescore_store(
-        store, verifier, ks, on_problem=collect, reward_model=reward_model, metrics=metrics
+        store, checker_spec, ks, on_problem=collect, reward_model=reward_model, metrics=metrics
     )
     for task, result in results.items():
         tasks[task].result = result

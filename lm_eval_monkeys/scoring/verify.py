@@ -24,7 +24,7 @@ from lm_eval_monkeys.output_file import writable_output
 from lm_eval_monkeys.scoring.dispatch import VerifyBackend
 from lm_eval_monkeys.scoring.problem_scores import ProblemAnswers, answer_key
 from lm_eval_monkeys.scoring.resolver import VerdictResolver
-from lm_eval_monkeys.store.verdicts import VerdictFile
+from lm_eval_monkeys.store.verdicts import VERDICT_FILE, VerdictFile
 from lm_eval_monkeys.verifiers import Checker
 
 CACHE_ENV = "MONKEYS_CACHE_DIR"
@@ -45,7 +45,7 @@ def verify_file(
 ) -> tuple[int, int]:
     """Score every line of ``input_path`` into ``output_path``; returns (lines, correct)."""
     lines = correct = 0
-    cache = VerdictFile((cache_dir or default_cache_dir()) / "verdicts.sqlite")
+    cache = VerdictFile((cache_dir or default_cache_dir()) / VERDICT_FILE)
     resolver = VerdictResolver(checker, cache.table, backend)
     try:
         with writable_output(output_path) as path:

@@ -1,7 +1,7 @@
 """The run store: samples, run records, verdicts and rewards of one run in one SQLite file."""
 
 from lm_eval_monkeys.store.core import STORE_FILE, Sample, SampleStore, prompt_hash
-from lm_eval_monkeys.store.run_records import TaskRecord
+from lm_eval_monkeys.store.run_records import TaskRecord, changed_keys, installed_record
 from lm_eval_monkeys.store.stored_samples import StoredSamples, reader
 
 __all__ = [
@@ -10,6 +10,8 @@ __all__ = [
     "SampleStore",
     "StoredSamples",
     "TaskRecord",
+    "changed_keys",
+    "installed_record",
     "prompt_hash",
     "reader",
 ]

@@ -10,18 +10,28 @@ the task up again in whatever task configs happen to be installed.
 from __future__ import annotations
 
 import json
-import sqlite3
+import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.task_configs import DEFAULT_METRICS, installed_configs
 
 if TYPE_CHECKING:
     from lm_eval_monkeys.store.core import SampleStore
 
+logger = logging.getLogger(__name__)
+
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (task TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE records (task TEXT PRIMARY KEY, record TEXT NOT NULL) WITHOUT ROWID;
 """
+
+
+def changed_keys(first: Mapping[str, Any], *others: Mapping[str, Any]) -> list[str]:
+    """The keys, sorted, whose values are not the same in every mapping (absent is None)."""
+    keys = set(first).union(*others)
+    return sorted(k for k in keys if any(other.get(k) != first.get(k) for other in others))
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,7 @@ class TaskRecord:
     """What a task's scores depend on, as the run asked for it."""
 
     task: str
-    verifier: str
+    checker_spec: str
     repeats: int
     ks: tuple[int, ...]
     metrics: tuple[str, ...]
@@ -44,7 +54,7 @@ class TaskRecord:
         data = json.loads(text)
         return cls(
             task=data["task"],
-            verifier=data["verifier"],
+            checker_spec=data["checker_spec"],
             repeats=int(data["repeats"]),
             ks=tuple(data["ks"]),
             metrics=tuple(data["metrics"]),
@@ -53,9 +63,10 @@ class TaskRecord:
         )
 
     def differences(self, other: TaskRecord) -> list[str]:
-        """The fields whose change alters what a score means (k and ks may grow)."""
-        fields = ("verifier", "metrics", "prompt", "reward_prompt")
-        return [name for name in fields if getattr(self, name) != getattr(other, name)]
+        """What changed that alters what a score means, in words (k and ks may grow)."""
+        fields = {"checker": "checker_spec", "metrics": "metrics", "prompt": "prompt"}
+        fields["reward prompt"] = "reward_prompt"
+        return changed_keys(*({w: getattr(r, f) for w, f in fields.items()} for r in (self, other)))
 
 
 class RecordTable:
@@ -65,10 +76,7 @@ class RecordTable:
         self.store = store
 
     def get(self, task: str) -> TaskRecord | None:
-        try:
-            rows = self.store.read("SELECT record FROM records WHERE task = ?", (task,))
-        except sqlite3.OperationalError:  # a store written before run records
-            return None
+        rows = self.store.database.read("SELECT record FROM records WHERE task = ?", (task,))
         if not rows:
             return None
         try:
@@ -80,10 +88,7 @@ class RecordTable:
             ) from None
 
     def all(self) -> dict[str, TaskRecord]:
-        try:
-            tasks = [r[0] for r in self.store.read("SELECT task FROM records")]
-        except sqlite3.OperationalError:
-            return {}
+        tasks = [r[0] for r in self.store.database.read("SELECT task FROM records")]
         return {task: record for task in tasks if (record := self.get(task)) is not None}
 
     def bind(self, record: TaskRecord) -> None:
@@ -95,13 +100,14 @@ class RecordTable:
             if changed:
                 hint = (
                     f"rescore it with `lm-eval-monkeys rescore {self.store.run_dir} --verifier "
-                    f"{record.verifier}`"
-                    if changed == ["verifier"]
+                    f"{record.checker_spec}`"
+                    if changed == ["checker"]
                     else "use a new --output_path"
                 )
                 raise MonkeysError(
                     f"{self.store.run_dir} holds a {record.task} run with another "
-                    f"{', '.join(changed)} ({held.verifier!r} vs {record.verifier!r} checker); "
+                    f"{', '.join(changed)} ({held.checker_spec!r} vs {record.checker_spec!r} "
+                    "checker); "
                     f"{hint}"
                 )
             if record.repeats <= held.repeats and set(record.ks) <= set(held.ks):
@@ -114,10 +120,41 @@ class RecordTable:
                 }
             )
 
-        def upsert() -> None:
-            self.store.db.execute(SCHEMA)
-            self.store.db.execute(
+        self.store.database.write(
+            lambda: self.store.database.connection.execute(
                 "INSERT OR REPLACE INTO records VALUES (?, ?)", (record.task, record.to_json())
             )
+        )
 
-        self.store.write(upsert)
+
+def installed_record(task: str, checker: str | None = None) -> TaskRecord:
+    """What a task without a run record is scored by: a store written through the
+    ``SampleStore`` API records none. Its checker (``checker`` if given), metrics and
+    zero-shot prompt are read off the installed config; k and the prompt's identity are
+    unknown (0 and empty)."""
+    config = installed_configs().get(task, {})
+    metadata = config.get("metadata") or {}
+    spec = checker or metadata.get("verifier")
+    if not spec:
+        raise MonkeysError(
+            f"{task} has no run record and no installed config names its checker; score "
+            "runs of the installed monkeys_* tasks, or rescore with --verifier NAME"
+        )
+    if not checker:
+        logger.warning(
+            "%s has no run record (a store written through the API): scoring it as its "
+            "installed config says (checker %s)",
+            task,
+            spec,
+        )
+    doc_to_text = config.get("doc_to_text")
+    return TaskRecord(
+        task=task,
+        checker_spec=spec,
+        repeats=0,
+        ks=(),
+        metrics=tuple(metadata.get("metrics") or DEFAULT_METRICS),
+        reward_prompt=doc_to_text
+        if isinstance(doc_to_text, dict)
+        else {"template": str(doc_to_text or "")},
+    )

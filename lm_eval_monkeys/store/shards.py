@@ -11,19 +11,14 @@ run twice) holds the same samples, then copies them into one store. Merging is i
 from __future__ import annotations
 
 import re
-import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.store.core import STORE_FILE, SampleStore, store_error
-from lm_eval_monkeys.store.reward_table import SCHEMA as REWARDS_SCHEMA
-from lm_eval_monkeys.store.run_records import SCHEMA as RECORDS_SCHEMA
-from lm_eval_monkeys.store.run_records import TaskRecord
-from lm_eval_monkeys.store.verdicts import SCHEMA as VERDICTS_SCHEMA
+from lm_eval_monkeys.store.core import STORE_FILE, SampleStore
+from lm_eval_monkeys.store.run_records import TaskRecord, changed_keys
 
 # Tables that merging copies, with the columns that must agree between copies.
 _COMPARED = {
@@ -124,7 +119,7 @@ def merge_shards(shard_dirs: Sequence[Path], output: Path) -> Merged:
         for run in runs:
             absorb(out, run.path)
         doc_ids = registered_docs(out)
-        samples = out.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+        samples = out.database.read("SELECT COUNT(*) FROM samples")[0][0]
     return Merged(
         shards=runs[0].shard.count,
         tasks=len(doc_ids),
@@ -169,12 +164,7 @@ def _check_one_run(runs: list[ShardRun]) -> None:
     """Same configuration, same N, every shard present, same tasks and k, no conflicts."""
     first = runs[0]
     for run in runs[1:]:
-        if run.config != first.config:
-            changed = sorted(
-                k
-                for k in run.config.keys() | first.config.keys()
-                if run.config.get(k) != first.config.get(k)
-            )
+        if changed := changed_keys(first.config, run.config):
             raise MonkeysError(
                 f"{run} and {first} come from different runs (changed: {', '.join(changed)}); "
                 "merge shards of one configuration"
@@ -229,10 +219,10 @@ def _check_one_run(runs: list[ShardRun]) -> None:
 def differences(store: SampleStore, other: Path, limit: int = 3) -> list[str]:
     """Rows that ``other``'s store holds under the same key as ``store`` with other content."""
     found: list[str] = []
-    with _attached(store, other):
+    with store.database.attached(Path(other) / STORE_FILE):
         for table, (keys, values) in _COMPARED.items():
             differs = " OR ".join(f"m.{v} IS NOT o.{v}" for v in values)
-            rows = store.read(
+            rows = store.database.read(
                 f"SELECT {', '.join('m.' + k for k in keys)} FROM other.{table} o "
                 f"JOIN main.{table} m USING ({', '.join(keys)}) WHERE {differs} LIMIT ?",
                 (limit - len(found),),
@@ -246,44 +236,19 @@ def differences(store: SampleStore, other: Path, limit: int = 3) -> list[str]:
 def absorb(store: SampleStore, other: Path) -> None:
     """Copy ``other``'s docs, samples, requested counts, verdicts and rewards into ``store``
     in one transaction; rows already held are kept (callers check ``differences`` first)."""
-    with _attached(store, other):
-        db = store.db
-        present = {r[0] for r in db.execute("SELECT name FROM other.sqlite_master")}
+    with store.database.attached(Path(other) / STORE_FILE):
+        db = store.database.connection
 
         def copy() -> None:
-            for schema in (VERDICTS_SCHEMA, REWARDS_SCHEMA, RECORDS_SCHEMA):
-                db.execute(schema)
-            for table in ("docs", "samples", "rewards"):
-                if table in present:
-                    db.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM other.{table}")
-            if "verdicts" in present:
-                columns = {r[1] for r in db.execute("PRAGMA other.table_info(verdicts)")}
-                details = "status, details" if "status" in columns else "'', '{}'"
-                db.execute(
-                    "INSERT OR IGNORE INTO main.verdicts SELECT task, verifier, target, answer, "
-                    f"correct, {details} FROM other.verdicts"
-                )
-            if "requested" in present:
-                db.execute(
-                    "INSERT INTO main.requested SELECT * FROM other.requested WHERE true "
-                    "ON CONFLICT (task, doc_id) DO UPDATE "
-                    "SET repeats = MAX(repeats, excluded.repeats)"
-                )
+            for table in ("docs", "samples", "rewards", "verdicts"):
+                db.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM other.{table}")
+            db.execute(
+                "INSERT INTO main.requested SELECT * FROM other.requested WHERE true "
+                "ON CONFLICT (task, doc_id) DO UPDATE "
+                "SET repeats = MAX(repeats, excluded.repeats)"
+            )
 
-        store.write(copy)
-
-
-@contextmanager
-def _attached(store: SampleStore, other: Path) -> Iterator[None]:
-    path = Path(other) / STORE_FILE
-    try:
-        store.db.execute("ATTACH DATABASE ? AS other", (str(path),))
-    except sqlite3.DatabaseError as err:
-        raise store_error(path, err) from None
-    try:
-        yield
-    finally:
-        store.db.execute("DETACH DATABASE other")
+        store.database.write(copy)
 
 
 def stored_shard(store: SampleStore) -> str | None:
@@ -294,10 +259,10 @@ def stored_shard(store: SampleStore) -> str | None:
 def bind_stored_shard(store: SampleStore, shard: str | None) -> None:
     """Record the run's shard, or refuse a rerun with another one (or with none)."""
     stored = stored_shard(store)
-    has_samples = bool(store.read("SELECT 1 FROM docs LIMIT 1"))
+    has_samples = bool(store.database.read("SELECT 1 FROM docs LIMIT 1"))
     if stored == shard or (stored is None and not has_samples):
         if shard is not None and stored is None:
-            store.write(lambda: store.set_meta("shard", shard))
+            store.database.write(lambda: store.set_meta("shard", shard))
         return
     held = f"shard {stored}" if stored else "a whole (unsharded) run"
     wanted = f"--shard {shard}" if shard else "a run without --shard"
@@ -316,17 +281,14 @@ def incomplete(store: SampleStore, limit: int = 3) -> tuple[int, list[tuple[str,
         "HAVING r.repeats IS NULL OR COUNT(s.sample_idx) < r.repeats "
         "ORDER BY d.task, d.doc_id"
     )
-    try:
-        rows = store.read(query)
-    except sqlite3.OperationalError:  # a store written before counts were recorded
-        return 0, []
+    rows = store.database.read(query)
     return len(rows), rows[:limit]
 
 
 def registered_docs(store: SampleStore) -> dict[str, list[int]]:
     """Every task's registered doc ids."""
     found: dict[str, list[int]] = {}
-    for task, doc_id in store.read("SELECT task, doc_id FROM docs ORDER BY task, doc_id"):
+    for task, doc_id in store.database.read("SELECT task, doc_id FROM docs ORDER BY task, doc_id"):
         found.setdefault(task, []).append(doc_id)
     return found
 
@@ -334,10 +296,6 @@ def registered_docs(store: SampleStore) -> dict[str, list[int]]:
 def requested(store: SampleStore) -> dict[str, set[int]]:
     """The distinct requested sample counts of each task."""
     found: dict[str, set[int]] = {}
-    try:
-        rows = store.read("SELECT DISTINCT task, repeats FROM requested")
-    except sqlite3.OperationalError:
-        rows = []
-    for task, repeats in rows:
+    for task, repeats in store.database.read("SELECT DISTINCT task, repeats FROM requested"):
         found.setdefault(task, set()).add(repeats)
     return found

@@ -1,74 +1,54 @@
 """The verdict cache: each distinct (task, checker, target, answer) judged once, ever.
 
-Keys are digests of the checker's spec and of the target and answer keys, so a verdict is
+Rows are keyed by the checker spec and digests of the target and answer keys, so a verdict is
 reused only for the same answer to the same target under the same checker; a checker
 whose rules change changes its target keys. Verdicts keep their status and details.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.store.database import SCHEMA_VERSION, Database
 from lm_eval_monkeys.verifiers.base import Verdict
 
-
-class Database(Protocol):
-    """What the table needs of its file: a run store, or a ``VerdictFile``."""
-
-    path: Path
-    db: sqlite3.Connection
-    read_only: bool
-
-    def write(self, action: Callable[[], object]) -> None: ...
-
-    def read(self, sql: str, args: Sequence[object] = ()) -> list[Any]: ...
-
+# verify's own cache file, named by its schema: a file of another version is left alone.
+VERDICT_FILE = f"verdicts-schema{SCHEMA_VERSION}.sqlite"
 
 Pair = tuple[str, str]  # (target key, answer key)
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS verdicts (
-    task TEXT NOT NULL, verifier TEXT NOT NULL, target TEXT NOT NULL, answer TEXT NOT NULL,
-    correct INTEGER NOT NULL, status TEXT NOT NULL DEFAULT '', details TEXT NOT NULL DEFAULT '{}',
-    PRIMARY KEY (task, verifier, target, answer)
+CREATE TABLE verdicts (
+    task TEXT NOT NULL, checker_spec TEXT NOT NULL, target TEXT NOT NULL, answer TEXT NOT NULL,
+    correct INTEGER NOT NULL, status TEXT NOT NULL, details TEXT NOT NULL,
+    PRIMARY KEY (task, checker_spec, target, answer)
 ) WITHOUT ROWID;
 """
 _LOOKUP_CHUNK = 400  # pairs per query (SQLite's bound-parameter limit)
 
 
-def digest(text: str) -> str:
-    """A short, stable key for any text (undecodable surrogates included)."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
 class VerdictTable:
-    """The ``verdicts`` table of one store (or verdict file)."""
+    """The ``verdicts`` table of a database: a run store's, or a ``VerdictFile``'s."""
 
-    def __init__(self, store: Database) -> None:
-        self.store = store
+    def __init__(self, database: Database) -> None:
+        self.database = database
 
-    def known(self, task: str, verifier: str, pairs: Sequence[Pair]) -> dict[Pair, Verdict]:
+    def known(self, task: str, checker_spec: str, pairs: Sequence[Pair]) -> dict[Pair, Verdict]:
         """Cached verdicts of (target, answer) pairs; pairs never judged are left out."""
-        keyed = {(digest(t), digest(a)): (t, a) for t, a in pairs}
+        keyed = {(short_digest(t), short_digest(a)): (t, a) for t, a in pairs}
         keys = list(keyed)
         found: dict[Pair, Verdict] = {}
-        columns = self._columns()
-        if not columns:
-            return found
-        extra = ", status, details" if "status" in columns else ", '', '{}'"
         for start in range(0, len(keys), _LOOKUP_CHUNK):
             chunk = keys[start : start + _LOOKUP_CHUNK]
             where = " OR ".join(["(target = ? AND answer = ?)"] * len(chunk))
-            rows = self.store.read(
-                f"SELECT target, answer, correct{extra} FROM verdicts "
-                f"WHERE task = ? AND verifier = ? AND ({where})",
-                (task, verifier, *(x for key in chunk for x in key)),
+            rows = self.database.read(
+                "SELECT target, answer, correct, status, details FROM verdicts "
+                f"WHERE task = ? AND checker_spec = ? AND ({where})",
+                (task, checker_spec, *(x for key in chunk for x in key)),
             )
             for target, answer, *row in rows:
                 found[keyed[(target, answer)]] = self._verdict(task, *row)
@@ -85,38 +65,35 @@ class VerdictTable:
         elif not isinstance(status, str) or not isinstance(parsed, dict):
             damage = "its status or details are not text and a JSON object"
         else:
-            return Verdict(bool(correct), status or ("correct" if correct else "wrong"), parsed)
-        path = self.store.path
+            return Verdict(bool(correct), status, parsed)
+        path = self.database.path
         raise MonkeysError(
             f"{path}: a cached verdict of {task} is damaged ({damage}); clear the cache with "
             f"sqlite3 {path} 'DELETE FROM verdicts' and run the command again"
         )
 
-    def add(self, task: str, verifier: str, verdicts: Mapping[Pair, Verdict]) -> None:
+    def add(self, task: str, checker_spec: str, verdicts: Mapping[Pair, Verdict]) -> None:
         """Cache final verdicts of (target, answer) pairs (a pair judged twice keeps the first)."""
         rows = [
-            (task, verifier, digest(t), digest(a), int(v.correct), v.status, _details(v))
+            (
+                task,
+                checker_spec,
+                short_digest(t),
+                short_digest(a),
+                int(v.correct),
+                v.status,
+                _details(v),
+            )
             for (t, a), v in verdicts.items()
             if v.final
         ]
-        if not rows or self.store.read_only:  # a read-only run still scores, caching nothing
+        if not rows or self.database.read_only:  # a read-only run still scores, caching nothing
             return
-
-        def insert() -> None:
-            db = self.store.db
-            db.execute(SCHEMA)
-            if "status" not in self._columns():  # a table from before verdicts had details
-                db.execute("ALTER TABLE verdicts ADD COLUMN status TEXT NOT NULL DEFAULT ''")
-                db.execute("ALTER TABLE verdicts ADD COLUMN details TEXT NOT NULL DEFAULT '{}'")
-            db.executemany("INSERT OR IGNORE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-        self.store.write(insert)
-
-    def _columns(self) -> set[str]:
-        try:
-            return {row[1] for row in self.store.read("PRAGMA table_info(verdicts)")}
-        except sqlite3.DatabaseError:
-            return set()
+        self.database.write(
+            lambda: self.database.connection.executemany(
+                "INSERT OR IGNORE INTO verdicts VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        )
 
 
 def _details(verdict: Verdict) -> str:
@@ -127,33 +104,19 @@ class VerdictFile:
     """A verdict cache of its own, for ``verify`` without a run store."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self.read_only = False
+        fix = "set MONKEYS_CACHE_DIR to a writable directory"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(
-                path, timeout=30, isolation_level=None, check_same_thread=False
-            )
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute(SCHEMA)
-        except (OSError, sqlite3.DatabaseError) as err:
-            raise MonkeysError(
-                f"cannot use the verdict cache {path} ({err}); set MONKEYS_CACHE_DIR to a "
-                "writable directory"
-            ) from None
-        self.table = VerdictTable(self)
-
-    def read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
-        return self.db.execute(sql, args).fetchall()
-
-    def write(self, action: Callable[[], object]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            action()
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        except OSError as err:
+            raise MonkeysError(f"cannot use the verdict cache {path} ({err}); {fix}") from None
+        self.database = Database(
+            path,
+            SCHEMA,
+            kind="verdict cache",
+            writable_fix=fix,
+            outdated_fix=f"delete it (a cache: its verdicts are judged again) or {fix}",
+        )
+        self.table = VerdictTable(self.database)
 
     def close(self) -> None:
-        self.db.close()
+        self.database.close()

@@ -53,7 +53,7 @@ def reward_prompt(doc_to_text: Any) -> dict[str, str]:
 
 def task_record(
     config: Any,
-    verifier: str,
+    checker_spec: str,
     repeats: int,
     ks: Sequence[int],
     metrics: Sequence[str],
@@ -63,7 +63,7 @@ def task_record(
     prompt["fewshot_seed"] = fewshot_seed
     return TaskRecord(
         task=str(config.task),
-        verifier=verifier,
+        checker_spec=checker_spec,
         repeats=repeats,
         ks=tuple(ks),
         metrics=tuple(metrics),

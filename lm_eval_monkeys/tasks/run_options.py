@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import check_metric, default_ks, metric_families
-
-DEFAULT_METRICS = ("coverage", "majority")
+from lm_eval_monkeys.metrics import check_metric, default_ks, ks_within, metric_families
+from lm_eval_monkeys.task_configs import DEFAULT_METRICS
 
 
 def parse_repeats(value: Any) -> int:
@@ -46,12 +45,9 @@ def parse_ks(value: Any, k: int) -> list[int]:
         raise MonkeysError(f"ks must be whole numbers, got {value!r}; e.g. --ks 1,4,16") from None
     if not ks or ks[0] < 1:
         raise MonkeysError(f"every reported k must be >= 1, got {value!r}; e.g. --ks 1,4,16")
-    if ks[-1] > k:
-        raise MonkeysError(
-            f"k={ks[-1]} exceeds the {k} samples drawn per problem; "
-            f"raise --repeats to {ks[-1]} or drop k={ks[-1]} from --ks"
-        )
-    return ks
+    return ks_within(
+        ks, k, "drawn per problem", f"raise --repeats to {ks[-1]} or drop k={ks[-1]} from --ks"
+    )
 
 
 def parse_metrics(value: Any, default: Sequence[str] = DEFAULT_METRICS) -> tuple[str, ...]:

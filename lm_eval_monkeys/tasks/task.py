@@ -25,7 +25,7 @@ from lm_eval_monkeys.store import SampleStore, StoredSamples, TaskRecord, reader
 from lm_eval_monkeys.store.shards import parse_shard
 from lm_eval_monkeys.tasks.config_record import task_record
 from lm_eval_monkeys.tasks.run_options import parse_ks, parse_metrics, parse_repeats
-from lm_eval_monkeys.verifiers import get_verifier
+from lm_eval_monkeys.verifiers import get_checker
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class MonkeysTask(ConfigurableTask):
         self.ks = parse_ks(meta.get("ks"), self.repeats)
         self.metrics = tuple(m for m in parse_metrics(meta.get("metrics")) if not needs_rewards(m))
         self.shard = parse_shard(meta.get("shard"))
-        self.checker = get_verifier(meta["verifier"], task=config.get("task", ""))
+        self.checker = get_checker(meta["verifier"], task=config.get("task", ""))
         self._run_dir: str | None = meta.get("run_dir")  # set by lm-eval-monkeys for its runs
         self._recorded: set[str] = set()
         self._fewshot_seed: int | None = None

@@ -9,7 +9,6 @@ comparison) runs here, outside the sandbox: the program only ever sees its input
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -21,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
 from lm_eval_monkeys.verifiers.code.output_match import RULE, same_output
@@ -244,7 +244,7 @@ class CodeChecker(Checker):
         tests = problem_tests(doc)  # refuses a problem without tests: every program would pass
         limits = problem_limits(doc, self.slack_s)
         payload = json.dumps([tests, sorted(vars(limits).items()), RULE, JUDGE_VERSION])
-        key = hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        key = short_digest(payload)
         self._problems.setdefault(key, {"tests": tests, "limits": limits})
         return key
 

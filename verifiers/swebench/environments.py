@@ -29,7 +29,6 @@ from __future__ import annotations
 import configparser
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -46,6 +45,7 @@ from typing import IO
 import tomllib
 from tqdm import tqdm
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.swebench.interpreters import Interpreter
 from lm_eval_monkeys.verifiers.swebench.specs import RepoSpec, requirements
@@ -105,7 +105,7 @@ class Plan:
 
 
 def _digest(value: object) -> str:
-    return hashlib.sha256(json.dumps(value).encode()).hexdigest()[:12]
+    return short_digest(json.dumps(value))
 
 
 def plan_for(instance: dict, spec: RepoSpec, interpreter: Interpreter, mirror: Path) -> Plan:
@@ -331,7 +331,7 @@ class Environments:
         backend = sorted(p.name for p in (venv / BUILD_BACKEND).glob("*.dist-info"))
         content = json.dumps([plan.interpreter.version, str(plan.interpreter.executable),
                               sorted(frozen.splitlines()), backend])  # fmt: skip
-        image = self.root / "images" / hashlib.sha256(content.encode()).hexdigest()[:16]
+        image = self.root / "images" / short_digest(content)
         image.parent.mkdir(parents=True, exist_ok=True)
         (venv / "monkeys-image.json").write_text(content)
         relocate(venv, venv, image)

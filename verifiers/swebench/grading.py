@@ -17,7 +17,6 @@ else the local runner. ``,gold=N`` sets how often each instance's gold patch run
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -28,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
 from lm_eval_monkeys.verifiers.swebench.specs import NETWORK_ENV
@@ -120,8 +120,7 @@ class SWEbenchChecker(Checker):
             unjudged = to_verdict(setup_failure(doc, err))
             verdict_key = f"unjudged: {err}"
         decided_by = [[doc[f] for f in fields], verdict_key, RUNNER_VERSION]
-        digest = hashlib.sha256(json.dumps(decided_by).encode()).hexdigest()[:16]
-        key = f"{doc['instance_id']}:{digest}"
+        key = f"{doc['instance_id']}:{short_digest(json.dumps(decided_by))}"
         self._instances.setdefault(key, doc)
         if unjudged is not None:
             self._unjudged[key] = unjudged
@@ -240,8 +239,7 @@ class DockerRunner:
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
         from swebench.harness.run_evaluation import main as run_evaluation
 
-        digest = hashlib.sha256((instance["instance_id"] + patch).encode()).hexdigest()
-        run_id = f"monkeys-{digest[:16]}"
+        run_id = f"monkeys-{short_digest(instance['instance_id'] + patch)}"
         model = "lm-eval-monkeys"
         with tempfile.TemporaryDirectory(prefix="monkeys-swebench-") as scratch:
             predictions = Path(scratch, "predictions.jsonl")

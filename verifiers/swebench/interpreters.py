@@ -12,7 +12,6 @@ its standard library with it, and run from there with its shared library on
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 
 _VERSION = re.compile(r"^\d+(\.\d+)*$")
@@ -102,8 +102,7 @@ def _usable(executable: Path, version: str, shared: Path) -> Interpreter:
     if _world_traversable(executable.resolve()):
         return Interpreter(executable, version)
     minor = ".".join(version.split(".")[:2])
-    tag = hashlib.sha256(str(prefix).encode()).hexdigest()[:8]
-    target = shared / "pythons" / f"{version}-{tag}"
+    target = shared / "pythons" / f"{version}-{short_digest(str(prefix))}"
     if not target.is_dir():
         _link_installation(prefix, minor, target)
     binary = target / "bin" / f"python{minor}"

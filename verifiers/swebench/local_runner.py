@@ -23,7 +23,6 @@ dataset, the mirror, other runs, logs or verdicts. See docs/security.md.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,6 +37,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.code.sandbox import Sandbox, shared_dir
 from lm_eval_monkeys.verifiers.swebench.environments import (
@@ -238,8 +238,7 @@ class LocalRunner:
         return path
 
     def log_path(self, instance: dict[str, Any], patch: str) -> Path:
-        digest = hashlib.sha256(patch.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        path = self.workdir / "logs" / instance["instance_id"] / f"{digest}.log"
+        path = self.workdir / "logs" / instance["instance_id"] / f"{short_digest(patch)}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 

@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 
 SPECS_ENV = "MONKEYS_SWEBENCH_SPECS"  # JSON file overriding fields per (repo, version)
@@ -56,7 +57,7 @@ class RepoSpec:
     def digest(self) -> str:
         """Everything in the spec that decides a verdict."""
         fields_ = {k: v for k, v in asdict(self).items() if k != "source"}
-        return hashlib.sha256(json.dumps(fields_, sort_keys=True).encode()).hexdigest()[:16]
+        return short_digest(json.dumps(fields_, sort_keys=True))
 
 
 @cache

@@ -1,4 +1,4 @@
-"""k-sample backends: request grouping, seeds, monkeys-hf on the embedded model, settings.
+"""k-sample models: request grouping, seeds, monkeys-hf on the embedded model, settings.
 
 monkeys-vllm runs on a real vLLM engine in tests/test_vllm_engine.py (its own environment).
 """
