@@ -7,8 +7,15 @@ build here). Every engine runs in its own subprocess on the same pickled request
 5-shot prompts lm-eval builds for ``repeats: k``), so start time and peak memory (all its
 processes: vLLM's engine is a child) are its own; the old ``monkeys-hf`` runs from ``git
 archive`` of that commit. New tokens are counted by re-tokenising every engine's texts
-with the same tokenizer. The compute limit is a matmul benchmark on the same machine (the
-faster of torch's default fp32 kernel and oneDNN's): 2 FLOPs per parameter per new token.
+with the same tokenizer. The compute limit is a matmul benchmark on the same machine at
+the engine's decode shape (min(k, 64) rows of the model's width; the faster of torch's
+default fp32 kernel and oneDNN's prepacked one): 2 FLOPs per parameter per new token.
+
+In the same run, for each k: monkeys-hf again beside one CPU-bound process per usable
+CPU (``--busy``, the busy-machine figure), and every engine's samples scored
+(``--fidelity``): the per-token z and mean negative log-likelihood under the fp32 model
+at the task's settings (``models/fidelity.py``), correct samples and coverage@k on
+GSM8K, and each engine against monkeys-hf with ``compare``'s paired statistics.
 
 Each engine runs where the README installs it: the transformers engines with the
 interpreter running this script (the main environment), ``monkeys-vllm`` with
@@ -16,7 +23,8 @@ interpreter running this script (the main environment), ``monkeys-vllm`` with
 and skipped.
 
     MONKEYS_DATA_DIR=../shared/data python benchmarks/bench_engines.py \\
-        [--problems 4] [--k 16] [--max_tokens 256] [--engines monkeys-hf,...]
+        [--problems 4] [--ks 16,64] [--max_tokens 256] [--engines monkeys-hf,...]
+        [--no-busy] [--no-fidelity]
 """
 
 from __future__ import annotations
@@ -125,13 +133,18 @@ def old_tree(commit: str, into: Path) -> Path:
 
 
 def child(
-    engine: str, requests_file: str, k: int, pythonpath: str | None, python: str
+    engine: str,
+    requests_file: str,
+    k: int,
+    pythonpath: str | None,
+    python: str,
+    competitors: int = 0,
 ) -> dict[str, Any]:
+    """One engine's run in its own process; ``competitors`` CPU-bound processes beside it."""
     from transformers import AutoTokenizer
 
     from lm_eval_monkeys.models.embedded import (
         GGUF_FILE,
-        embedded_model_args,
         embedded_package_dir,
     )
 
@@ -139,7 +152,35 @@ def child(
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     load_before = os.getloadavg()[0]
-    run = subprocess.run(
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(competitors)
+    ]
+    try:
+        run = run_child(python, engine, requests_file, k, env)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    if run.returncode != 0 or not lines:
+        return {"error": (run.stderr.strip().splitlines() or ["no output"])[-1]}
+    figures = json.loads(lines[-1])
+    # One tokenizer counts every engine's new tokens (the checked-out code's, not the child's).
+    tokenizer = AutoTokenizer.from_pretrained(str(embedded_package_dir()), gguf_file=GGUF_FILE)
+    return {
+        **figures,
+        "samples": len(figures["texts"]),
+        "new_tokens": sum(len(tokenizer(t).input_ids) for t in figures["texts"]),
+        "load": (load_before, os.getloadavg()[0]),
+    }
+
+
+def run_child(
+    python: str, engine: str, requests_file: str, k: int, env: dict[str, str]
+) -> subprocess.CompletedProcess[str]:
+    from lm_eval_monkeys.models.embedded import embedded_model_args
+
+    return subprocess.run(
         [
             python,
             __file__,
@@ -156,28 +197,96 @@ def child(
         text=True,
         env=env,
     )
-    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
-    if run.returncode != 0 or not lines:
-        return {"error": (run.stderr.strip().splitlines() or ["no output"])[-1]}
-    figures = json.loads(lines[-1])
-    texts = figures.pop("texts")
-    # One tokenizer counts every engine's new tokens (the checked-out code's, not the child's).
-    tokenizer = AutoTokenizer.from_pretrained(str(embedded_package_dir()), gguf_file=GGUF_FILE)
-    return {
-        **figures,
-        "samples": len(texts),
-        "new_tokens": sum(len(tokenizer(t).input_ids) for t in texts),
-        "load": (load_before, os.getloadavg()[0]),
-    }
+
+
+def solves(checker: Any, text: str, target: str) -> bool:
+    answer = checker.extract(text)
+    return answer is not None and checker.judge_many([answer], target)[0].correct
+
+
+def fidelity(results: dict[str, dict[str, Any]], requests: list[Any], k: int) -> list[str]:
+    """Each engine's samples against the fp32 model, its GSM8K scores, and paired compares.
+
+    Per engine: the per-token z of its samples under the model at the task's settings and
+    their mean negative log-likelihood (``fidelity.sequence_fit``), then correct samples
+    and coverage@k per problem; every engine against monkeys-hf with the paired bootstrap
+    and sign-flip test of ``compare`` (``comparison/paired.py``).
+    """
+    import numpy as np
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lm_eval_monkeys.comparison.paired import paired_differences
+    from lm_eval_monkeys.models.embedded import GGUF_FILE, embedded_package_dir
+    from lm_eval_monkeys.models.fidelity import sequence_fit
+    from lm_eval_monkeys.models.generation import generation_settings
+    from lm_eval_monkeys.verifiers import get_verifier
+
+    source = str(embedded_package_dir())
+    model = AutoModelForCausalLM.from_pretrained(source, gguf_file=GGUF_FILE).eval()
+    tokenizer = AutoTokenizer.from_pretrained(source, gguf_file=GGUF_FILE)
+    checker = get_verifier("gsm8k")
+    first = requests[::k]
+    settings = generation_settings(first[0].args[1], 256)
+    prompts = [tokenizer(r.args[0]).input_ids for r in first]
+    lines = [
+        "| engine | per-token z | tokens | impossible | mean NLL/token | correct | coverage@k |"
+    ]
+    lines.append("|---|---|---|---|---|---|---|")
+    per_problem: dict[str, np.ndarray] = {}
+    for engine, r in results.items():
+        if "texts" not in r:
+            continue
+        texts = r["texts"]
+        samples = [(prompts[i // k], t) for i, t in enumerate(texts)]
+        fit = sequence_fit(model, tokenizer, samples, settings)
+        correct = np.array(
+            [
+                [
+                    solves(checker, t, checker.target(first[p].doc))
+                    for t in texts[p * k : (p + 1) * k]
+                ]
+                for p in range(len(first))
+            ],
+            dtype=float,
+        )
+        per_problem[engine] = np.stack([correct.mean(1), correct.max(1)], axis=1)
+        lines.append(
+            f"| {engine} | {fit.z:+.2f} | {fit.tokens} | {fit.impossible} | {fit.mean_nll:.3f} | "
+            f"{int(correct.sum())}/{correct.size} | {correct.max(1).mean():.2f} |"
+        )
+    base = per_problem.get("monkeys-hf")
+    for engine, values in per_problem.items():
+        if base is None or engine == "monkeys-hf":
+            continue
+        for name, d in zip(
+            ("accuracy", "coverage@k"), paired_differences(base, values), strict=True
+        ):
+            lines.append(
+                f"{engine} - monkeys-hf, {name}: {d.difference:+.3f} "
+                f"[{d.ci_low:+.3f}, {d.ci_high:+.3f}], p = {d.p_value:.2f} ({d.problems} problems)"
+            )
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--problems", type=int, default=4)
-    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--ks", default="16,64", help="k values, each a run of every engine")
     parser.add_argument("--max_tokens", type=int, default=256)
     parser.add_argument("--engines", default=",".join(ENGINES))
     parser.add_argument("--before", default=BEFORE)
+    parser.add_argument(
+        "--busy",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run monkeys-hf beside one CPU-bound process per usable CPU",
+    )
+    parser.add_argument(
+        "--fidelity",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score every engine's samples under the fp32 model and on GSM8K",
+    )
     parser.add_argument(
         "--vllm_python",
         default=str(VLLM_PYTHON) if VLLM_PYTHON.exists() else sys.executable,
@@ -185,6 +294,7 @@ def main() -> None:
     )
     parser.add_argument("--child")
     parser.add_argument("--requests")
+    parser.add_argument("--k", type=int, help="(child) samples per problem")
     parser.add_argument("--hf_args")
     args = parser.parse_args()
     if args.child:
@@ -192,57 +302,71 @@ def main() -> None:
         return
 
     import torch
-
-    requests = build_requests(args.problems, args.k, args.max_tokens)
-    words = sum(len(r.args[0].split()) for r in requests[:: args.k]) / args.problems
-    print(
-        f"{args.problems} GSM8K problems x k={args.k}, at most {args.max_tokens} new tokens, "
-        f"5-shot prompts of ~{words:.0f} words; {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, load average {os.getloadavg()[0]:.2f} at start"
-    )
-    results: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        requests_file = str(Path(tmp) / "requests.pkl")
-        Path(requests_file).write_bytes(pickle.dumps(requests))
-        for engine in args.engines.split(","):
-            path = None
-            if engine == "monkeys-hf-before":
-                path = str(old_tree(args.before, Path(tmp) / "before"))
-            python = args.vllm_python if engine == "monkeys-vllm" else sys.executable
-            results[engine] = child(engine, requests_file, args.k, path, python)
-            print(engine, json.dumps(results[engine]), flush=True)
-    import torch
     from bench_models import matmul_gflops
 
-    default, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
-    onednn = matmul_gflops(torch.float32, packed=True)
-    fp32 = max(default, onednn)  # the machine's fp32 limit: the faster kernel
-    params = 134_515_008  # the embedded SmolLM2-135M (GGUF tensor shapes)
-    limit = fp32 * 1e9 / (2 * params)
+    from lm_eval_monkeys.models.cpu_threads import usable_cpus
+
+    cpus = usable_cpus()
     print(
-        f"\nmatmul: fp32 {default:.0f} GFLOP/s (torch's default), {onednn:.0f} (oneDNN, "
-        f"prepacked), bf16 {bf16:.0f} -> fp32 limit ~{limit:.0f} new tok/s, bf16 "
-        f"~{bf16 * 1e9 / (2 * params):.0f} (load average {os.getloadavg()[0]:.2f})\n"
+        f"{args.problems} GSM8K problems, k in {args.ks}, at most {args.max_tokens} new tokens; "
+        f"{os.cpu_count()} CPUs ({cpus} usable), torch {torch.__version__}, "
+        f"load average {os.getloadavg()[0]:.2f} at start"
     )
-    print(
-        "| engine | start | sampling | samples/s | new tok/s | of fp32 limit | peak memory | load |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for engine, r in results.items():
-        if "error" in r:
-            print(f"| {engine} | failed: {r['error']} |")
-            continue
-        tok_s = r["new_tokens"] / r["sampling_s"]
-        print(
-            f"| {engine} | {r['start_s']:.0f} s | {r['sampling_s']:.1f} s | "
-            f"{r['samples'] / r['sampling_s']:.2f} | {tok_s:.0f} | {tok_s / limit:.0%} | "
-            f"{r['peak_gib']:.1f} GiB | {r['load'][0]:.1f}-{r['load'][1]:.1f} |"
+    report: list[str] = []
+    for k in (int(x) for x in args.ks.split(",")):
+        requests = build_requests(args.problems, k, args.max_tokens)
+        results: dict[str, dict[str, Any]] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            requests_file = str(Path(tmp) / "requests.pkl")
+            Path(requests_file).write_bytes(pickle.dumps(requests))
+            runs = [(e, e, 0) for e in args.engines.split(",")]
+            if args.busy and "monkeys-hf" in args.engines.split(","):
+                runs.append(("monkeys-hf", f"monkeys-hf, {cpus} CPU-bound beside it", cpus))
+            for engine, label, competitors in runs:
+                path = None
+                if engine == "monkeys-hf-before":
+                    path = str(old_tree(args.before, Path(tmp) / "before"))
+                python = args.vllm_python if engine == "monkeys-vllm" else sys.executable
+                results[label] = child(engine, requests_file, k, path, python, competitors)
+                shown = {key: v for key, v in results[label].items() if key != "texts"}
+                print(f"k={k}", label, json.dumps(shown), flush=True)
+        # The limit at the engine's decode shape: 64 rows (or k, if fewer) of the model's width.
+        rows = min(k, 64)
+        default = matmul_gflops(torch.float32, size=576, rows=rows, reps=200)
+        onednn = matmul_gflops(torch.float32, size=576, rows=rows, reps=200, packed=True)
+        params = 134_515_008  # the embedded SmolLM2-135M (GGUF tensor shapes)
+        limit = max(default, onednn) * 1e9 / (2 * params)
+        report.append(
+            f"\nk = {k}: matmul [{rows} x 576] x [576 x 576], fp32: {default:.0f} GFLOP/s "
+            f"(torch's default), {onednn:.0f} (oneDNN, prepacked) -> limit ~{limit:.0f} new "
+            f"tok/s (load average {os.getloadavg()[0]:.2f})\n"
         )
-    base = results.get("monkeys-hf-before", {})
-    for engine, r in results.items():
-        if engine != "monkeys-hf-before" and "sampling_s" in base and "sampling_s" in r:
-            ratio = (r["new_tokens"] / r["sampling_s"]) / (base["new_tokens"] / base["sampling_s"])
-            print(f"{engine} tok/s / monkeys-hf-before tok/s: {ratio:.2f}x")
+        report.append(
+            "| engine | start | sampling | samples/s | new tok/s | of limit | peak memory | load |"
+        )
+        report.append("|---|---|---|---|---|---|---|---|")
+        for engine, r in results.items():
+            if "error" in r:
+                report.append(f"| {engine} | failed: {r['error']} |")
+                continue
+            tok_s = r["new_tokens"] / r["sampling_s"]
+            report.append(
+                f"| {engine} | {r['start_s']:.0f} s | {r['sampling_s']:.1f} s | "
+                f"{r['samples'] / r['sampling_s']:.2f} | {tok_s:.0f} | {tok_s / limit:.0%} | "
+                f"{r['peak_gib']:.1f} GiB | {r['load'][0]:.1f}-{r['load'][1]:.1f} |"
+            )
+        base = results.get("monkeys-hf", {})
+        for engine, r in results.items():
+            if engine != "monkeys-hf" and "sampling_s" in base and "sampling_s" in r:
+                ratio = (r["new_tokens"] / r["sampling_s"]) / (
+                    base["new_tokens"] / base["sampling_s"]
+                )
+                report.append(f"{engine} tok/s / monkeys-hf tok/s: {ratio:.2f}")
+        if args.fidelity:
+            report.append("")
+            report += fidelity(results, requests, k)
+        print("\n".join(report[-30:]), flush=True)
+    print("\n".join(report))
 
 
 if __name__ == "__main__":

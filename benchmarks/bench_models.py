@@ -35,13 +35,19 @@ def cloned_requests(problems: int, k: int, max_tokens: int) -> list:
 
 
 def matmul_gflops(
-    dtype: torch.dtype, size: int = 1024, reps: int = 20, packed: bool = False
+    dtype: torch.dtype,
+    size: int = 1024,
+    reps: int = 20,
+    packed: bool = False,
+    rows: int | None = None,
 ) -> float:
-    """A size^3 matmul's GFLOP/s: torch's default kernel, or oneDNN with a prepacked weight
-    (what monkeys-hf's linear layers run on a CPU; MKL's default is slow on AMD CPUs)."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    """A [rows, size] x [size, size] matmul's GFLOP/s (rows default: size): torch's default
+    kernel, or oneDNN with a prepacked weight (what monkeys-hf's linear layers run on a
+    CPU; MKL's default is slow on AMD CPUs). ``rows``: a decode step's row count."""
+    rows = rows or size
+    a, b = torch.randn(rows, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
     if packed:
-        weight = torch.ops.mkldnn._reorder_linear_weight(b, size)
+        weight = torch.ops.mkldnn._reorder_linear_weight(b, rows)
 
         def multiply() -> torch.Tensor:
             return torch.ops.mkldnn._linear_pointwise(a, weight, None, "none", [], "")
@@ -54,7 +60,7 @@ def matmul_gflops(
     start = time.perf_counter()
     for _ in range(reps):
         multiply()
-    return 2 * size**3 * reps / (time.perf_counter() - start) / 1e9
+    return 2 * rows * size**2 * reps / (time.perf_counter() - start) / 1e9
 
 
 def main() -> None:

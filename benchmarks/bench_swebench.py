@@ -14,6 +14,17 @@ read from git): the same two patches, alternating with this runner's, ``--repeat
 times. Prints one row per instance and round, the medians and the median of the paired
 ratios; exits non-zero if any gold patch does not resolve or any unrelated patch does,
 with either runner.
+
+    python benchmarks/bench_swebench.py --conformance --repos DIR --instances ID,ID,...
+        [--specs FILE]
+
+Any Lite instances whose mirrors are in ``DIR`` (named ``owner__repo``), each through
+``lm-eval-monkeys verify --verifier swebench:local`` as a user runs it (gold check on):
+the gold patch and the unrelated patch as two completions, one verify run per instance
+(its seconds include the environment build on first use); ``--specs`` names a
+``MONKEYS_SWEBENCH_SPECS`` file (none by default: the harness's specs alone). Prints one
+row per instance with both statuses and the reason of any verdict that is not a
+judgement; exits non-zero if an unrelated patch resolves or a verify run fails.
 """
 
 from __future__ import annotations
@@ -59,16 +70,75 @@ def timed(runner: LocalRunner, instance: dict, patch: str) -> tuple[float, dict]
     return time.perf_counter() - start, result
 
 
+def conformance(work: Path, repos: Path, chosen: list[dict]) -> int:
+    """One verify run per instance (gold and unrelated patch); the number of failures."""
+    print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} cores", flush=True)
+    print("| instance | version | seconds | gold | unrelated | reason |")
+    print("|---|---|---|---|---|---|")
+    env = {**os.environ, "MONKEYS_SWEBENCH_REPOS": str(repos),
+           "MONKEYS_SANDBOX_DIR": str(work), "MONKEYS_CACHE_DIR": str(work / "cache")}  # fmt: skip
+    failures = 0
+    for instance in chosen:
+        mirror = repos / instance["repo"].replace("/", "__")
+        patches = [instance["patch"], unrelated_patch(instance, mirror)]
+        source, output = work / "conformance-in.jsonl", work / "conformance-out.jsonl"
+        source.write_text("".join(json.dumps({"doc": instance, "completion": f"<patch>\n{p}"
+                                              "</patch>"}) + "\n" for p in patches))  # fmt: skip
+        output.unlink(missing_ok=True)
+        start = time.perf_counter()
+        done = subprocess.run(
+            ["lm-eval-monkeys", "verify", "--task", "monkeys_swebench_lite", "--input",
+             str(source), "--output", str(output), "--verifier", "swebench:local"],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            failures += 1
+            print(
+                f"| {instance['instance_id']} | {instance['version']} | {seconds:.0f} | "
+                f"verify failed: {done.stderr.strip().splitlines()[-1:]} | | |",
+                flush=True,
+            )
+            continue
+        gold, other = (json.loads(line) for line in output.open())
+        failures += bool(other["correct"])
+        reason = next((v["details"].get("reason", "") for v in (gold, other)
+                       if v["status"] == "env_failed"), "")  # fmt: skip
+        print(
+            f"| {instance['instance_id']} | {instance['version']} | {seconds:.0f} | "
+            f"{gold['status']} | {other['status']} | {reason[:300]} |",
+            flush=True,
+        )
+    print(f"load average at end: {os.getloadavg()}")
+    return failures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/var/tmp/lm-eval-monkeys-bench"))
     parser.add_argument("--fresh", action="store_true", help="build every environment anew")
     parser.add_argument("--instances", default="", help="comma-separated ids (default: all)")
+    parser.add_argument("--conformance", action="store_true", help="through verify, any repo")
+    parser.add_argument("--repos", type=Path, help="mirrors named owner__repo (--conformance)")
+    parser.add_argument("--specs", help="a MONKEYS_SWEBENCH_SPECS file (--conformance)")
     parser.add_argument("--baseline-ref", default="main", help="git ref of the baseline runner")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the four runs")
     args = parser.parse_args()
     if args.fresh:
         shutil.rmtree(args.work / "swebench", ignore_errors=True)
+    if args.conformance:
+        if args.repos is None or not args.instances:
+            parser.error("--conformance needs --repos DIR and --instances ID,...")
+        data = Path(os.environ.get("MONKEYS_DATA_DIR") or REPO.parent / "shared" / "data")
+        lite = json.loads((data / "swebench_lite" / "test.json").read_text())
+        wanted = args.instances.split(",")
+        args.work.mkdir(parents=True, exist_ok=True)
+        args.work.chmod(0o755)
+        os.environ.pop("MONKEYS_SWEBENCH_SPECS", None)
+        if args.specs:
+            os.environ["MONKEYS_SWEBENCH_SPECS"] = args.specs
+        sys.exit(1 if conformance(args.work, args.repos, [r for r in lite if
+                                  r["instance_id"] in wanted]) else 0)  # fmt: skip
     (args.work / "mirrors").mkdir(parents=True, exist_ok=True)
     args.work.chmod(0o755)
     os.environ.pop("MONKEYS_SWEBENCH_SPECS", None)

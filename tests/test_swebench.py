@@ -24,12 +24,14 @@ from conftest import run_cli
 from lm_eval.tasks import TaskManager
 from swebench_toy import (
     BREAKS_NEG,
+    CALC,
     CHEATS,
     FLAKY_GOLD,
     FUZZY,
     GOLD,
     MALFORMED,
     SPEC,
+    TESTS,
     WRONG,
     git,
     make_toy,
@@ -74,6 +76,10 @@ def test_patch_extraction() -> None:
     assert extract_patch(f"Here is the fix.\n<patch>\n{GOLD}</patch>\nDone.") == GOLD
     assert extract_patch(f"```diff\n{GOLD}```") == GOLD
     assert extract_patch(f"I changed calc.py:\n{GOLD}\n\n") == GOLD
+    # A last hunk ending in a blank context line (" "), as sphinx-doc__sphinx-8721's
+    # gold patch does: kept, or the patch no longer applies as written.
+    blank_end = "diff --git a/x b/x\n--- a/x\n+++ b/x\n@@ -1,2 +1,2 @@\n-a\n+b\n \n"
+    assert extract_patch(f"<patch>\n{blank_end}</patch>") == blank_end
     assert extract_patch("") is None
     assert extract_patch("The bug is in add(); it should use +.") is None
     assert extract_patch("```diff\n--- a/calc.py\n+++ b/calc.py\n```") is None  # no hunk
@@ -155,10 +161,66 @@ def test_failed_build_is_env_failed_and_leaves_nothing(
     [verdict] = check.judge_many([GOLD], check.target(swe["instance"]))
     assert (verdict.correct, verdict.status, verdict.final) == (False, "env_failed", False)
     assert "failed at pip_packages" in verdict.details["reason"]
-    log = Path(verdict.details["reason"].rsplit("see ", 1)[1])
+    log = Path(verdict.details["log"])
     assert "lm-eval-monkeys-no-such-package" in log.read_text()
     envs = swe["work"] / "envs"
     assert not [p for p in envs.iterdir() if p.name.startswith(".build-")]
+
+
+def test_failed_build_is_not_retried_per_patch(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three patches of an instance whose build fails: one build, its log kept."""
+    specs, attempts = tmp_path / "specs.json", tmp_path / "attempts"
+    fails = {**SPEC, "pre_install": [f"echo attempt >> {attempts}; exit 3"]}
+    specs.write_text(json.dumps({"acme/calc": {"default": fails}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    check = checker()
+    verdicts = check.judge_many([GOLD, WRONG, FUZZY], check.target(swe["instance"]))
+    assert {(v.status, v.final) for v in verdicts} == {("env_failed", False)}
+    assert attempts.read_text() == "attempt\n"
+    log = Path(verdicts[2].details["log"])
+    assert "failed at pre_install (exit 3)" in verdicts[2].details["reason"]
+    assert f"$ echo attempt >> {attempts}; exit 3" in log.read_text()
+
+
+def test_no_instance_ends_the_run(swe: dict, tmp_path: Path) -> None:
+    """verify over instances that cannot be planned (no spec, a conda spec, a Python
+    that is not here, no mirror) beside one that can: each gets env_failed naming its
+    reason, not final; the good one is judged; the run succeeds."""
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({
+        "acme/calc": {"default": SPEC},
+        "acme/conda": {"default": {**SPEC, "packages": "environment.yml"}},
+        "acme/ancient": {"default": {**SPEC, "python": "2.1"}},
+        "acme/nowhere": {"default": SPEC},
+    }))  # fmt: skip
+    mirrors = swe["root"] / "mirrors"
+    for name in ("acme__conda", "acme__ancient"):  # the toy's history under other names
+        (mirrors / name).unlink(missing_ok=True)
+        (mirrors / name).symlink_to(mirrors / "acme__calc")
+    good = swe["instance"]
+    docs = [
+        {**good, "repo": "acme/unknown", "instance_id": "acme__unknown-1"},
+        {**good, "repo": "acme/conda", "instance_id": "acme__conda-1"},
+        {**good, "repo": "acme/ancient", "instance_id": "acme__ancient-1"},
+        {**good, "repo": "acme/nowhere", "instance_id": "acme__nowhere-1"},
+        good,
+    ]
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text("".join(json.dumps({"doc": d, "completion": GOLD}) + "\n" for d in docs))
+    done = run_cli("verify", "--task", "monkeys_swebench_lite", "--input", str(source),
+                   "--output", str(output), "--verifier", "swebench:local,gold=0",
+                   env={**swe["env"], "MONKEYS_SWEBENCH_SPECS": str(specs)})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in output.open()]
+    assert [line["status"] for line in lines] == ["env_failed"] * 4 + ["resolved"]
+    reasons = [line["details"]["reason"] for line in lines[:4]]
+    assert "no SWE-bench spec for acme/unknown" in reasons[0]
+    assert "conda environment.yml" in reasons[1]
+    assert "needs Python 2.1" in reasons[2]
+    assert "no local mirror of acme/nowhere" in reasons[3]
+    assert "Traceback" not in done.stderr
 
 
 def test_verdict_key_follows_the_spec(swe: dict, tmp_path: Path, monkeypatch) -> None:
@@ -213,14 +275,17 @@ def test_killed_build_leaves_no_environment(swe: dict, tmp_path: Path) -> None:
 def test_clear_errors_for_missing_setup(swe: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     check = checker()
     other = {**swe["instance"], "repo": "acme/unknown", "instance_id": "acme__unknown-1"}
-    with pytest.raises(MonkeysError, match=r"no SWE-bench spec for acme/unknown 1\.0"):
-        check.target(other)
+    [verdict] = check.judge_many([GOLD], check.target(other))
+    assert (verdict.status, verdict.final) == ("env_failed", False)
+    assert "no SWE-bench spec for acme/unknown 1.0" in verdict.details["reason"]
     old = {**swe["instance"], "instance_id": "acme__calc-9"}
     specs = Path(swe["env"]["MONKEYS_SWEBENCH_SPECS"]).with_name("old-python.json")
     specs.write_text(json.dumps({"acme/calc": {"default": {**SPEC, "python": "2.1"}}}))
     monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
-    with pytest.raises(MonkeysError, match=r"needs Python 2\.1 .*uv python install 2\.1"):
-        checker().target(old)
+    check = checker()
+    [verdict] = check.judge_many([GOLD], check.target(old))
+    assert "needs Python 2.1" in verdict.details["reason"]
+    assert "uv python install 2.1" in verdict.details["reason"]
     monkeypatch.setenv("MONKEYS_SANDBOX_DIR", "/tmp/monkeys-under-tmp")
     with pytest.raises(MonkeysError, match="under /tmp"):
         LocalRunner()
@@ -272,3 +337,196 @@ def test_task_builds_oracle_prompts(swe: dict) -> None:
     prompt = oracle_prompt(toy, gold_files(toy, os.environ["MONKEYS_SWEBENCH_REPOS"]))
     assert "[start of src/calc/__init__.py]\n1 def add(a, b):\n2     return a - b\n" in prompt
     assert "tests/test_calc.py" not in prompt  # test files are not shown
+
+
+def new_test_file(name: str, code: str) -> str:
+    """A test-patch hunk creating ``tests/<name>`` with ``code``."""
+    lines = code.splitlines()
+    head = f"diff --git a/tests/{name} b/tests/{name}\nnew file mode 100644\n"
+    return (f"{head}--- /dev/null\n+++ b/tests/{name}\n@@ -0,0 +1,{len(lines)} @@\n"
+            + "".join(f"+{line}\n" for line in lines))  # fmt: skip
+
+
+def with_test(instance: dict, instance_id: str, name: str, code: str, test: str) -> dict:
+    """The toy instance with one more PASS_TO_PASS test, in a new file."""
+    p2p = [*json.loads(instance["PASS_TO_PASS"]), f"tests/{name}::{test}"]
+    return {**instance, "instance_id": instance_id, "PASS_TO_PASS": json.dumps(p2p),
+            "test_patch": instance["test_patch"] + new_test_file(name, code)}  # fmt: skip
+
+
+ONLINE_TEST = """import urllib.request
+
+
+def test_fetch():
+    urllib.request.urlopen("http://httpbin.org/get", timeout=20).read()
+"""
+
+
+def test_tests_that_need_the_network_are_named(swe: dict) -> None:
+    """A gold patch failing only because a test fetches a URL: the verdict says which
+    test, which host and what to enable, not "broken setup". (The sandbox has no network:
+    nothing is fetched.)"""
+    online = with_test(swe["instance"], "acme__calc-net", "test_online.py", ONLINE_TEST,
+                       "test_fetch")  # fmt: skip
+    check = checker(gold=1)
+    verdicts = check.judge_many([GOLD, WRONG], check.target(online))
+    assert {(v.status, v.final) for v in verdicts} == {("env_failed", False)}
+    reason = verdicts[0].details["reason"]
+    assert "1 of its tests need the network (tests/test_online.py::test_fetch" in reason
+    assert "hosts: httpbin.org" in reason
+    assert "MONKEYS_SWEBENCH_NETWORK=acme/calc" in reason
+    assert "setup is broken" not in reason
+    gold = verdicts[0].details["gold"]
+    assert gold["needs_network"] == {"tests": ["tests/test_online.py::test_fetch"],
+                                     "hosts": ["httpbin.org"]}  # fmt: skip
+    # A test failing for another reason is not called a network problem.
+    check = checker()
+    [wrong] = check.judge_many([WRONG], check.target(swe["instance"]))
+    assert "needs_network" not in wrong.details
+
+
+def test_a_patch_cannot_pass_its_failure_off_as_the_network(swe: dict) -> None:
+    """A wrong patch whose failure reads like a missing network: still a final
+    ``tests_failed`` (only the trusted gold patch's failures can make an instance
+    ``env_failed``)."""
+    error = "OSError('[Errno -3] Temporary failure in name resolution host=httpbin.org')"
+    mimic = WRONG.replace("+    return a * b", f"+    raise {error}")
+    check = checker(gold=1)
+    [verdict] = check.judge_many([mimic], check.target(swe["instance"]))
+    assert (verdict.correct, verdict.status, verdict.final) == (False, "tests_failed", True)
+    assert verdict.details["fail_to_pass_failed"] == ["tests/test_calc.py::test_add"]
+
+
+LOCALE_TEST = """import locale
+
+
+def test_utf8_locale():
+    locale.setlocale(locale.LC_ALL, "")
+    assert locale.nl_langinfo(locale.CODESET) == "UTF-8"
+"""
+
+
+def test_djangos_locale_step_gives_utf8_without_writing_etc(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Django 3.0's eval commands (locale-gen into /etc, then en_US.UTF-8): the tests run
+    in a UTF-8 locale that exists, and /etc is untouched."""
+    from lm_eval_monkeys.verifiers.swebench.specs import spec_for
+
+    django = spec_for("django/django", "3.0").eval_commands
+    assert any("locale-gen" in command for command in django)
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": {**SPEC, "eval_commands": django}}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    before = {p: p.read_bytes() for p in map(Path, ("/etc/locale.gen",)) if p.is_file()}
+    utf8 = with_test(swe["instance"], "acme__calc-locale", "test_locale.py", LOCALE_TEST,
+                     "test_utf8_locale")  # fmt: skip
+    check = checker()
+    [verdict] = check.judge_many([GOLD], check.target(utf8))
+    assert (verdict.correct, verdict.status) == (True, "resolved"), verdict.details
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_builds_ignore_the_hosts_pip_setup(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host's pip config and PIP_* variables say "no index": the build uses PyPI,
+    upgrades pip first, and resolves; MONKEYS_SWEBENCH_PIP_CONFIG is the one file read."""
+    hostile = tmp_path / "host-pip.conf"
+    hostile.write_text("[global]\nno-index = true\nindex-url = http://127.0.0.1:9/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(hostile))
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    specs = tmp_path / "specs.json"
+    own = {**SPEC, "pip_packages": ["pytest", "iniconfig"]}  # an environment of its own
+    specs.write_text(json.dumps({"acme/calc": {"default": own}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    check = checker()
+    [verdict] = check.judge_many([GOLD], check.target(swe["instance"]))
+    assert verdict.status == "resolved", verdict.details
+    runner = check.runner
+    plan = runner.plan(swe["instance"])
+    log = runner.environments.log_path(plan.dependencies_name).read_text()
+    assert log.index("'install', '--upgrade', 'pip']") < log.index("'pytest', 'iniconfig']")
+    # A mirror named by MONKEYS_SWEBENCH_PIP_CONFIG is used (here one that refuses).
+    mirror = tmp_path / "mirror.conf"
+    mirror.write_text("[global]\nindex-url = http://127.0.0.1:9/simple\nretries = 0\n")
+    monkeypatch.setenv("MONKEYS_SWEBENCH_PIP_CONFIG", str(mirror))
+    unbuilt = {**own, "pip_packages": ["pytest", "packaging"]}  # not built yet
+    specs.write_text(json.dumps({"acme/calc": {"default": unbuilt}}))
+    check = checker()
+    [verdict] = check.judge_many([GOLD], check.target(swe["instance"]))
+    assert verdict.status == "env_failed" and "failed at pip_packages" in verdict.details["reason"]
+    assert "127.0.0.1" in Path(verdict.details["log"]).read_text()
+    (tmp_path / "bad.conf").write_text("index-url without a section\n")
+    monkeypatch.setenv("MONKEYS_SWEBENCH_PIP_CONFIG", str(tmp_path / "bad.conf"))
+    with pytest.raises(MonkeysError, match=r"MONKEYS_SWEBENCH_PIP_CONFIG=.*not a readable"):
+        LocalRunner()
+
+
+LEGACY_SETUP = (
+    "from setuptools import setup\n\nsetup(name='legacy', version='1.0', py_modules=['legacy'])\n"
+)
+
+
+def test_python36_environment_gets_a_pip_that_installs_todays_wheels(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Python 3.6 instance (as Django 3.0-3.2's) whose environment needs bcrypt: the
+    bundled pip 18.1 knows no manylinux2014 wheel and would build it from source (and
+    fail); the environment's pip is upgraded to 21.3.1 first, and the gold patch resolves."""
+    from lm_eval_monkeys.verifiers.swebench.interpreters import find_python
+
+    try:
+        find_python("3.6", swe["work"])
+    except MonkeysError as err:
+        pytest.skip(str(err))
+    mirror = swe["root"] / "mirrors" / "acme__legacy"
+    (mirror / "tests").mkdir(parents=True)
+    (mirror / "legacy.py").write_text(CALC)
+    (mirror / "setup.py").write_text(LEGACY_SETUP)
+    (mirror / "tests" / "test_calc.py").write_text(TESTS.replace("from calc", "from legacy"))
+    git(mirror, "init", "-q")
+    git(mirror, "add", ".")
+    git(mirror, "commit", "-qm", "base")
+    spec = {**SPEC, "python": "3.6", "pip_packages": ["pytest==7.0.1", "bcrypt==4.0.1"]}
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/legacy": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    flat = {"src/calc/__init__.py": "legacy.py", "from calc import": "from legacy import"}
+    patches = [swe["instance"]["patch"], swe["instance"]["test_patch"]]
+    for old, new in flat.items():
+        patches = [p.replace(old, new) for p in patches]
+    legacy = {**swe["instance"], "repo": "acme/legacy", "instance_id": "acme__legacy-1",
+              "base_commit": git(mirror, "rev-parse", "HEAD"), "environment_setup_commit": "",
+              "patch": patches[0], "test_patch": patches[1]}  # fmt: skip
+    check = checker()
+    [verdict] = check.judge_many([legacy["patch"]], check.target(legacy))
+    assert (verdict.status, verdict.correct) == ("resolved", True), verdict.details
+    runner = check.runner
+    plan = runner.plan(legacy)
+    image = runner.environments.get(plan, runner.mirror("acme/legacy"))
+    pip = subprocess.run([str(image / "bin" / "python"), "-m", "pip", "--version"],
+                         env={**os.environ, **plan.interpreter.env()},
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert pip.startswith("pip 21.3.1 ")
+
+
+def test_tox_current_env_runs_the_tests_in_the_environment(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sphinx's test command, ``tox --current-env -epy39``, with the harness's tox pins:
+    tox-current-env's link to the environment's python would start the bare interpreter
+    ("No module named pytest"); the tests run in the environment and resolve."""
+    tox_ini = "[testenv]\\ncommands = python -m pytest -rA -p no:cacheprovider {posargs}\\n"
+    spec = {**SPEC, "pip_packages": ["pytest", "tox==4.16.0", "tox-current-env==0.0.11"],
+            "eval_commands": [f"printf '{tox_ini}' > tox.ini"],
+            "test_cmd": "tox --current-env -epy39 -v --"}  # fmt: skip
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    check = checker()
+    verdicts = check.judge_many([GOLD, WRONG], check.target(swe["instance"]))
+    assert (verdicts[0].correct, verdicts[0].status) == (True, "resolved"), verdicts[0].details
+    assert (verdicts[1].correct, verdicts[1].status) == (False, "tests_failed")
+    log = Path(verdicts[0].details["log"]).read_text()
+    assert "py39: OK" in log and "PASSED tests/test_calc.py::test_add" in log

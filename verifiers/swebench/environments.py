@@ -10,14 +10,23 @@ backend put beside the environment, so that every patch reinstalls the *patched*
 offline (``install`` again, as the harness's eval script does) in its own copy: the
 tests import the patched code whatever the layout (src or flat).
 
+pip's settings are the runner's, never the host's (its config files and ``PIP_*``
+variables are ignored, so the same spec builds the same environment on any machine): the
+index is PyPI, or what the pip config file named by ``MONKEYS_SWEBENCH_PIP_CONFIG`` sets
+(a mirror), and every new environment first upgrades pip to the newest release its
+Python supports (``LAST_PIP``), as old bundled pips cannot install today's wheels.
+
 Builds run in a temporary directory renamed into place (a killed build leaves nothing
 half-made; the next ``Environments`` removes its remains) and show progress; each layer
-keeps its log. Identical environments (same interpreter, same installed distributions)
-are stored once, as ``images/<digest>``; ``envs/<layer name>`` links to its image.
+keeps its log. A build that failed is not tried again by the same ``Environments``
+(every patch of the instance would pay for it, and overwrite its log). Identical
+environments (same interpreter, same installed distributions) are stored once, as
+``images/<digest>``; ``envs/<layer name>`` links to its image.
 """
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import fcntl
 import json
@@ -43,15 +52,29 @@ from lm_eval_monkeys.verifiers.swebench.specs import RepoSpec, requirements
 
 logger = logging.getLogger(__name__)
 
-# pip inside the sandbox: no index, and the build backend from the environment's
-# BUILD_BACKEND directory ("0" is how pip's environment variable turns isolation off).
-OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0"}
+# pip inside the sandbox: no index, no config file (the host's /etc is visible there), and
+# the build backend from the environment's BUILD_BACKEND directory ("0" is how pip's
+# environment variable turns isolation off).
+OFFLINE_PIP = {"PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_CONFIG_FILE": os.devnull}
+PIP_CONFIG_ENV = "MONKEYS_SWEBENCH_PIP_CONFIG"  # a pip config file: the builds' only one
+PYPI = "https://pypi.org/simple"
+# The last pip release for each Python that newer pips dropped (their Requires-Python);
+# newer Pythons take the newest pip. Named, not left to pip: a mirror without
+# Requires-Python in its links would offer a pip the Python cannot run.
+LAST_PIP = {"2.7": "20.3.4", "3.5": "20.3.4", "3.6": "21.3.1", "3.7": "24.0", "3.8": "25.0.1"}
+# Bumped when the build steps change, so environments built the old way are not reused.
+BUILD_RECIPE = 2
 BUILD_BACKEND = "build-backend"
 Step = tuple[str, list[str] | str, Path | None]  # (label, argv or shell command, cwd)
 
 
 class EnvironmentBuildError(MonkeysError):
-    """The environment of an instance could not be built (a setup problem, not the patch's)."""
+    """The environment of an instance could not be built (a setup problem, not the patch's);
+    ``log`` is the build log, where there is one."""
+
+    def __init__(self, message: str, log: Path | None = None) -> None:
+        super().__init__(message)
+        self.log = log
 
 
 @dataclass(frozen=True)
@@ -70,7 +93,8 @@ class Plan:
     def dependencies_name(self) -> str:
         """The shared layer: interpreter, requirements and pinned packages (the harness's
         environment image, built at ``environment_setup_commit``)."""
-        key = [self.spec.digest(), str(self.interpreter), self.setup_commit, self.requirements]
+        key = [self.spec.digest(), str(self.interpreter), self.setup_commit, self.requirements,
+               BUILD_RECIPE]  # fmt: skip
         return f"{self.repo.replace('/', '__')}__{self.version}-{_digest(key)}"
 
     @property
@@ -99,10 +123,41 @@ def plan_for(instance: dict, spec: RepoSpec, interpreter: Interpreter, mirror: P
 def build_env(interpreter: Interpreter) -> dict[str, str]:
     """The host environment of build steps: bytecode compiled (the sandbox cannot write it
     later, and a compile warning under ``-W error`` would fail a test), the interpreter's
-    library path."""
+    library path, pip's settings from ``pip_settings`` alone."""
     dropped = ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    return {**env, **interpreter.env()}
+    env = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("PIP_")}
+    return {**env, **interpreter.env(), **pip_settings()}
+
+
+def pip_settings() -> dict[str, str]:
+    """pip's settings for builds, as its environment variables: PyPI and no config file,
+    or the ``[global]``, ``[install]`` and ``[download]`` settings of the file named by
+    ``MONKEYS_SWEBENCH_PIP_CONFIG`` (read here: pip itself would add the host's files)."""
+    settings = {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": PYPI,
+                "PIP_DISABLE_PIP_VERSION_CHECK": "1"}  # fmt: skip
+    path = os.environ.get(PIP_CONFIG_ENV)
+    if not path:
+        return settings
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path) as handle:
+            parser.read_file(handle)
+    except (OSError, configparser.Error) as err:
+        raise MonkeysError(
+            f"{PIP_CONFIG_ENV}={path}: not a readable pip config file ({err}); it must be "
+            "INI like '[global]\nindex-url = https://mirror.example/simple'"
+        ) from None
+    for section in ("global", "install", "download"):
+        if parser.has_section(section):
+            for key, value in parser.items(section):
+                settings[f"PIP_{key.upper().replace('-', '_')}"] = " ".join(value.split())
+    return settings
+
+
+def pip_upgrade(python_version: str) -> str:
+    """The requirement that upgrades pip to the newest release ``python_version`` runs."""
+    last = LAST_PIP.get(".".join(python_version.split(".")[:2]))
+    return f"pip=={last}" if last else "pip"
 
 
 class Environments:
@@ -112,6 +167,7 @@ class Environments:
         self.root = root
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        self._failed: dict[str, EnvironmentBuildError] = {}  # layer name -> why, this run
         self._remove_dead_builds()
 
     def _remove_dead_builds(self) -> None:
@@ -147,27 +203,43 @@ class Environments:
         if link.is_dir():
             return link.resolve()
         with self._lock(name), _file_lock(self.root / "envs" / f"{name}.lock"):
+            if name in self._failed:
+                raise self._failed[name]
             if not link.is_dir():
-                scratch = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=link.parent))
-                log = self.log_path(name)
-                log.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    with open(log, "w") as out:
-                        venv = build(scratch, out)
-                    image = self._store(venv, plan)
-                    temporary = link.with_name(f".{link.name}.link")
-                    temporary.unlink(missing_ok=True)
-                    temporary.symlink_to(image)
-                    os.replace(temporary, link)
-                finally:
-                    shutil.rmtree(scratch, ignore_errors=True)
+                    self._build(name, link, plan, build)
+                except EnvironmentBuildError as err:
+                    self._failed[name] = err
+                    raise
         return link.resolve()
+
+    def _build(
+        self, name: str, link: Path, plan: Plan, build: Callable[[Path, IO[str]], Path]
+    ) -> None:
+        scratch = Path(tempfile.mkdtemp(prefix=f".build-{name}-", dir=link.parent))
+        log = self.log_path(name)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with open(log, "w") as out:
+                venv = build(scratch, out)
+            image = self._store(venv, plan)
+            temporary = link.with_name(f".{link.name}.link")
+            temporary.unlink(missing_ok=True)
+            temporary.symlink_to(image)
+            os.replace(temporary, link)
+        except (OSError, subprocess.SubprocessError) as err:  # e.g. a full disk, pip crashed
+            raise EnvironmentBuildError(
+                f"building the environment {name} failed ({err}); see {log}", log
+            ) from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     def _dependencies(self, plan: Plan, scratch: Path, out: IO[str]) -> Path:
         venv = scratch / "venv"
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
         steps: list[Step] = [
-            ("venv", [str(plan.interpreter.executable), "-m", "venv", str(venv)], None)
+            ("venv", [str(plan.interpreter.executable), "-m", "venv", str(venv)], None),
+            ("pip", [*pip, "--upgrade", pip_upgrade(plan.interpreter.version)], None),
         ]
         if plan.requirements:
             (scratch / "requirements.txt").write_text(plan.requirements)
@@ -212,7 +284,8 @@ class Environments:
                 if done.returncode != 0:
                     raise EnvironmentBuildError(
                         f"building the environment {name} failed at {label} "
-                        f"(exit {done.returncode}); see {self.log_path(name)}"
+                        f"(exit {done.returncode}); see {self.log_path(name)}",
+                        self.log_path(name),
                     )
                 progress.update()
         return env
@@ -241,7 +314,10 @@ class Environments:
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         if done.returncode != 0:
-            raise EnvironmentBuildError(f"installing the build backend {build} failed")
+            log = Path(out.name)
+            raise EnvironmentBuildError(
+                f"installing the build backend {build} failed; see {log}", log
+            )
 
     def _store(self, venv: Path, plan: Plan) -> Path:
         """Move the venv to ``images/<digest of its content>`` (or drop it: identical image)."""

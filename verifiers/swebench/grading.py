@@ -4,7 +4,9 @@ The answer key of a completion is its patch (from ``<patch>`` tags, a fenced dif
 the first ``diff --git``), normalised so identical patches are graded once per instance.
 Every verdict carries a status: ``resolved``, ``patch_failed``, ``tests_failed`` (with the
 failing tests), ``env_failed`` (not final), ``timeout`` or ``no_test_results``, with the
-reason and the kept test log in its details.
+reason and the kept test log in its details. Whatever fails for one instance (a spec the
+runner cannot build, a missing interpreter or mirror, a failed build) is that instance's
+``env_failed`` verdict, with its reason and build log: every other instance is judged.
 
 Backends: ``swebench:docker`` runs swebench's official harness (a Docker daemon must be
 reachable); ``swebench:local`` runs ``LocalRunner`` (the harness's steps on local mirrors,
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -27,10 +30,15 @@ from typing import Any, Protocol
 from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.base import Checker, Verdict, judge_in_parallel
+from lm_eval_monkeys.verifiers.swebench.specs import NETWORK_ENV
 
 logger = logging.getLogger(__name__)
 
 GOLD_RUNS = 1
+# What fails for one instance without judging its patches: a MonkeysError naming the
+# problem (no spec, no interpreter, no mirror, a failed build), or git, pip or the disk
+# failing under it. Anything else is a bug, and stops the run with its traceback.
+INSTANCE_FAILURES = (MonkeysError, OSError, subprocess.SubprocessError)
 # Bumped when the runner's way of judging changes, so cached verdicts are not reused.
 RUNNER_VERSION = "local-3"
 _PATCH_TAG = re.compile(r"<patch>\s*\n?(.*?)(?:</patch>|\Z)", re.S)
@@ -41,7 +49,8 @@ _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@", re.M)
 
 class Runner(Protocol):
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
-        """``{"resolved": bool, "status": str, ...}`` for one patch of one instance."""
+        """``{"resolved": bool, "status": str, ...}`` for one patch of one instance; an
+        instance that cannot be set up raises one of ``INSTANCE_FAILURES``."""
 
     def verdict_key(self, instance: dict[str, Any]) -> str:
         """What, besides the instance, decides its verdicts (spec, interpreter, image)."""
@@ -64,7 +73,7 @@ def _from_diff_start(text: str) -> str | None:
     lines = text[start.start() :].replace("\r\n", "\n").split("\n")
     end = next((i for i, line in enumerate(lines) if line.startswith(("</patch>", "```"))), None)
     lines = lines[:end]
-    while lines and not lines[-1].strip():
+    while lines and not lines[-1]:  # " " is a blank context line, part of the last hunk
         lines.pop()
     return "\n".join(lines) + "\n"
 
@@ -86,6 +95,7 @@ class SWEbenchChecker(Checker):
         self._gold_lock = threading.Lock()
         self._instances: dict[str, dict[str, Any]] = {}
         self._gold: dict[str, Verdict | None] = {}  # target -> env_failed verdict, or None
+        self._unjudged: dict[str, Verdict] = {}  # target -> why its instance cannot be judged
         self.flaky: dict[str, str] = {}  # instance_id -> "gold patch resolved r of n runs"
 
     @property
@@ -99,22 +109,40 @@ class SWEbenchChecker(Checker):
         return extract_patch(completion)
 
     def target(self, doc: dict[str, Any]) -> str:
+        """The instance's key; an instance whose setup cannot even be planned gets a key
+        of its own, whose verdicts say why (a runner that cannot start stops the run)."""
+        runner = self.runner
         fields = ("instance_id", "base_commit", "test_patch", "FAIL_TO_PASS", "PASS_TO_PASS")
-        decided_by = [[doc[f] for f in fields], self.runner.verdict_key(doc), RUNNER_VERSION]
+        unjudged = None
+        try:
+            verdict_key = runner.verdict_key(doc)
+        except INSTANCE_FAILURES as err:
+            unjudged = to_verdict(setup_failure(doc, err))
+            verdict_key = f"unjudged: {err}"
+        decided_by = [[doc[f] for f in fields], verdict_key, RUNNER_VERSION]
         key = f"{doc['instance_id']}:{short_digest(json.dumps(decided_by))}"
         self._instances.setdefault(key, doc)
+        if unjudged is not None:
+            self._unjudged[key] = unjudged
         return key
 
     def judge_many(self, answers: Sequence[str], target: str) -> list[Verdict]:
         """Verdicts of distinct patches of one instance, graded in parallel."""
         instance = self._instances[target]
-        broken = self._check_gold(target, instance)
+        broken = self._unjudged.get(target) or self._check_gold(target, instance)
         if broken is not None:
             return [broken for _ in answers]
         flaky = self.flaky.get(instance["instance_id"])
         return judge_in_parallel(
-            answers, lambda patch: to_verdict(self.runner.evaluate(instance, patch), flaky)
+            answers, lambda patch: to_verdict(self._evaluate(instance, patch), flaky)
         )
+
+    def _evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
+        """The runner's result, or the instance's setup failure as an ``env_failed`` one."""
+        try:
+            return self.runner.evaluate(instance, patch)
+        except INSTANCE_FAILURES as err:
+            return setup_failure(instance, err)
 
     def _check_gold(self, target: str, instance: dict[str, Any]) -> Verdict | None:
         """Run the gold patch ``gold_runs`` times, once per instance and checker; an
@@ -127,25 +155,38 @@ class SWEbenchChecker(Checker):
             return self._gold[target]
 
     def _run_gold(self, instance: dict[str, Any]) -> Verdict | None:
-        runs = [self.runner.evaluate(instance, instance["patch"]) for _ in range(self.gold_runs)]
+        runs = [self._evaluate(instance, instance["patch"]) for _ in range(self.gold_runs)]
         resolved = sum(bool(r["resolved"]) for r in runs)
         note = f"gold patch resolved {resolved} of {len(runs)} runs"
         if resolved == 0:
             last = runs[-1]
-            why = last.get("reason") or last["status"]
-            logger.warning(
-                "SWE-bench instance %s: %s; its setup is broken (%s)",
-                instance["instance_id"], note, why,
-            )  # fmt: skip
-            details = {
-                "reason": f"{note}: the setup is broken, not the patch",
-                "gold": {k: v for k, v in last.items() if k != "resolved"},
-            }
+            offline = last.get("needs_network") or {}
+            if offline.get("tests"):
+                reason = (
+                    f"{note}: {len(offline['tests'])} of its tests need the network "
+                    f"({', '.join(offline['tests'][:3])}; hosts: "
+                    f"{', '.join(offline['hosts']) or 'not named'}), which the sandbox "
+                    f"denies: allow it with {NETWORK_ENV}={instance['repo']}"
+                )
+            else:
+                why = last.get("reason") or last["status"]
+                reason = f"{note}: the setup is broken, not the patch ({why})"
+            logger.warning("SWE-bench instance %s: %s", instance["instance_id"], reason)
+            details = {"reason": reason, "gold": {k: v for k, v in last.items() if k != "resolved"}}
             return Verdict(False, "env_failed", details, final=False)
         if resolved < len(runs):
             logger.warning("SWE-bench instance %s is flaky: %s", instance["instance_id"], note)
             self.flaky[instance["instance_id"]] = note
         return None
+
+
+def setup_failure(instance: dict[str, Any], err: Exception) -> dict[str, Any]:
+    """A runner's result for an instance that could not be set up: ``env_failed`` with the
+    reason and, for a failed build, its log."""
+    logger.warning("SWE-bench instance %s not judged: %s", instance.get("instance_id"), err)
+    result = {"resolved": False, "status": "env_failed", "reason": str(err)}
+    log = getattr(err, "log", None)
+    return {**result, "log": str(log)} if log else result
 
 
 def to_verdict(result: dict[str, Any], flaky: str | None = None) -> Verdict:

@@ -33,6 +33,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,11 @@ from lm_eval_monkeys.verifiers.swebench.environments import (
     Environments,
     Plan,
     copy_env,
+    pip_settings,
     plan_for,
 )
 from lm_eval_monkeys.verifiers.swebench.interpreters import find_python
+from lm_eval_monkeys.verifiers.swebench.network import network_failures
 from lm_eval_monkeys.verifiers.swebench.resets import base_files, changed_infrastructure, restore
 from lm_eval_monkeys.verifiers.swebench.specs import (
     RepoSpec,
@@ -69,6 +72,7 @@ APPLY_COMMANDS = (
     ["patch", "--batch", "--forward", "--fuzz=5", "-p1", "-i"],
 )
 _INSTALL_EXIT = ">>>>> Install Exit Code"
+_TOX_CURRENT_ENV = re.compile(r"\btox\b.*--current-env.*?\s-e\s*([\w.-]+)")
 MAX_PATCH_BYTES = 1 << 20  # Lite's largest gold patch is 5 KB
 APPLY_TIMEOUT_S = 60.0  # all fallbacks together; a patch applies in well under a second
 _TEST_PATCH_FAILED = 86  # the test stage's exit status when the test patch did not apply
@@ -108,6 +112,7 @@ class LocalRunner:
         self.mirrors = Path(root)
         self.workdir = workdir or shared_dir("swebench")
         _refuse_tmp(self.workdir)
+        pip_settings()  # a bad MONKEYS_SWEBENCH_PIP_CONFIG stops the run before any work
         self.environments = Environments(self.workdir)
         self._sandbox = sandbox
         self.apply_timeout_s = APPLY_TIMEOUT_S
@@ -150,13 +155,12 @@ class LocalRunner:
 
     def evaluate(self, instance: dict[str, Any], patch: str) -> dict[str, Any]:
         """Grade one patch: ``{"resolved": bool, "status": ..., "log": path, ...}``.
-        Never raises for a bad patch; a broken setup is ``env_failed``."""
-        try:
-            plan = self.plan(instance)
-            image = self.environments.get(plan, self.mirror(instance["repo"]))
-            base = self.base(instance)
-        except EnvironmentBuildError as err:
-            return {"resolved": False, "status": "env_failed", "reason": str(err)}
+        Never raises for a bad patch; a setup that cannot be built raises (a
+        ``MonkeysError``, ``EnvironmentBuildError`` with its log), which the checker
+        makes the instance's ``env_failed`` verdict."""
+        plan = self.plan(instance)
+        image = self.environments.get(plan, self.mirror(instance["repo"]))
+        base = self.base(instance)
         log = self.log_path(instance, patch)
         refused = refusal(patch)
         if refused:
@@ -287,13 +291,47 @@ def eval_script(spec: RepoSpec, instance: dict[str, Any]) -> str:
 
     directives = test_directives(instance["repo"], instance["test_patch"])
     tests = " ".join([spec.test_cmd, *map(shlex.quote, directives)])
-    lines = [*spec.eval_commands]
+    lines = sandbox_commands(spec.eval_commands)
     if spec.install:
         lines += [f'export PYTHONPATH="$VIRTUAL_ENV/{BUILD_BACKEND}"', spec.install,
                   f'echo "{_INSTALL_EXIT}: $?"', "unset PYTHONPATH"]  # fmt: skip
+    lines += tox_launchers(spec)
     lines += [f"echo '{START_TEST_OUTPUT}'", tests, "code=$?", f"echo '{END_TEST_OUTPUT}'",
               f'echo "{TEST_EXIT_CODE}: $code"']  # fmt: skip
     return "\n".join(lines)
+
+
+def tox_launchers(spec: RepoSpec) -> list[str]:
+    """Commands that make ``tox --current-env -eENV`` (sphinx) run in the environment.
+    tox-current-env links ``.tox/ENV/bin/python*`` to the interpreter running tox, the
+    environment's ``bin/python``; started through a link from outside the environment,
+    Python finds no ``pyvenv.cfg`` beside it and runs without the environment's packages.
+    Launchers put there first (tox-current-env keeps files it finds) start the
+    environment's python by its own path."""
+    match = _TOX_CURRENT_ENV.search(spec.test_cmd)
+    if match is None:
+        return []
+    bin_dir = f".tox/{match.group(1)}/bin"
+    launcher = 'printf \'#!/bin/sh\\nexec "%s/bin/python" "$@"\\n\' "$VIRTUAL_ENV"'
+    names = ("python", "python3", f"python{spec.python}")
+    return [f"mkdir -p {bin_dir}"] + [
+        f"{launcher} > {bin_dir}/{name} && chmod +x {bin_dir}/{name}" for name in names
+    ]
+
+
+def sandbox_commands(commands: tuple[str, ...]) -> list[str]:
+    """The harness's ``eval_commands`` as the sandbox runs them. Django's generate the
+    en_US.UTF-8 locale, writing to /etc (read-only here, and shared with the host): the
+    locale is only there for UTF-8, so where the host lacks en_US.UTF-8 the commands use
+    glibc's built-in C.UTF-8 instead, and locale-gen is not run."""
+    kept = [c for c in commands if "locale-gen" not in c]
+    return kept if _host_has_en_us() else [c.replace("en_US.UTF-8", "C.UTF-8") for c in kept]
+
+
+@cache
+def _host_has_en_us() -> bool:
+    locales = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.split()
+    return "en_US.utf8" in locales or "en_US.UTF-8" in locales
 
 
 def clone(base: Path, commit: str, tree: Path) -> None:
@@ -401,7 +439,7 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
     report = get_eval_tests_report(status_map, {FAIL_TO_PASS: f2p, PASS_TO_PASS: p2p})
     resolved = get_resolution_status(report) == ResolvedStatus.FULL.value
     failing = report[FAIL_TO_PASS]["failure"] + report[PASS_TO_PASS]["failure"]
-    return {
+    verdict = {
         "resolved": resolved,
         "status": "resolved" if resolved else "tests_failed",
         "failing_tests": failing,
@@ -409,6 +447,8 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
         "pass_to_pass_failed": report[PASS_TO_PASS]["failure"],
         "install_exit": install,
     }
+    offline = network_failures(output, failing) if not spec.network else {"tests": []}
+    return {**verdict, "needs_network": offline} if offline["tests"] else verdict
 
 
 def _install_exit(output: str) -> int | None:
