@@ -52,3 +52,20 @@ def _load(path: Path) -> dict[str, Any]:
     if isinstance(include, str) and (path.parent / include).is_file():
         return {**_load(path.parent / include), **config}
     return config
+
+
+def installed_groups(dirs: list[Path] | None = None) -> dict[str, list[str]]:
+    """Each group's tasks (a config with ``group:`` and a ``task:`` list)."""
+    found: dict[str, list[str]] = {}
+    for directory in dirs or [TASK_DIR]:
+        for path in sorted(Path(directory).glob("*.yaml")):
+            config = _load(path)
+            if isinstance(config.get("group"), str) and isinstance(config.get("task"), list):
+                found[config["group"]] = [str(task) for task in config["task"]]
+    return found
+
+
+def with_group_tasks(names: list[str]) -> list[str]:
+    """The names and, after them, the tasks of each installed group among them, once each."""
+    groups = installed_groups()
+    return list(dict.fromkeys([*names, *(t for name in names for t in groups.get(name, []))]))

@@ -346,3 +346,65 @@ def test_rescore_reports_the_opt_in_metrics_on_request(runs: dict[str, Path]) ->
     assert "unknown metric 'pass'" in error_line(
         run_cli("rescore", str(runs["copy"]), "--metrics", "pass")
     )
+
+
+def test_a_candidate_extending_the_baseline_differs_by_exactly_zero(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    """The baseline stored at k = 16, the candidate the same model and seed at k = 32 (its
+    first 16 samples are the baseline's): compared like with like, not a drop."""
+    extended = synthetic_run(tmp_path / "extended", 0.4, "--repeats", "32")
+    out = tmp_path / "r.json"
+    result = run_cli(
+        *("compare", str(runs["base"]), str(extended), "--json", str(out)),
+        *("--fail_if", "coverage@16 significant_drop 0.05", "--fail_if", "majority@16 < 0"),
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    data = json.loads(out.read_text())
+    (pair,) = data["tasks"][TASK]["pairs"]
+    for r in pair["metrics"].values():
+        assert (r["difference"], r["p_value"]) == (0.0, 1.0)
+    (note,) = [n for n in data["notes"] if "numbers of samples" in n]
+    assert "(base: 16, extended: 32)" in note and "first 16 samples" in note
+    assert "first 16 samples every run holds" in result.stdout
+
+
+def test_the_gate_fails_when_the_candidate_lacks_problems_unless_allowed(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    gate = ("--intersection", "--fail_if", "coverage@16 < -0.5")
+    out = tmp_path / "r.json"
+    lacking = run_cli("compare", str(runs["base"]), str(runs["fewer"]), *gate, "--json", str(out))
+    assert lacking.returncode == 1, lacking.stderr[-2000:]
+    assert "FAIL  monkeys_gsm8k: the candidate holds the baseline's tasks and problems" in (
+        lacking.stdout
+    )
+    assert "fewer lacks 15 of the 40 monkeys_gsm8k problems base holds" in lacking.stdout
+    checks = json.loads(out.read_text())["gate"]["checks"]
+    assert [(c["failed"], c["difference"]) for c in checks] == [(True, None), (False, 0.0)]
+    allowed = run_cli("compare", str(runs["base"]), str(runs["fewer"]), *gate, "--allow_missing")
+    assert allowed.returncode == 0, allowed.stdout[-2000:]
+    assert "allowed by --allow_missing" in allowed.stdout
+    # The other way round nothing is missing: the candidate holds more than the baseline.
+    more = run_cli("compare", str(runs["fewer"]), str(runs["base"]), *gate)
+    assert more.returncode == 0 and "lacks" not in more.stdout
+
+
+def test_the_gate_fails_when_the_candidate_lacks_a_task(
+    runs: dict[str, Path], tmp_path: Path
+) -> None:
+    both = tmp_path / "both"
+    shutil.copytree(runs["base"], both)
+    math = run_cli(
+        *("--model", "monkeys-synthetic", "--model_args", "accuracy=0.4,seed=1"),
+        *("--tasks", "monkeys_math500", "--limit", "3", "--repeats", "2"),
+        *("--output_path", str(both)),
+    )
+    assert math.returncode == 0, math.stderr[-2000:]
+    gate = ("--fail_if", "monkeys_gsm8k/coverage@1 < -0.5", "--ks", "1")
+    lacking = run_cli("compare", str(both), str(runs["base"]), *gate)
+    assert lacking.returncode == 1
+    assert "FAIL  monkeys_math500: the candidate holds" in lacking.stdout
+    assert "base lacks task monkeys_math500, which both holds" in lacking.stdout
+    allowed = run_cli("compare", str(both), str(runs["base"]), *gate, "--allow_missing")
+    assert allowed.returncode == 0, allowed.stdout[-2000:]

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from itertools import product
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from lm_eval_monkeys.comparison.compare_runs import Comparison, TaskComparison, leaderboard
+from lm_eval_monkeys.comparison.compare_runs import (
+    Comparison,
+    TaskComparison,
+    compare_runs,
+    leaderboard,
+)
 from lm_eval_monkeys.comparison.gate import evaluate, parse_condition
 from lm_eval_monkeys.comparison.paired import holm, paired_differences, sign_flip_test
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics.estimators import coverage_at_k
+from lm_eval_monkeys.store import Sample, SampleStore, prompt_hash
+
+TASK = "monkeys_gsm8k"
 
 
 def enumerated_p(d: list[float]) -> float:
@@ -170,3 +180,58 @@ def test_leaderboard_keeps_runs_not_significantly_worse_than_the_best() -> None:
     standings = {s.run: s for s in leaderboard(task, "coverage@1", 0.05)}
     assert standings["low"].rank == 3 and not standings["low"].top
     assert standings["best"].top and standings["close"].top
+
+
+def _write_store(run_dir: Path, docs: list[dict], correct: np.ndarray, wrong: np.ndarray) -> Path:
+    """A run store of GSM8K problems whose sample j of problem i is right when
+    ``correct[i, j]``, else one of three wrong answers (``wrong[i, j]``)."""
+    with SampleStore(run_dir) as store:
+        store.bind_config({"model": "hand-written"})
+        store.register_docs(
+            [(TASK, i, doc, prompt_hash(f"p{i}", {}), {}) for i, doc in enumerate(docs)]
+        )
+        rows = []
+        for i, doc in enumerate(docs):
+            target = int(doc["answer"].split("####")[-1].strip().replace(",", ""))
+            for j in range(correct.shape[1]):
+                answer = target if correct[i, j] else target + 1 + int(wrong[i, j])
+                rows.append((TASK, i, Sample(j, f"#### {answer}", 10, 2)))
+        store.add(rows)
+    return run_dir
+
+
+def test_unequal_sample_counts_keep_the_gates_false_positive_rate(
+    tmp_path: Path, data_dir: Path
+) -> None:
+    """One model, a baseline of 16 samples per problem and a candidate of 32: whether the
+    candidate extends the baseline (its first 16 samples are the baseline's) or was drawn
+    anew, ``significant_drop 0.05`` fires at most at its nominal rate over seeded
+    repetitions (each run's first 16 samples are compared). Compared on all 32 samples,
+    as before, the extended candidate fired on 6 of the 40 seeds."""
+    lines = (data_dir / "gsm8k" / "test.jsonl").read_text().splitlines()
+    docs = [json.loads(line) for line in lines[:30]]
+    condition = parse_condition("coverage@16 significant_drop 0.05")
+    repetitions = 40
+    fired = {"extends": 0, "independent": 0}
+    for seed in range(repetitions):
+        rng = np.random.default_rng(seed)
+        rates = rng.beta(0.3, 1.2, size=(len(docs), 1))  # many hard problems, as in practice
+        draws = rng.random((len(docs), 64)) < rates
+        wrong = rng.integers(0, 3, size=(len(docs), 64))
+        root = tmp_path / str(seed)
+        base = _write_store(root / "base", docs, draws[:, :16], wrong[:, :16])
+        runs = {
+            "extends": _write_store(root / "extends", docs, draws[:, :32], wrong[:, :32]),
+            "independent": _write_store(root / "new", docs, draws[:, 32:], wrong[:, 32:]),
+        }
+        for shape, candidate in runs.items():
+            comparison = compare_runs(
+                [base, candidate], ["base", shape], ks=[16], iters=50, seed=seed
+            )
+            (check,) = evaluate(comparison, [condition])
+            fired[shape] += check.failed
+            if shape == "extends":
+                assert check.difference == 0.0
+    # Binomial(40, 0.05) exceeds 6 with probability below 0.02; a drop is one-sided.
+    assert fired["independent"] <= 6, fired
+    assert fired["extends"] == 0, fired

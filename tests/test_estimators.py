@@ -215,3 +215,18 @@ def test_majority_closed_forms_at_large_k_against_direct_counts() -> None:
         sizes = [m] + [1] * singles
         value = majority_at_k(sizes, [True] + [False] * singles, invalid, k)
         assert value == pytest.approx(expected, abs=1e-13)
+
+
+def test_majority_at_1_equals_coverage_at_1_to_the_last_bit() -> None:
+    """One vote is its own majority: majority@1 = c / n = coverage@1 exactly, so a table
+    of both never shows them apart (the README's quick start once read 0.0063 vs 0.0062:
+    1 correct sample of 16 on one of 10 problems, majority@1 a few ulps above)."""
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        sizes = rng.integers(1, 6, size=int(rng.integers(1, 6)))
+        correct = rng.random(sizes.size) < 0.4
+        invalid = int(rng.integers(0, 4))
+        n, c = int(sizes.sum()) + invalid, int(sizes[correct].sum())
+        assert majority_at_k(sizes, correct, invalid, 1) == coverage_at_k(n, c, 1)
+    quick_start = [majority_at_k([1, 15], [True, False], 0, 1), *[0.0] * 9]
+    assert f"{np.mean(quick_start):.4f}" == f"{np.mean([coverage_at_k(16, 1, 1), *[0.0] * 9]):.4f}"

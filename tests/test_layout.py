@@ -19,6 +19,7 @@ LAYERS = {
     "errors": 0,
     "output_file": 0,
     "ray_connect": 0,
+    "hub": 0,
     "task_configs": 0,
     "text_tables": 0,
     "verifiers": 1,

@@ -313,3 +313,26 @@ def test_a_run_sharded_across_the_cluster_equals_the_whole_run(
     failing[failing.index("monkeys_gsm8k")] = "monkeys_no_such_task"
     with pytest.raises(SystemExit, match=r"2 of 2 shards failed \(shard 0/2: exit 1: .*no_such"):
         main(failing)
+
+
+def test_a_sharded_run_with_relative_paths_writes_where_the_command_was_typed(
+    cluster: LocalRayCluster, tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative --output_path and MONKEYS_DATA_DIR mean what they mean in the user's
+    working directory, not in the Ray worker's."""
+    typed_in = tmp_path / "typed_in"
+    typed_in.mkdir()
+    monkeypatch.chdir(typed_in)
+    monkeypatch.setenv("MONKEYS_DATA_DIR", os.path.relpath(data_dir, typed_in))
+    main(
+        [
+            *("--model", "monkeys-synthetic", "--model_args", "seed=0"),
+            *("--tasks", "monkeys_gsm8k", "--limit", "4", "--repeats", "2"),
+            *("--shards_on_ray", "2", "--ray_address", cluster.address),
+            *("--output_path", "runs/relative"),
+        ]
+    )
+    run_dir = typed_in / "runs" / "relative"
+    assert sorted(p.name for p in (run_dir / "shards").iterdir()) == ["0-of-2", "1-of-2"]
+    with SampleStore(run_dir, writer=False) as store:
+        assert store.database.read("SELECT COUNT(*) FROM samples") == [(8,)]

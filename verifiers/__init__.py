@@ -7,6 +7,7 @@ Each factory takes the text after the colon and parses it into typed arguments o
 
 from __future__ import annotations
 
+import os
 from importlib import import_module
 
 from lm_eval_monkeys.errors import MonkeysError
@@ -26,6 +27,8 @@ _FACTORIES: dict[str, str] = {
     "https": "lm_eval_monkeys.verifiers.hooks:https",
 }
 
+_PATH_OPTIONS = {"lean"}  # verifiers whose options are a path
+
 
 def checker_names() -> list[str]:
     return sorted(_FACTORIES)
@@ -37,6 +40,10 @@ def get_checker(spec: str, task: str = "") -> Checker:
     name, _, options = spec.partition(":")
     if name not in _FACTORIES:
         raise MonkeysError(f"unknown checker {spec!r}; choose one of {', '.join(checker_names())}")
+    if name in _PATH_OPTIONS and options:
+        # Resolved where the user typed it: the spec travels to Ray workers as text.
+        options = os.path.abspath(os.path.expanduser(options))
+        spec = f"{name}:{options}"
     module, _, factory = _FACTORIES[name].partition(":")
     checker: Checker = getattr(import_module(module), factory)(options)
     checker.spec, checker.task = spec, task

@@ -114,8 +114,9 @@ class LeanChecker(Checker):
     ) -> None:
         if not project.is_dir():
             raise MonkeysError(
-                f"Lean project {project} does not exist; point lean:/path or {PROJECT_ENV} at a "
-                "Lean 4 project with Mathlib and the leanprover-community repl built"
+                f"Lean project {project} does not exist; point --metadata verifier=lean:/path "
+                f"(--verifier lean:/path to rescore) or {PROJECT_ENV} at a Lean 4 project with "
+                "Mathlib and the leanprover-community repl built"
             )
         self.project, self.command = project, repl_command or ["lake", "env", "repl"]
         self.pool_size, self.timeout_s = pool_size, timeout_s
@@ -186,7 +187,8 @@ def lean(mode: str) -> LeanChecker:
     project = mode or os.environ.get(PROJECT_ENV, "")
     if not project:
         raise MonkeysError(
-            f"MiniF2F needs a Lean 4 + Mathlib project: pass --verifier lean:/path/to/project "
-            f"or set {PROJECT_ENV}"
+            "MiniF2F needs a Lean 4 + Mathlib project: run with --metadata "
+            "verifier=lean:/path/to/project (rescore, verify, compare: --verifier "
+            f"lean:/path/to/project), or set {PROJECT_ENV}"
         )
-    return LeanChecker(Path(project))
+    return LeanChecker(Path(project).expanduser().absolute())

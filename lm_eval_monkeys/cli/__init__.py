@@ -20,6 +20,7 @@ import os
 import sys
 from importlib import import_module
 
+from lm_eval_monkeys.cli.interrupt import Interrupted
 from lm_eval_monkeys.errors import MonkeysError
 
 # subcommand -> (module, help)
@@ -40,17 +41,40 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in COMMANDS:
+        if not argv or argv[0] in ("-h", "--help"):
+            print(usage())
+        elif argv[0] in COMMANDS:
             _own_command(argv)
         else:
             from lm_eval_monkeys.cli.run import run_lm_eval
 
             run_lm_eval(argv)
+    except Interrupted as stop:
+        print(f"lm-eval-monkeys: {stop}", file=sys.stderr)
+        sys.exit(stop.exit_status)
     except MonkeysError as err:
         sys.exit(f"lm-eval-monkeys: error: {err}")
+    except KeyboardInterrupt:  # before a run started: nothing to keep
+        sys.exit("lm-eval-monkeys: interrupted before the run started; nothing was written")
     except BrokenPipeError:  # output piped into `head` and the like
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
+
+
+def usage() -> str:
+    """``--help``: this project's run flags and subcommands, then where lm-eval's are."""
+    from lm_eval_monkeys.cli.run import own_parser
+
+    width = max(len(name) for name in COMMANDS)
+    commands = "\n".join(f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items())
+    return (
+        own_parser().format_help()
+        + f"\ncommands (`lm-eval-monkeys COMMAND --help` for each one's flags):\n{commands}\n"
+        + "\nA run takes every flag of lm-eval's `run` as well (--model, --model_args, --tasks, "
+        "--limit, --output_path, --gen_kwargs, --metadata, --confirm_run_unsafe_code, ...): "
+        "`lm-eval-monkeys run --help` lists them. Without --model a run uses the embedded "
+        "model. All of it: docs/cli.md.\n"
+    )
 
 
 def _own_command(argv: list[str]) -> None:

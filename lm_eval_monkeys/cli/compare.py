@@ -34,6 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="CONDITION",
         help="e.g. 'coverage@16 < -0.02' or 'coverage@16 significant_drop 0.05' (repeatable)",
     )
+    parser.add_argument(
+        "--allow_missing",
+        action="store_true",
+        help="let the gate pass when the candidate lacks tasks or problems the baseline holds",
+    )
     parser.add_argument("--summary", type=Path, help="Markdown summary file")
     parser.add_argument("--json", type=Path, help="JSON result file")
     parser.add_argument("--junit", type=Path, help="JUnit XML file, one test case per condition")
@@ -60,7 +65,7 @@ def run(args: argparse.Namespace) -> None:
         iters=args.iters,
         seed=args.seed,
     )
-    checks = gate.evaluate(comparison, conditions)
+    checks = gate.evaluate(comparison, conditions, args.allow_missing)
     summary = gate.markdown(comparison, checks)
     outputs = {
         path: render(comparison, checks)

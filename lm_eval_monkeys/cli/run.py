@@ -2,8 +2,10 @@
 
 ``--repeats``, ``--ks``, ``--preset``, ``--shard`` and ``--shards_on_ray`` are ours;
 everything else is lm-eval's. Bad input is refused before lm-eval spends a minute loading
-a model. After a store-backed run, the k-by-metric table is read back from the run's
-store (whose verdicts the run cached), so nothing of lm-eval's is patched or parsed.
+a model (``preflight``). Ctrl-C or SIGTERM ends a run in one line saying what was kept and
+how to resume (``interrupt``). After a store-backed run, the k-by-metric table is read
+back from the run's store (whose verdicts the run cached), so nothing of lm-eval's is
+patched or parsed.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from lm_eval_monkeys.cli.interrupt import run_resumably
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.store import check_writer
 from lm_eval_monkeys.store.shards import Shard, bind_shard, parse_shard
 from lm_eval_monkeys.task_configs import TASK_DIR, installed_metadata
 from lm_eval_monkeys.tasks.run_options import parse_ks, parse_repeats
@@ -21,84 +25,145 @@ _MODEL_FLAGS = {"--model", "-M", "--model_args", "-a"}
 
 
 def run_lm_eval(argv: list[str]) -> None:
-    own = argparse.ArgumentParser(add_help=False)
-    own.add_argument("--repeats", help="k: samples drawn per problem")
-    own.add_argument("--ks", help="k values to report, e.g. 1,4,16 (default: powers of two)")
-    own.add_argument("--shard", help="i/N: generate only every N-th problem, from the i-th")
-    own.add_argument("--shards_on_ray", type=int, help="N: run N shards as Ray tasks, merged")
-    own.add_argument("--ray_address", help="the Ray cluster (default: RAY_ADDRESS)")
-    own.add_argument("--ray_gpus_per_shard", type=float, default=0.0)
-    own.add_argument("--preset", help="run each task's preset variant, e.g. paper")
-    extra, rest = own.parse_known_args(argv)
-    if extra.preset is not None:
-        rest = _with_preset(rest, extra.preset)
-    from lm_eval_monkeys.tasks.data import local_data_dir
-
-    local_data_dir()
-    repeats = None if extra.repeats is None else parse_repeats(extra.repeats)
-    if repeats is not None and extra.ks is not None:
-        parse_ks(extra.ks, repeats)
-    shard = parse_shard(extra.shard)
-    if extra.shards_on_ray is not None:
+    if _is_run(argv) and {"-h", "--help"} & set(argv):  # ours first, then lm-eval's
+        print(own_parser().format_help())
+    own, rest = _own_flags(argv)
+    if own.shards_on_ray is not None:
         from lm_eval_monkeys.cli.shards_on_ray import run_from_cli
 
-        run_from_cli(extra, rest)
+        run_from_cli(own, rest)
         return
     flags = {arg.split("=", 1)[0] for arg in rest}
     if _is_run(rest) and not _MODEL_FLAGS & flags:
         from lm_eval_monkeys.models.embedded import embedded_model_args
 
         rest = [*rest, "--model", "monkeys-hf", "--model_args", embedded_model_args()]
-    _execute(rest, repeats, extra.ks, shard)
+    _execute(rest, own, argv)
 
 
-def _execute(rest: list[str], repeats: int | None, ks: str | None, shard: Shard | None) -> None:
+def own_parser() -> argparse.ArgumentParser:
+    """This project's run flags (lm-eval's are passed through)."""
+    own = argparse.ArgumentParser(
+        prog="lm-eval-monkeys",
+        usage="lm-eval-monkeys [run] [--repeats K] [--ks KS] [--preset NAME] "
+        "[--shard I/N | --shards_on_ray N] [lm-eval's run flags]\n"
+        "       lm-eval-monkeys COMMAND ...",
+        description="lm-eval with repeated sampling: k samples per problem, verified, "
+        "coverage@k and more.",
+        add_help=False,
+    )
+    own.add_argument("--repeats", metavar="K", help="k: samples drawn per problem")
+    own.add_argument(
+        "--ks", metavar="KS", help="k values to report, e.g. 1,4,16 (default: powers of two)"
+    )
+    own.add_argument("--preset", metavar="NAME", help="run each task's preset variant, e.g. paper")
+    own.add_argument(
+        "--shard", metavar="I/N", help="i/N: generate only every N-th problem, from the i-th"
+    )
+    own.add_argument(
+        "--shards_on_ray", type=int, metavar="N", help="N: run N shards as Ray tasks, merged"
+    )
+    own.add_argument(
+        "--ray_address", metavar="HOST:PORT", help="the Ray cluster (default: RAY_ADDRESS)"
+    )
+    own.add_argument(
+        "--ray_gpus_per_shard", type=float, default=0.0, metavar="G", help="GPUs per shard's task"
+    )
+    return own
+
+
+def _own_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Our flags, checked, and lm-eval's arguments (with a preset's task variants)."""
+    own, rest = own_parser().parse_known_args(argv)
+    if own.preset is not None:
+        rest = _with_preset(rest, own.preset)
+    from lm_eval_monkeys.tasks.data import local_data_dir
+
+    local_data_dir()
+    own.repeats = None if own.repeats is None else parse_repeats(own.repeats)
+    if own.repeats is not None and own.ks is not None:
+        parse_ks(own.ks, own.repeats)
+    own.shard = parse_shard(own.shard)
+    return own, rest
+
+
+def _execute(rest: list[str], own: argparse.Namespace, argv: list[str]) -> None:
+    """lm-eval's run, in phases: parse its arguments, check everything that needs no
+    model, give it our settings, run it (a signal ends it in one line), print our table."""
     from lm_eval.utils import setup_logging
 
     import lm_eval_monkeys.models  # noqa: F401  (registers the monkeys-* models)
-    from lm_eval_monkeys.cli.harness import HarnessCommand
-    from lm_eval_monkeys.tasks.data import refuse_unverifiable_codecontests
 
     setup_logging()
-    cli = HarnessCommand()
-    args = cli.parse(rest)
-    if hasattr(args, "include_path"):
-        args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
-        names = _task_names(getattr(args, "tasks", None))
-        _check_task_names(names, args.include_path)
-        if not getattr(args, "predict_only", False):  # generating only needs no tests
-            refuse_unverifiable_codecontests(names)
-    if hasattr(args, "gen_kwargs"):
-        from lm_eval_monkeys.models.generation import check_gen_kwargs
-
-        check_gen_kwargs(str(getattr(args, "model", "")), args.gen_kwargs or {})
+    cli, args = _lm_eval_args(rest)
     run_dir = _run_dir(args)
-    if run_dir is not None:
-        args.model_args = {"run_dir": str(run_dir), **(args.model_args or {})}
-        bind_shard(run_dir, shard)  # a shard's store says which shard it holds
-    elif shard is not None:
-        raise MonkeysError(
-            "--shard writes each shard's samples to its own store: use a monkeys-* model "
-            "and --output_path (then `lm-eval-monkeys merge`)"
-        )
-    if hasattr(args, "metadata"):
-        metadata: dict[str, Any] = dict(args.metadata or {})
-        if repeats is not None:
-            metadata["repeats"] = repeats
-        if ks is not None:
-            metadata["ks"] = ks
-        if shard is not None:
-            metadata["shard"] = str(shard)
-        if run_dir is not None:
-            metadata["run_dir"] = str(run_dir)  # tasks record themselves in the store
-        args.metadata = metadata
-    cli.execute(args)
+    _check(args, run_dir, own.shard)
+    _give_settings(args, run_dir, own)
+    run_resumably(lambda: cli.execute(args), run_dir, argv)
     predict_only = getattr(args, "predict_only", False)  # nothing judged, no table
     if run_dir is not None and not predict_only and (run_dir / "samples.sqlite").is_file():
         from lm_eval_monkeys.cli.table import metric_table
         from lm_eval_monkeys.scoring.rescore import rescore_run
 
         print("\n" + metric_table(rescore_run(run_dir)))
+
+
+def _lm_eval_args(rest: list[str]) -> tuple[Any, argparse.Namespace]:
+    """lm-eval's command and its parse of ``rest`` (behind the guard of ``harness``)."""
+    from lm_eval_monkeys.cli.harness import HarnessCommand
+
+    cli = HarnessCommand()
+    return cli, cli.parse(rest)
+
+
+def _check(args: argparse.Namespace, run_dir: Path | None, shard: Shard | None) -> None:
+    """Every check that needs no model, before lm-eval loads the model or the data."""
+    from lm_eval_monkeys.cli import preflight
+    from lm_eval_monkeys.tasks.data import check_task_data, refuse_unverifiable_codecontests
+
+    predict_only = getattr(args, "predict_only", False)  # generating only needs no checker
+    if hasattr(args, "include_path"):
+        args.include_path = [str(TASK_DIR), *([args.include_path] if args.include_path else [])]
+        names = _task_names(getattr(args, "tasks", None))
+        _check_task_names(names, args.include_path)
+        if not predict_only:
+            refuse_unverifiable_codecontests(names)
+            preflight.check_checkers(names, dict(getattr(args, "metadata", None) or {}))
+        preflight.check_unsafe_code(names, getattr(args, "confirm_run_unsafe_code", False))
+        check_task_data(names)
+    if getattr(args, "model", None):
+        preflight.check_model(str(args.model), dict(args.model_args or {}))
+    if hasattr(args, "gen_kwargs"):
+        from lm_eval_monkeys.models.generation import check_gen_kwargs
+
+        check_gen_kwargs(str(getattr(args, "model", "")), args.gen_kwargs or {})
+    if run_dir is not None:
+        check_writer(run_dir)
+        bind_shard(run_dir, shard)  # a shard's store says which shard it holds
+    elif shard is not None:
+        raise MonkeysError(
+            "--shard writes each shard's samples to its own store: use a monkeys-* model "
+            "and --output_path (then `lm-eval-monkeys merge`)"
+        )
+
+
+def _give_settings(args: argparse.Namespace, run_dir: Path | None, own: argparse.Namespace) -> None:
+    """Our settings into lm-eval's arguments: the store to the model, the rest to the
+    tasks (through ``metadata``, which lm-eval hands every task config)."""
+    if run_dir is not None:
+        args.model_args = {"run_dir": str(run_dir), **(args.model_args or {})}
+    if not hasattr(args, "metadata"):
+        return
+    metadata: dict[str, Any] = dict(args.metadata or {})
+    if own.repeats is not None:
+        metadata["repeats"] = own.repeats
+    if own.ks is not None:
+        metadata["ks"] = own.ks
+    if own.shard is not None:
+        metadata["shard"] = str(own.shard)
+    if run_dir is not None:
+        metadata["run_dir"] = str(run_dir)  # tasks record themselves in the store
+    args.metadata = metadata
 
 
 def _with_preset(rest: list[str], preset: str) -> list[str]:
@@ -117,7 +182,7 @@ def _run_dir(args: argparse.Namespace) -> Path | None:
     monkeys-* model run."""
     if not (str(getattr(args, "model", "")).startswith("monkeys-") and args.output_path):
         return None
-    out = Path(args.output_path)
+    out = Path(args.output_path).expanduser().absolute()  # the user's working directory
     return out.parent if out.suffix == ".json" else out
 
 

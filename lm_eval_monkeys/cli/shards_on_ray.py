@@ -3,7 +3,10 @@
 ``lm-eval-monkeys ... --shards_on_ray N --output_path RUN_DIR`` runs the same command
 with ``--shard i/N --output_path RUN_DIR/shards/i-of-N`` as N Ray tasks, each a
 subprocess on whichever node Ray places it (with ``--ray_gpus_per_shard`` GPUs), then
-merges the shards into RUN_DIR. RUN_DIR must be on storage every node sees. A shard whose
+merges the shards into RUN_DIR. RUN_DIR must be on storage every node sees. Paths mean
+what they mean where the command was typed: RUN_DIR and the MONKEYS_* paths are made
+absolute, and each shard runs in the driver's working directory when its node has it (so
+relative paths in other flags hold too on shared storage). A shard whose
 worker or node dies is rerun by Ray and resumes from its own store; a shard that fails
 stops the run with its name and log, and rerunning the command resumes every shard.
 """
@@ -34,15 +37,22 @@ def run_shards_on_ray(
     if count < 1:
         raise MonkeysError(f"--shards_on_ray must be at least 1, got {count}")
     ray = connect(address, "--shards_on_ray")
+    # The driver's MONKEYS_* settings (data directory, caches) hold on every node too,
+    # relative paths among them resolved here.
+    env = {
+        k: os.path.abspath(v) if v and os.path.exists(v) else v
+        for k, v in os.environ.items()
+        if k.startswith("MONKEYS_")
+    }
+    run_dir = run_dir.expanduser().absolute()
+    cwd = os.getcwd()
     shard_dirs = [run_dir / "shards" / f"{i}-of-{count}" for i in range(count)]
-    # The driver's MONKEYS_* settings (data directory, caches) hold on every node too.
-    env = {k: v for k, v in os.environ.items() if k.startswith("MONKEYS_")}
     task = ray.remote(run_shard).options(
         num_cpus=1, num_gpus=gpus, max_retries=_RETRIES, retry_exceptions=False
     )
     try:
         pending = {
-            task.remote([*argv, "--shard", f"{i}/{count}", "--output_path", str(d)], env): i
+            task.remote([*argv, "--shard", f"{i}/{count}", "--output_path", str(d)], env, cwd): i
             for i, d in enumerate(shard_dirs)
         }
         failed = []
@@ -67,16 +77,21 @@ def run_shards_on_ray(
     return merge_shards(shard_dirs, run_dir)
 
 
-def run_shard(argv: list[str], env: dict[str, str]) -> int | str:
-    """On a worker: one shard's run command as a subprocess, logged in its directory;
-    its exit status, or the last line of its log when it failed."""
+def run_shard(argv: list[str], env: dict[str, str], cwd: str | None = None) -> int | str:
+    """On a worker: one shard's run command as a subprocess, logged in its directory, in
+    the driver's working directory ``cwd`` when this node has it; its exit status, or the
+    last line of its log when it failed."""
     output = Path(argv[argv.index("--output_path") + 1])
     output.mkdir(parents=True, exist_ok=True)
     log = output / SHARD_LOG
     command = [sys.executable, "-c", "from lm_eval_monkeys.cli import main; main()", *argv]
     with open(log, "a") as out:
         done = subprocess.run(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **env}
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+            cwd=cwd if cwd and os.path.isdir(cwd) else None,
         )
     if done.returncode == 0:
         return 0
@@ -102,7 +117,7 @@ def run_from_cli(extra: argparse.Namespace, rest: list[str]) -> None:
     for flag in ("repeats", "ks"):
         if getattr(extra, flag) is not None:
             argv += [f"--{flag}", str(getattr(extra, flag))]
-    run_dir = Path(found.output_path)
+    run_dir = Path(found.output_path).expanduser().absolute()
     merged = run_shards_on_ray(
         argv, extra.shards_on_ray, run_dir, extra.ray_address, extra.ray_gpus_per_shard
     )

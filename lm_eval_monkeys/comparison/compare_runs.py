@@ -5,6 +5,13 @@ difference of the later minus the earlier (``paired.paired_differences``); with 
 than two runs the pairs' p-values are Holm-adjusted per metric@k, and a leaderboard
 says which runs are not significantly worse than the best. Runs are refused, with the
 reason, when their problems, prompts or checkers differ, unless told otherwise.
+
+Runs holding different numbers of samples of a problem (a baseline stored at k = 16, a
+candidate at k = 32) are compared like with like: each problem on the first n samples
+every run holds, so two runs of one model differ by zero in expectation and the sign-flip
+test keeps its level (the estimates from 16 and from 32 samples are both unbiased, but
+their differences are skewed, which the test does not allow for). A run that extends
+another (the same seed, more samples) then differs from it by exactly zero.
 """
 
 from __future__ import annotations
@@ -54,6 +61,14 @@ class TaskComparison:
     adjusted: dict[tuple[str, str], list[float]]  # Holm-adjusted p-values, per column
 
 
+@dataclass(frozen=True)
+class Gap:
+    """A task, or problems of it, that the baseline holds and another run lacks."""
+
+    task: str
+    detail: str
+
+
 @dataclass
 class Comparison:
     runs: list[str]  # labels, in the order given (the first is the baseline)
@@ -61,6 +76,7 @@ class Comparison:
     alpha: float  # significance level; intervals are at 1 - alpha
     correction: str  # the multiple-comparison correction applied to p-values
     notes: list[str] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
 
 
 def compare_runs(
@@ -94,12 +110,23 @@ def compare_runs(
         label: _score(Path(d), plans, metrics, checker_spec, label)
         for d, label in zip(run_dirs, labels, strict=True)
     }
-    return pair_runs(
+    comparison = pair_runs(
         labels, plans, metrics, values, alpha=alpha, iters=iters, seed=seed, notes=notes
     )
+    comparison.gaps = baseline_gaps(facts, labels)
+    return comparison
 
 
-Plans = dict[str, tuple[list[int], list[int]]]  # task -> (doc ids, ks) compared
+@dataclass(frozen=True)
+class TaskPlan:
+    """What one task is compared on."""
+
+    doc_ids: list[int]  # the problems, held by every run
+    ks: list[int]
+    samples: dict[int, int]  # doc id -> n: its first n samples (every run holds them)
+
+
+Plans = dict[str, TaskPlan]
 
 
 def plan_comparison(
@@ -128,10 +155,46 @@ def plan_comparison(
         )
         for task in shared_tasks
     }
-    for task, (doc_ids, _) in plans.items():
-        if {len(f[task].counts) for f in facts} != {len(doc_ids)}:
-            notes.append(f"task {task}: compared on the {len(doc_ids)} problems every run holds")
+    for task, plan in plans.items():
+        if {len(f[task].counts) for f in facts} != {len(plan.doc_ids)}:
+            notes.append(
+                f"task {task}: compared on the {len(plan.doc_ids)} problems every run holds"
+            )
+        counts = [[f[task].counts[d] for d in plan.doc_ids] for f in facts]
+        if any(c != list(plan.samples.values()) for c in counts):
+            sizes = ", ".join(
+                f"{label}: {_span(c)}" for label, c in zip(labels, counts, strict=True)
+            )
+            notes.append(
+                f"task {task}: the runs hold different numbers of samples per problem "
+                f"({sizes}); each problem is compared on the first "
+                f"{_span(list(plan.samples.values()))} samples every run holds (like with like)"
+            )
     return plans, notes
+
+
+def _span(counts: list[int]) -> str:
+    low, high = min(counts), max(counts)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+def baseline_gaps(facts: Sequence[dict[str, TaskFacts]], labels: Sequence[str]) -> list[Gap]:
+    """The tasks and problems the baseline (the first run) holds that another run lacks."""
+    gaps = []
+    for task, base in facts[0].items():
+        held = {d for d, count in base.counts.items() if count > 0}
+        for label, other in zip(labels[1:], facts[1:], strict=True):
+            if task not in other:
+                gaps.append(Gap(task, f"{label} lacks task {task}, which {labels[0]} holds"))
+                continue
+            lacking = held - {d for d, count in other[task].counts.items() if count > 0}
+            if lacking:
+                detail = (
+                    f"{label} lacks {len(lacking)} of the {len(held)} {task} problems "
+                    f"{labels[0]} holds (first: doc {min(lacking)})"
+                )
+                gaps.append(Gap(task, detail))
+    return gaps
 
 
 def pair_runs(
@@ -149,8 +212,8 @@ def pair_runs(
     task -> ``(problems, metrics x ks)`` array, rows in the plan's doc order."""
     pair_list = list(combinations(labels, 2))
     tasks = {}
-    for task, (doc_ids, task_ks) in plans.items():
-        columns = [f"{name}@{k}" for name in metrics for k in task_ks]
+    for task, plan in plans.items():
+        columns = [f"{name}@{k}" for name in metrics for k in plan.ks]
         by_run = {label: values[label][task] for label in labels}
         pairs = {
             (a, b): paired_differences(
@@ -158,7 +221,7 @@ def pair_runs(
             )
             for a, b in pair_list
         }
-        tasks[task] = TaskComparison(task, doc_ids, columns, by_run, pairs, _holm(pairs))
+        tasks[task] = TaskComparison(task, plan.doc_ids, columns, by_run, pairs, _holm(pairs))
     correction = (
         "none (one pair)"
         if len(pair_list) == 1
@@ -207,7 +270,7 @@ def _plan(
     also_ks: Sequence[int],
     intersection: bool,
     different_prompts: bool,
-) -> tuple[list[int], list[int]]:
+) -> TaskPlan:
     """The problems and k values a task is compared on, or the reason it cannot be."""
     held = [{d for d, count in f.counts.items() if count > 0} for f in facts]
     shared = sorted(set.intersection(*held))
@@ -240,14 +303,15 @@ def _plan(
             f"different prompts or sampling settings (first: doc {changed[0]}); pass "
             "--different_prompts to compare them anyway"
         )
-    fewest = min(f.counts[d] for f in facts for d in shared)
+    samples = {d: min(f.counts[d] for f in facts) for d in shared}
+    fewest = min(samples.values())
     task_ks = ks_within(
         [*(ks or default_ks(fewest)), *also_ks],
         fewest,
         f"some run holds for a shared {task} problem",
         "lower --ks (or the condition's k)",
     )
-    return shared, task_ks
+    return TaskPlan(shared, task_ks, samples)
 
 
 def _score(
@@ -260,19 +324,20 @@ def _score(
     """Per-problem metric values of one run, a ``(problems, metrics x ks)`` array per task."""
     out = {}
     with SampleStore(run_dir, writer=False) as store:
-        for task, (doc_ids, ks) in plans.items():
-            row_of = {doc_id: i for i, doc_id in enumerate(doc_ids)}
-            table = np.zeros((len(doc_ids), len(metrics) * len(ks)))
+        for task, plan in plans.items():
+            row_of = {doc_id: i for i, doc_id in enumerate(plan.doc_ids)}
+            table = np.zeros((len(plan.doc_ids), len(metrics) * len(plan.ks)))
             scoring = task_scoring(store, task, checker_spec)
             resolver = VerdictResolver(scoring.checker, store.verdicts)
             try:
-                problems = scored_problems(store, task, scoring.checker, resolver)
+                problems = scored_problems(
+                    store, task, scoring.checker, resolver, first=plan.samples
+                )
                 for doc_id, _, scored in tqdm(
                     problems, desc=f"compare {label} {task}", unit="problem"
                 ):
-                    if doc_id in row_of:
-                        curves = problem_curves(scored.summary, ks, metrics)
-                        table[row_of[doc_id]] = [curves[m][k] for m in metrics for k in ks]
+                    curves = problem_curves(scored.summary, plan.ks, metrics)
+                    table[row_of[doc_id]] = [curves[m][k] for m in metrics for k in plan.ks]
             finally:
                 resolver.close()
                 scoring.checker.close()

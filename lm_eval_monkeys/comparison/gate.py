@@ -7,6 +7,10 @@ run) fails against the baseline (the first):
 - ``coverage@16 significant_drop 0.05``: the candidate is lower and the paired test's
   p-value is below the level.
 
+A gate also fails when the candidate lacks a task or problems the baseline holds (a
+candidate that skipped the hard problems must not pass on the rest), unless
+``allow_missing``.
+
 Outputs: a text table (stdout), Markdown (a CI job summary), JSON, and JUnit XML with
 one test case per (condition, task).
 """
@@ -84,16 +88,27 @@ class Check:
     condition: str
     task: str
     failed: bool
-    difference: float
-    p_value: float
+    difference: float | None  # None: a check of what the candidate holds
+    p_value: float | None
     detail: str
 
 
-def evaluate(comparison: Comparison, conditions: list[Condition]) -> list[Check]:
-    """Every condition on every task it applies to, candidate (run 2) against baseline (run 1)."""
+HOLDS_BASELINE = "the candidate holds the baseline's tasks and problems"
+
+
+def evaluate(
+    comparison: Comparison, conditions: list[Condition], allow_missing: bool = False
+) -> list[Check]:
+    """Every condition on every task it applies to, candidate (run 2) against baseline
+    (run 1); with conditions, a failed check per task or problems the candidate lacks
+    (passed, saying so, with ``allow_missing``)."""
     if conditions and len(comparison.runs) != 2:
         raise MonkeysError("--fail_if gates a candidate on a baseline: give exactly two runs")
-    checks = []
+    allowed = "allowed by --allow_missing" if allow_missing else "--allow_missing allows it"
+    checks = [
+        Check(HOLDS_BASELINE, gap.task, not allow_missing, None, None, f"{gap.detail}; {allowed}")
+        for gap in (comparison.gaps if conditions else [])
+    ]
     for condition in conditions:
         tasks = [
             t

@@ -49,7 +49,9 @@ def coverage_at_k(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | floa
     n_arr, c_arr, k_arr = _counts(n, c, k, "coverage_at_k")
     # c = 0 gives a log ratio of exactly 0 (the same log-gamma terms cancel): coverage 0
     # (subtracted from 0.0, not negated, so it is +0.0).
-    return _scalar_or_array(0.0 - np.expm1(_log_choose_ratio_of(n_arr - c_arr, n_arr, k_arr)))
+    logged = 0.0 - np.expm1(_log_choose_ratio_of(n_arr - c_arr, n_arr, k_arr))
+    # At k = 1 exactly c / n, the figure majority@1 gives too (equal to the last bit).
+    return _scalar_or_array(np.where(k_arr == 1, c_arr / n_arr, logged))
 
 
 def majority_at_k(
@@ -80,6 +82,8 @@ def majority_at_k(
         raise MonkeysError(f"majority@{k} needs 1 <= k <= {n} (the samples drawn)")
     if k == n:
         return _full_vote(sizes, correct)
+    if k == 1:  # one vote: its class wins; c / n as coverage@1 computes it
+        return float(int(sizes[correct].sum()) / n)
     return float(
         sum(
             _win_probability(int(sizes[g]), np.delete(sizes, g), n, k)

@@ -393,12 +393,18 @@ def _compare(
         return None
     values: dict[str, dict[str, np.ndarray]] = {}
     for run in runs:
-        for task, (doc_ids, task_ks) in plans.items():
+        for task, plan in plans.items():
             data = run.tasks[task]
             row = {doc_id: i for i, doc_id in enumerate(data.doc_ids)}
-            held = [row[d] for d in doc_ids]
-            n, c = data.n[held, None], data.c[held, None]
-            values.setdefault(run.label, {})[task] = np.asarray(coverage_at_k(n, c, task_ks))
+            # Like with like: each problem's first n samples, n held by every run.
+            n = np.array([plan.samples[d] for d in plan.doc_ids], dtype=np.int64)
+            c = np.array(
+                [int(data.verdicts[row[d]][: plan.samples[d]].sum()) for d in plan.doc_ids],
+                dtype=np.int64,
+            )
+            values.setdefault(run.label, {})[task] = np.asarray(
+                coverage_at_k(n[:, None], c[:, None], plan.ks)
+            )
     return pair_runs(labels, plans, ["coverage"], values, notes=notes)
 
 

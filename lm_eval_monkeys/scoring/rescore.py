@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,13 +87,19 @@ def task_scoring(store: SampleStore, task: str, checker_spec: str | None = None)
 
 
 def problem_chunks(
-    store: SampleStore, task: str, max_samples: int = CHUNK_SAMPLES
+    store: SampleStore,
+    task: str,
+    max_samples: int = CHUNK_SAMPLES,
+    first: Mapping[int, int] | None = None,
 ) -> Iterator[list[tuple[int, dict, list[Sample]]]]:
-    """The task's problems with their samples, in chunks of about ``max_samples``."""
+    """The task's problems with their samples, in chunks of about ``max_samples``; with
+    ``first`` (doc id -> n), only the problems it names, each with its first n samples."""
     chunk: list[tuple[int, dict, list[Sample]]] = []
     held = 0
     for doc_id, doc in store.docs(task):
-        samples = store.samples(task, doc_id)
+        if first is not None and doc_id not in first:
+            continue
+        samples = store.samples(task, doc_id)[: None if first is None else first[doc_id]]
         if not samples:
             continue
         chunk.append((doc_id, doc, samples))
@@ -111,11 +117,13 @@ def scored_problems(
     checker: Checker,
     resolver: VerdictResolver,
     group: bool = True,
+    first: Mapping[int, int] | None = None,
 ) -> Iterator[tuple[int, list[Sample], ScoredSamples]]:
-    """Each stored problem of a task with its samples and their verdicts; the distinct
-    answers of a chunk of problems are resolved together (cache, then the backend), then
-    grouped into vote classes if ``group``."""
-    for chunk in problem_chunks(store, task):
+    """Each stored problem of a task (or those ``first`` names, with their first n samples)
+    with its samples and their verdicts; the distinct answers of a chunk of problems are
+    resolved together (cache, then the backend), then grouped into vote classes if
+    ``group``."""
+    for chunk in problem_chunks(store, task, first=first):
         answered = []
         for doc_id, doc, samples in chunk:
             try:

@@ -1,6 +1,6 @@
 """The run store: samples, run records, verdicts and rewards of one run in one SQLite file."""
 
-from lm_eval_monkeys.store.core import STORE_FILE, Sample, SampleStore, prompt_hash
+from lm_eval_monkeys.store.core import STORE_FILE, Sample, SampleStore, check_writer, prompt_hash
 from lm_eval_monkeys.store.run_records import TaskRecord, changed_keys, installed_record
 from lm_eval_monkeys.store.stored_samples import StoredSamples, reader
 
@@ -11,6 +11,7 @@ __all__ = [
     "StoredSamples",
     "TaskRecord",
     "changed_keys",
+    "check_writer",
     "installed_record",
     "prompt_hash",
     "reader",

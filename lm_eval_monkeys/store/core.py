@@ -245,29 +245,7 @@ class SampleStore:
     # -- internals -----------------------------------------------------------------------
 
     def _take_lock(self) -> None:
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            handle = open(self.run_dir / LOCK_FILE, "a+")
-        except OSError as err:
-            raise MonkeysError(
-                f"cannot write the run directory {self.run_dir}: {err.strerror}; "
-                "choose a writable --output_path"
-            ) from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise MonkeysError(
-                f"{self.run_dir} is being written by {holder}; wait for it to finish "
-                "or use another --output_path"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        self._lock_handle = handle
+        self._lock_handle = _writer_lock(self.run_dir)
 
     def _json(self, text: str, what: str) -> Any:
         try:
@@ -284,3 +262,36 @@ class SampleStore:
 
     def set_meta(self, key: str, value: str) -> None:
         self.database.connection.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def check_writer(run_dir: Path) -> None:
+    """Refuse, as opening the store to write would, a run directory that cannot be
+    written or that another process is writing (the lock is taken and let go)."""
+    _writer_lock(run_dir).close()
+
+
+def _writer_lock(run_dir: Path) -> Any:
+    """The run directory's lock file, locked (created with the directory if need be)."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(run_dir / LOCK_FILE, "a+")
+    except OSError as err:
+        raise MonkeysError(
+            f"cannot write the run directory {run_dir}: {err.strerror}; "
+            "choose a writable --output_path"
+        ) from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise MonkeysError(
+            f"{run_dir} is being written by {holder}; wait for it to finish "
+            "or use another --output_path"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle

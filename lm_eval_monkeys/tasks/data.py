@@ -17,10 +17,26 @@ from typing import Any
 import datasets
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.hub import check_loadable
+from lm_eval_monkeys.task_configs import installed_configs, with_group_tasks
 
 logger = logging.getLogger(__name__)
 
 DATA_DIR_ENV = "MONKEYS_DATA_DIR"
+GSM8K_HUB = "openai/gsm8k"
+MATH_HUB = "EleutherAI/hendrycks_math"
+MATH500_HUB = "HuggingFaceH4/MATH-500"
+CODECONTESTS_HUB = "deepmind/code_contests"
+SWEBENCH_LITE_HUB = "princeton-nlp/SWE-bench_Lite_oracle"
+# Each loader's hub datasets (read when MONKEYS_DATA_DIR is unset); MiniF2F is local only.
+HUB_DATASETS = {
+    "load_gsm8k": (GSM8K_HUB,),
+    "load_math": (MATH_HUB,),
+    "load_math500": (MATH500_HUB,),
+    "load_codecontests": (CODECONTESTS_HUB,),
+    "load_swebench_lite": (SWEBENCH_LITE_HUB,),
+}
+LOCAL_ONLY = ("load_minif2f", "load_minif2f_mathd")
 MATH_SUBJECTS = (
     "algebra",
     "counting_and_probability",
@@ -61,7 +77,7 @@ def _local_json(relative: str, **splits: str) -> datasets.DatasetDict:
 def load_gsm8k(**_: Any) -> datasets.DatasetDict:
     """GSM8K (openai/gsm8k, main): train for few-shot examples, test for evaluation."""
     if local_data_dir() is None:
-        return datasets.load_dataset("openai/gsm8k", "main")
+        return datasets.load_dataset(GSM8K_HUB, "main")
     return _local_json("gsm8k", train="train.jsonl", test="test.jsonl")
 
 
@@ -69,8 +85,7 @@ def load_math(**_: Any) -> datasets.DatasetDict:
     """All 5,000 MATH test problems in the hub schema (problem, level, type, solution)."""
     if local_data_dir() is None:
         parts = [
-            datasets.load_dataset("EleutherAI/hendrycks_math", subject, split="test")
-            for subject in MATH_SUBJECTS
+            datasets.load_dataset(MATH_HUB, subject, split="test") for subject in MATH_SUBJECTS
         ]
         return datasets.DatasetDict(test=datasets.concatenate_datasets(parts))
     # The local copy names the fields question/answer; rename them to the hub's.
@@ -81,7 +96,7 @@ def load_math(**_: Any) -> datasets.DatasetDict:
 def load_math500(**_: Any) -> datasets.DatasetDict:
     """MATH-500 (HuggingFaceH4/MATH-500): problem, solution, answer, subject, level."""
     if local_data_dir() is None:
-        return datasets.load_dataset("HuggingFaceH4/MATH-500")
+        return datasets.load_dataset(MATH500_HUB)
     return _local_json("math", test="math500_test.jsonl")
 
 
@@ -115,7 +130,7 @@ def codecontests_test_split() -> datasets.Dataset:
     """Every CodeContests test problem with its tests, in the hub's order (the order
     ``orig_dset_idx`` counts in), from the hub or the local tests file."""
     if local_data_dir() is None:
-        return datasets.load_dataset("deepmind/code_contests", split="test")
+        return datasets.load_dataset(CODECONTESTS_HUB, split="test")
     return _local_json("codecontests", test=CODECONTESTS_TESTS_FILE)["test"]
 
 
@@ -140,6 +155,26 @@ def refuse_unverifiable_codecontests(tasks: list[str]) -> None:
         )
 
 
+def check_task_data(tasks: list[str]) -> None:
+    """Refuse, before any model loads, our tasks (or groups of them) whose data cannot load:
+    MiniF2F without MONKEYS_DATA_DIR, or, without it, a hub dataset that is not cached
+    while offline, not on the hub, or behind an unreachable hub."""
+    if local_data_dir() is not None:
+        return
+    configs = installed_configs()
+    for task in with_group_tasks(tasks):
+        dataset = configs.get(task, {}).get("custom_dataset") or {}
+        loader = str(dataset.get("function", "")).rpartition(":")[2]
+        if loader in LOCAL_ONLY:
+            raise MonkeysError(f"{task}: {MINIF2F_NEEDS_DATA}")
+        for repo_id in HUB_DATASETS.get(loader, ()):
+            check_loadable(
+                "dataset",
+                repo_id,
+                f"set {DATA_DIR_ENV} to a directory laid out like shared/data (its README)",
+            )
+
+
 def codecontests_has_local_tests() -> bool:
     """Whether the local data directory holds CodeContests problems with tests."""
     root = local_data_dir()
@@ -155,7 +190,7 @@ def codecontests_fewshot() -> list[dict[str, str]]:
             return []  # the local layout has no train split: the prompt is zero-shot
         train = datasets.load_dataset("json", data_files=str(path), split="train")
     else:
-        train = datasets.load_dataset("deepmind/code_contests", split="train", streaming=True)
+        train = datasets.load_dataset(CODECONTESTS_HUB, split="train", streaming=True)
     examples = []
     for doc in train:
         solutions = doc.get("solutions") or {}
@@ -191,14 +226,17 @@ def _statement_to_hub_schema(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+MINIF2F_NEEDS_DATA = (
+    f"MiniF2F loads from local files: set {DATA_DIR_ENV} to a directory with "
+    "minif2f/minif2f.jsonl (DeepSeek-Prover-V1.5's Lean 4 port, datasets/minif2f.jsonl)"
+)
+
+
 def load_minif2f(**_: Any) -> datasets.DatasetDict:
     """MiniF2F in Lean 4 (DeepSeek-Prover-V1.5's port): name, split, informal_prefix,
     formal_statement (ends ``:= by``), goal, header. Test split only; local files only."""
     if local_data_dir() is None:
-        raise MonkeysError(
-            "MiniF2F loads from local files: set MONKEYS_DATA_DIR to a directory with "
-            "minif2f/minif2f.jsonl (DeepSeek-Prover-V1.5's Lean 4 port, datasets/minif2f.jsonl)"
-        )
+        raise MonkeysError(MINIF2F_NEEDS_DATA)
     records = _local_json("minif2f", records="minif2f.jsonl")["records"]
     return datasets.DatasetDict(test=records.filter(lambda r: r["split"] == "test"))
 
@@ -218,7 +256,7 @@ def load_swebench_lite(**_: Any) -> datasets.DatasetDict:
     MONKEYS_SWEBENCH_REPOS (without mirrors the prompt lists the files' paths only).
     """
     if local_data_dir() is None:
-        return datasets.load_dataset("princeton-nlp/SWE-bench_Lite_oracle")
+        return datasets.load_dataset(SWEBENCH_LITE_HUB)
     test = _local_json("swebench_lite", test="test.json")["test"]
     from lm_eval_monkeys.verifiers.swebench.local_runner import REPOS_ENV
 
