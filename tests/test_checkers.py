@@ -56,8 +56,8 @@ def test_gsm8k_target_and_verdict() -> None:
     assert not checker.is_correct("1017", target)
 
 
-def test_unknown_verifier_and_mode_are_clear_errors() -> None:
-    with pytest.raises(MonkeysError, match="unknown verifier 'nope'"):
+def test_unknown_checker_and_mode_are_clear_errors() -> None:
+    with pytest.raises(MonkeysError, match="unknown checker 'nope'"):
         get_checker("nope")
     with pytest.raises(MonkeysError, match="gsm8k:flexible"):
         get_checker("gsm8k:loose")
