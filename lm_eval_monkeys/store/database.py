@@ -90,8 +90,8 @@ class Database:
         if version != SCHEMA_VERSION:
             raise MonkeysError(
                 f"{self.path} is not a {self.kind} of this version (schema {version}, this "
-                f"version reads {SCHEMA_VERSION}): an earlier version of lm-eval-monkeys or "
-                f"another program wrote it; {outdated_fix}"
+                f"version reads {SCHEMA_VERSION}): it was written by an earlier version or by "
+                f"another program; {outdated_fix}"
             )
 
     def read(self, sql: str, args: Sequence[object] = ()) -> list[Any]:
