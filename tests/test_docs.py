@@ -45,10 +45,20 @@ RUN_COMMAND = re.compile(r"((?:^|&&)\s*(?:\w+=\S+\s+)*(?:lm-eval-monkeys|lm_eval
 MKDOCS_PAGES = re.compile(r"^\s*- [^:]+: (\S+\.md)\s*$", re.MULTILINE)
 
 
+MODEL_FLAGS = re.compile(r"\s--model(?:_args)?\s+\S+")
+
+
 def _resized(script: str, flags: str) -> str:
-    """The script with FLAGS after each run command (continuation lines joined first)."""
+    """The script with FLAGS after each run command (continuation lines joined first); a
+    FLAGS naming its own --model replaces the command's model and its --model_args (a
+    monkeys-* model refuses keys it does not take)."""
     joined = re.sub(r"\\\n\s*", " ", script)
-    return "\n".join(RUN_COMMAND.sub(rf"\1 {flags}", line) for line in joined.splitlines())
+
+    def resize(match: re.Match[str]) -> str:
+        command = MODEL_FLAGS.sub("", match[1]) if "--model " in flags else match[1]
+        return f"{command} {flags}"
+
+    return "\n".join(RUN_COMMAND.sub(resize, line) for line in joined.splitlines())
 
 
 def run_bash(example: Example) -> str | None:
