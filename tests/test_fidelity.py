@@ -17,17 +17,11 @@ import pytest
 import torch
 from test_models import PROMPTS, cloned_requests
 
-from lm_eval_monkeys.models.fidelity import first_token_fit, next_token_probs, sequence_fit
+from lm_eval_monkeys.models.fidelity import sequence_fit
 from lm_eval_monkeys.models.generation import generation_settings
 
 pytestmark = pytest.mark.slow
 
-FIRST_TOKENS = 1024  # one-token samples of one prompt
-# A prompt with many likely next words (PROMPTS[2]'s next token is nearly certain: two
-# cells only, too few to see a reshaped distribution).
-STORY = "Once upon a time, there was a"
-# Temperature and top-p together: the cut of the nucleus and the reshaping of what is left.
-FIRST = {"temperature": 0.8, "top_p": 0.9, "max_gen_toks": 1}
 # GSM8K's temperature over 16 tokens; a stop that never occurs, so every token is scored.
 SEQUENCE = {"temperature": 0.6, "max_gen_toks": 16, "until": ["\x00"]}
 
@@ -56,23 +50,6 @@ def sample(engine: Any, prompts: list[str], k: int, **settings: Any) -> list[str
         cloned_requests(len(prompts), k, prompts=prompts, **settings), disable_tqdm=True
     )
     return texts
-
-
-@pytest.mark.parametrize("name", ["monkeys-hf", "hf"])
-def test_first_tokens_follow_the_softmax_at_temperature_and_top_p(
-    name: str, engines: dict[str, Any], stock: Any
-) -> None:
-    texts = sample(engines[name], [STORY], FIRST_TOKENS, **FIRST)
-    settings = generation_settings({**FIRST, "until": ["\n\n"]}, 1)
-    prompt = stock.tok_encode(STORY)
-    fit = first_token_fit(
-        next_token_probs(stock.model, prompt, settings), texts, stock.tokenizer, settings.until
-    )
-    assert fit.p_value > 1e-4 and fit.cells >= 4, fit
-    for wrong in (replace(settings, top_p=1.0), replace(settings, temperature=1.0)):
-        probs = next_token_probs(stock.model, prompt, wrong)
-        misfit = first_token_fit(probs, texts, stock.tokenizer, settings.until)
-        assert misfit.p_value < 1e-6, (wrong, misfit)
 
 
 @pytest.mark.parametrize("name", ["monkeys-hf", "hf"])

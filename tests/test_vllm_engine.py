@@ -20,7 +20,7 @@ pytest.importorskip("vllm", reason="needs the vLLM environment (README: .venv-vl
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.models.embedded import embedded_hf_dir
-from lm_eval_monkeys.models.fidelity import first_token_fit, next_token_probs, sequence_fit
+from lm_eval_monkeys.models.fidelity import sequence_fit
 from lm_eval_monkeys.models.generation import generation_settings
 from lm_eval_monkeys.models.vllm import MonkeysVLLM
 from lm_eval_monkeys.store import SampleStore
@@ -147,23 +147,6 @@ def reference() -> Any:
     directory = str(embedded_hf_dir())
     model = AutoModelForCausalLM.from_pretrained(directory, dtype="float32").eval()
     return model, AutoTokenizer.from_pretrained(directory)
-
-
-def test_first_tokens_follow_the_softmax_at_temperature_and_top_p(
-    fresh: MonkeysVLLM, reference: Any
-) -> None:
-    """As tests/test_fidelity.py checks monkeys-hf and stock hf (the same settings)."""
-    from test_fidelity import FIRST, FIRST_TOKENS, STORY
-
-    model, tokenizer = reference
-    texts = fresh.generate_until(cloned_requests(1, FIRST_TOKENS, prompts=[STORY], **FIRST))
-    settings = generation_settings({**FIRST, "until": ["\n\n"]}, 1)
-    prompt = tokenizer(STORY).input_ids
-    fit = first_token_fit(next_token_probs(model, prompt, settings), texts, tokenizer, ["\n\n"])
-    assert fit.p_value > 1e-4 and fit.cells >= 4, fit
-    for wrong in (replace(settings, top_p=1.0), replace(settings, temperature=1.0)):
-        misfit = first_token_fit(next_token_probs(model, prompt, wrong), texts, tokenizer, ["\n\n"])
-        assert misfit.p_value < 1e-6, (wrong, misfit)
 
 
 def test_every_token_scores_as_a_draw_from_the_model(fresh: MonkeysVLLM, reference: Any) -> None:

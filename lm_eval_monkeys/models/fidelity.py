@@ -2,37 +2,28 @@
 
 The reference is a plain transformers model (fp32) with transformers' own logits
 processors for the settings (repetition penalty, temperature, top-k, top-p, min-p, in
-``generate``'s order), not the engines' code. Engines hand back texts, so both checks
-work on texts:
+``generate``'s order), not the engines' code. Engines hand back texts, so the check
+works on texts: ``sequence_fit`` re-tokenises every sample and scores each token under
+the reference's filtered distribution at its position. For a faithful sampler each
+token's log-probability has expectation minus the entropy there and a known variance,
+whatever came before, so the summed differences over the summed variances give z, close
+to N(0, 1); a token the settings rule out (outside top-p, say) counts as impossible. The
+samples' mean negative log-likelihood under the unfiltered model (the figure issue 24
+compared between engines) comes with it.
 
-- ``first_token_fit``: many one-token samples of one prompt against the reference's
-  next-token distribution, each token mapped to the text an engine returns for it (its
-  decoding, cut at a stop string); a chi-square goodness of fit over the texts, the
-  unlikely ones pooled. A sampler that ignores top-p, or runs at another temperature,
-  fails it at a few hundred samples.
-- ``sequence_fit``: every token of longer samples (their texts re-tokenised) scored under
-  the reference's filtered distribution at its position. For a faithful sampler each
-  token's log-probability has expectation minus the entropy there and a known variance,
-  whatever came before, so the summed differences over the summed variances give z,
-  close to N(0, 1); a token the settings rule out (outside top-p, say) counts as
-  impossible. The samples' mean negative log-likelihood under the unfiltered model (the
-  figure issue 24 compared between engines) comes with it.
-
-Both are approximations where a text differs from its tokens: re-tokenising can merge
-a sampled pair of tokens, and a sample that ended on end-of-sequence has no text for
-that token, so its term is left out (prompts where it is unlikely keep that small).
+It is an approximation where a text differs from its tokens: re-tokenising can merge a
+sampled pair of tokens, and a sample that ended on end-of-sequence has no text for that
+token, so its term is left out (prompts where it is unlikely keep that small).
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import torch
-from scipy import stats
 from transformers import (
     LogitsProcessorList,
     MinPLogitsWarper,
@@ -45,17 +36,6 @@ from transformers import (
 )
 
 from lm_eval_monkeys.models.generation import GenerationSettings
-
-# Texts expected fewer times than this are pooled into one cell (chi-square's rule).
-_MIN_EXPECTED = 5.0
-
-
-@dataclass(frozen=True)
-class FirstTokenFit:
-    chi2: float
-    cells: int
-    p_value: float
-    samples: int
 
 
 @dataclass(frozen=True)
@@ -80,49 +60,6 @@ def processors(settings: GenerationSettings) -> LogitsProcessorList:
     if settings.min_p > 0.0:
         chain.append(MinPLogitsWarper(settings.min_p))
     return chain
-
-
-@torch.inference_mode()
-def next_token_probs(
-    model: PreTrainedModel, prompt: list[int], settings: GenerationSettings
-) -> torch.Tensor:
-    """The reference distribution of the token after ``prompt`` [vocab], float64."""
-    ids = cast(torch.LongTensor, torch.tensor([prompt], device=model.device))
-    logits = model(input_ids=ids).logits[:, -1].double()
-    return torch.softmax(processors(settings)(ids, logits), dim=-1)[0]
-
-
-def token_text(tokenizer: PreTrainedTokenizerBase, token: int, until: Sequence[str] = ()) -> str:
-    """What an engine returns for a one-token sample: its text, cut at a stop string."""
-    text = str(tokenizer.decode([token], skip_special_tokens=True))
-    cuts = [i for i in (text.find(s) for s in until) if i >= 0]
-    return text[: min(cuts)] if cuts else text
-
-
-def first_token_fit(
-    probs: torch.Tensor,
-    texts: Sequence[str],
-    tokenizer: PreTrainedTokenizerBase,
-    until: Sequence[str] = (),
-) -> FirstTokenFit:
-    """Chi-square fit of one-token samples' texts to ``probs`` (``next_token_probs``)."""
-    expected_share: dict[str, float] = defaultdict(float)
-    for token in torch.nonzero(probs > 0).flatten().tolist():
-        expected_share[token_text(tokenizer, token, until)] += float(probs[token])
-    n = len(texts)
-    observed = Counter(texts)
-    kept = sorted(t for t, share in expected_share.items() if share * n >= _MIN_EXPECTED)
-    obs = [float(observed[t]) for t in kept]
-    exp = [expected_share[t] * n for t in kept]
-    rest_obs, rest_exp = n - sum(obs), n - sum(exp)
-    if rest_obs > 0 or rest_exp >= _MIN_EXPECTED:
-        if rest_exp <= 0:  # texts the distribution cannot produce were sampled
-            return FirstTokenFit(math.inf, len(kept) + 1, 0.0, n)
-        obs.append(rest_obs)
-        exp.append(rest_exp)
-    scale = sum(obs) / sum(exp)  # the pooled cell absorbs rounding; chisquare wants equal sums
-    result = stats.chisquare(obs, [e * scale for e in exp])
-    return FirstTokenFit(float(result.statistic), len(obs), float(result.pvalue), n)
 
 
 @torch.inference_mode()
