@@ -5,6 +5,7 @@ monkeys-vllm runs on a real vLLM engine in tests/test_vllm_engine.py (its own en
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -179,11 +180,11 @@ def test_unknown_generation_setting_is_refused(smol: Any) -> None:
     [("typical_p=0.9", "unknown generation setting typical_p"), ("top_k=2.5", "top_k=2.5")],
 )
 def test_bad_generation_setting_stops_the_run_before_the_model_loads(
-    model: str, setting: str, message: str
+    model: str, setting: str, message: str, tmp_path: Path
 ) -> None:
-    """The model path does not exist: loading it first would fail with another message."""
+    """The model directory is empty: loading it first would fail with another message."""
     result = run_cli(
-        "--model", model, "--model_args", "pretrained=/nonexistent/model",
+        "--model", model, "--model_args", f"pretrained={tmp_path}",
         "--tasks", "monkeys_gsm8k", "--limit", "1", "--gen_kwargs", setting,
     )  # fmt: skip
     assert result.returncode != 0
