@@ -11,8 +11,8 @@ an interruption resumes).
 
 from __future__ import annotations
 
-import logging
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,8 +23,6 @@ from lm_eval_monkeys.importing.matching import DocIndex, doc_index
 from lm_eval_monkeys.importing.sources import Source, SourceProblem
 from lm_eval_monkeys.metrics import default_ks
 from lm_eval_monkeys.store import STORE_FILE, Sample, SampleStore, TaskRecord, prompt_hash
-
-logger = logging.getLogger(__name__)
 
 IMPORTED_METRICS = ("coverage", "majority")
 
@@ -79,14 +77,15 @@ def import_samples(source: Source, run_dir: Path) -> ImportSummary:
     return summary
 
 
-def _import_into(source: Source, index: DocIndex, problems: object, run_dir: Path) -> ImportSummary:
+def _import_into(
+    source: Source, index: DocIndex, problems: Iterable[SourceProblem], run_dir: Path
+) -> ImportSummary:
     task = index.benchmark.task
     summary = ImportSummary(task)
     fewest, most = None, 0
     with SampleStore(run_dir) as store:
         store.bind_config({"model": f"imported:{source.model}", "source": source.describe()})
         for problem in tqdm(problems, desc=f"import {source.name}", unit="problem"):
-            assert isinstance(problem, SourceProblem)
             doc_id = index.match(problem)
             if doc_id is None:
                 summary.unmatched.append(f"{problem.where} ({problem.question[:60]!r})")
