@@ -16,7 +16,7 @@ ratios; exits non-zero if any gold patch does not resolve or any unrelated patch
 with either runner.
 
     python benchmarks/bench_swebench.py --conformance --repos DIR --instances ID,ID,...
-        [--specs FILE]
+        [--specs FILE] [--instances-file FILE]
 
 Any Lite instances whose mirrors are in ``DIR`` (named ``owner__repo``), each through
 ``lm-eval-monkeys verify --verifier swebench:local`` as a user runs it (gold check on):
@@ -25,6 +25,8 @@ the gold patch and the unrelated patch as two completions, one verify run per in
 ``MONKEYS_SWEBENCH_SPECS`` file (none by default: the harness's specs alone). Prints one
 row per instance with both statuses and the reason of any verdict that is not a
 judgement; exits non-zero if an unrelated patch resolves or a verify run fails.
+``--instances-file`` reads the instances from a JSON list instead of the Lite data, e.g.
+the one ``benchmarks/swebench_standins.py`` writes for its stand-in repositories.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ def main() -> None:
     parser.add_argument("--conformance", action="store_true", help="through verify, any repo")
     parser.add_argument("--repos", type=Path, help="mirrors named owner__repo (--conformance)")
     parser.add_argument("--specs", help="a MONKEYS_SWEBENCH_SPECS file (--conformance)")
+    parser.add_argument("--instances-file", type=Path, help="a JSON list (--conformance)")
     parser.add_argument("--baseline-ref", default="main", help="git ref of the baseline runner")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the four runs")
     args = parser.parse_args()
@@ -130,7 +133,10 @@ def main() -> None:
         if args.repos is None or not args.instances:
             parser.error("--conformance needs --repos DIR and --instances ID,...")
         data = Path(os.environ.get("MONKEYS_DATA_DIR") or REPO.parent / "shared" / "data")
-        lite = json.loads((data / "swebench_lite" / "test.json").read_text())
+        source = args.instances_file or data / "swebench_lite" / "test.json"
+        if not source.is_file():
+            parser.error(f"no instances file {source}; check --instances-file")
+        lite = json.loads(source.read_text())
         wanted = args.instances.split(",")
         args.work.mkdir(parents=True, exist_ok=True)
         args.work.chmod(0o755)
