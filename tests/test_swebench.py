@@ -191,7 +191,8 @@ def test_no_instance_ends_the_run(swe: dict, tmp_path: Path) -> None:
     specs = tmp_path / "specs.json"
     specs.write_text(json.dumps({
         "acme/calc": {"default": SPEC},
-        "acme/conda": {"default": {**SPEC, "packages": "environment.yml"}},
+        "acme/conda": {"default": {**SPEC, "packages": "environment.yml",
+                                   "requirements_paths": ["environment.yml"]}},
         "acme/ancient": {"default": {**SPEC, "python": "2.1"}},
         "acme/nowhere": {"default": SPEC},
     }))  # fmt: skip
@@ -217,7 +218,7 @@ def test_no_instance_ends_the_run(swe: dict, tmp_path: Path) -> None:
     assert [line["status"] for line in lines] == ["env_failed"] * 4 + ["resolved"]
     reasons = [line["details"]["reason"] for line in lines[:4]]
     assert "no SWE-bench spec for acme/unknown" in reasons[0]
-    assert "conda environment.yml" in reasons[1]
+    assert "none of ['environment.yml'] at" in reasons[1]
     assert "needs Python 2.1" in reasons[2]
     assert "no local mirror of acme/nowhere" in reasons[3]
     assert "Traceback" not in done.stderr
