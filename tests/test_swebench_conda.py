@@ -167,11 +167,17 @@ def test_a_conda_name_pypi_lacks_fails_the_build_naming_it(conda_toy: dict) -> N
 
 def test_a_pre_install_that_changes_system_packages_is_refused(conda_toy: dict) -> None:
     """matplotlib's pre_install runs apt-get upgrade and installs TeX Live, as root in the
-    harness's image: here that would change the host. Refused before any step runs."""
+    harness's image: here that would change the host. Refused before any step runs, in
+    the same reason as any conda package without a counterpart."""
     marker = conda_toy["root"] / "pre_install-ran"
     upgrade = "apt-get -y update && apt-get -y upgrade"
     spec = {**CONDA_SPEC, "conda_without": ["cdms2"], "pre_install": [f"touch {marker}", upgrade]}
     [verdict] = verify(conda_toy, spec, [GOLD])
     assert verdict["status"] == "env_failed", verdict
+    assert "pre_install changes the system's packages" in verdict["details"]["reason"]
+    assert not marker.exists()
+    both = {**spec, "conda_without": []}  # matplotlib's case: one reason names both
+    [verdict] = verify(conda_toy, both, [GOLD])
+    assert "no PyPI counterpart: cdms2" in verdict["details"]["reason"]
     assert "pre_install changes the system's packages" in verdict["details"]["reason"]
     assert not marker.exists()

@@ -128,29 +128,36 @@ def _digest(value: object) -> str:
 def plan_for(instance: dict, spec: RepoSpec, interpreter: Interpreter, mirror: Path) -> Plan:
     setup = instance.get("environment_setup_commit") or instance["base_commit"]
     version = str(instance["version"])
-    _refuse_system_packages(instance["repo"], version, spec)
+    system = _system_packages(instance["repo"], version, spec)
     left_out: tuple[str, ...] = ()
-    if spec.packages == ENVIRONMENT_YML:
-        reqs, left_out = _conda_requirements(instance["repo"], version, spec, mirror, setup)
-    elif spec.packages == "requirements.txt":
-        reqs = requirements(mirror, setup, spec)
-    else:
-        reqs = ""
+    try:
+        if spec.packages == ENVIRONMENT_YML:
+            reqs, left_out = _conda_requirements(instance["repo"], version, spec, mirror, setup)
+        elif spec.packages == "requirements.txt":
+            reqs = requirements(mirror, setup, spec)
+        else:
+            reqs = ""
+    except EnvironmentBuildError as err:  # one reason naming every problem
+        raise EnvironmentBuildError("; ".join(filter(None, [str(err), system]))) from None
+    if system:
+        raise EnvironmentBuildError(system)
     commit = instance["base_commit"]
     return Plan(instance["repo"], version, spec, interpreter, setup, commit, reqs, left_out)
 
 
-def _refuse_system_packages(repo: str, version: str, spec: RepoSpec) -> None:
-    """A ``pre_install`` that installs system packages (matplotlib's ``apt-get upgrade``
-    and TeX Live, in the harness's image) would change this machine, as root: refused."""
+def _system_packages(repo: str, version: str, spec: RepoSpec) -> str:
+    """Why the spec is refused, where its ``pre_install`` changes the system's packages
+    (matplotlib's ``apt-get upgrade`` and TeX Live, as root in the harness's image: here
+    it would change this machine); else ""."""
     for command in spec.pre_install:
         if _SYSTEM_PACKAGES.search(command):
-            raise EnvironmentBuildError(
+            return (
                 f"{repo} {version}: pre_install changes the system's packages ({command!r}), "
                 "which the local runner never does on this machine; install what it needs "
                 f"yourself and set pre_install without that step in {SPECS_ENV}, or use "
                 "swebench:docker"
             )
+    return ""
 
 
 def _conda_requirements(
