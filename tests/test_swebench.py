@@ -531,3 +531,35 @@ def test_tox_current_env_runs_the_tests_in_the_environment(
     assert (verdicts[1].correct, verdicts[1].status) == (False, "tests_failed")
     log = Path(verdicts[0].details["log"]).read_text()
     assert "py39: OK" in log and "PASSED tests/test_calc.py::test_add" in log
+
+
+def test_resets_return_to_the_tree_after_pre_install(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pre_install`` edits a tracked test-infrastructure file the tests need (as
+    sphinx's adds ``-rA`` to tox.ini): here pyproject.toml's pytest ``addopts``, without
+    which pytest prints no per-test results. The apply fallbacks' clean-up (FUZZY: plain
+    ``git apply`` fails first) and the reset of infrastructure files (GOLD) keep that
+    edit; a patch's own edit of those settings is still undone."""
+    pre_install = "printf '\\n[tool.pytest.ini_options]\\naddopts = \"-rA\"\\n' >> pyproject.toml"
+    spec = {**SPEC, "test_cmd": "pytest -p no:cacheprovider", "pre_install": [pre_install]}
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    # WRONG, and pyproject.toml's pytest settings made to skip test_add: reset.
+    skips_add = WRONG + (
+        "diff --git a/pyproject.toml b/pyproject.toml\n--- a/pyproject.toml\n"
+        "+++ b/pyproject.toml\n@@ -9,2 +9,2 @@\n [tool.pytest.ini_options]\n"
+        '-addopts = "-rA"\n+addopts = "-rA --deselect tests/test_calc.py::test_add"\n'
+    )
+    check = checker()
+    gold, fuzzy, wrong, cheat = check.judge_many(
+        [GOLD, FUZZY, WRONG, skips_add], check.target(swe["instance"])
+    )
+    assert (gold.correct, gold.status) == (True, "resolved"), gold.details
+    assert gold.details["reset"] == []
+    assert (fuzzy.correct, fuzzy.status) == (True, "resolved"), fuzzy.details
+    assert (wrong.correct, wrong.status) == (False, "tests_failed")
+    assert (cheat.correct, cheat.status) == (False, "tests_failed"), cheat.details
+    assert cheat.details["reset"] == ["pyproject.toml"]
+    assert "PASSED tests/test_calc.py::test_neg" in Path(gold.details["log"]).read_text()

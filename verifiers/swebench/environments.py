@@ -455,8 +455,23 @@ def _dist_version(info: Path) -> Version:
 
 
 def copy_env(image: Path, destination: Path) -> None:
-    """A private, writable copy of an image (the patch's reinstall writes into it)."""
-    shutil.copytree(image, destination, symlinks=True)
+    """A private, writable copy of an image (the patch's reinstall writes into it): its
+    directories made anew and its files hard-linked to the image's, but for those that
+    pip and ``relocate`` rewrite in place (``bin/``, site-packages' ``.pth`` files),
+    which are copied. A linked file stays the image's, root's and read-only to the
+    sandbox, which gives no linked file to its uid: a run may replace it in its copy,
+    never change it. A plain copy where links cannot be made (another filesystem)."""
+    linked = subprocess.run(["cp", "-al", str(image), str(destination)], capture_output=True)
+    if linked.returncode != 0:
+        shutil.rmtree(destination, ignore_errors=True)
+        shutil.copytree(image, destination, symlinks=True)
+    else:
+        pth_files = destination.glob("lib/*/site-packages/*.pth")
+        for path in [*(destination / "bin").iterdir(), *pth_files]:
+            if not path.is_symlink() and path.is_file():
+                copy = path.with_name(f".{path.name}.copy")
+                shutil.copy2(path, copy)
+                os.replace(copy, path)
     relocate(destination, image, destination)
 
 
