@@ -469,6 +469,21 @@ LEGACY_SETUP = (
 )
 
 
+def test_pip_keeps_the_options_the_specs_install_commands_use() -> None:
+    """scikit-learn's install runs pip with --no-use-pep517, which pip 25.3 dropped ("no
+    such option"): its environments get pip 25.2; others the newest their Python runs."""
+    from dataclasses import replace
+
+    from lm_eval_monkeys.verifiers.swebench.environments import pip_upgrade
+    from lm_eval_monkeys.verifiers.swebench.specs import spec_for
+
+    sklearn = spec_for("scikit-learn/scikit-learn", "1.3", user_file="")
+    assert "--no-use-pep517" in sklearn.install
+    assert pip_upgrade("3.9.18", sklearn) == "pip==25.2"
+    assert pip_upgrade("3.6.15", sklearn) == "pip==21.3.1"
+    assert pip_upgrade("3.11.7", replace(sklearn, install="python -m pip install -e .")) == "pip"
+
+
 def test_python36_environment_gets_a_pip_that_installs_todays_wheels(
     swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

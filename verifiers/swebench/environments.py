@@ -70,8 +70,10 @@ PYPI = "https://pypi.org/simple"
 # newer Pythons take the newest pip. Named, not left to pip: a mirror without
 # Requires-Python in its links would offer a pip the Python cannot run.
 LAST_PIP = {"2.7": "20.3.4", "3.5": "20.3.4", "3.6": "21.3.1", "3.7": "24.0", "3.8": "25.0.1"}
+# pip 25.3 dropped --no-use-pep517, which scikit-learn's install command uses.
+LEGACY_OPTION, LAST_PIP_WITH_LEGACY = "--no-use-pep517", "25.2"
 # Bumped when the build steps change, so environments built the old way are not reused.
-BUILD_RECIPE = 3
+BUILD_RECIPE = 4
 BUILD_BACKEND = "build-backend"
 _NOT_ON_INDEX = re.compile(r"No matching distribution found for ([A-Za-z0-9_.\[\]-]+)")
 _SYSTEM_PACKAGES = re.compile(r"\b(apt-get|apt|yum|dnf|apk|conda)\b")
@@ -220,10 +222,14 @@ def _unavailable(log: Path) -> str:
     return f": the index has no distribution {', '.join(names)}" if names else ""
 
 
-def pip_upgrade(python_version: str) -> str:
-    """The requirement that upgrades pip to the newest release ``python_version`` runs."""
+def pip_upgrade(python_version: str, spec: RepoSpec | None = None) -> str:
+    """The requirement that upgrades pip to the newest release ``python_version`` runs
+    (and, for a spec whose ``install`` uses ``--no-use-pep517``, the last that has it)."""
     last = LAST_PIP.get(".".join(python_version.split(".")[:2]))
-    return f"pip=={last}" if last else "pip"
+    if last:
+        return f"pip=={last}"
+    legacy = spec is not None and LEGACY_OPTION in spec.install
+    return f"pip=={LAST_PIP_WITH_LEGACY}" if legacy else "pip"
 
 
 class Environments:
@@ -305,7 +311,7 @@ class Environments:
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
         steps: list[Step] = [
             ("venv", [str(plan.interpreter.executable), "-m", "venv", str(venv)], None),
-            ("pip", [*pip, "--upgrade", pip_upgrade(plan.interpreter.version)], None),
+            ("pip", [*pip, "--upgrade", pip_upgrade(plan.interpreter.version, plan.spec)], None),
         ]
         if plan.requirements:
             (scratch / "requirements.txt").write_text(plan.requirements)
