@@ -191,7 +191,8 @@ def test_no_instance_ends_the_run(swe: dict, tmp_path: Path) -> None:
     specs = tmp_path / "specs.json"
     specs.write_text(json.dumps({
         "acme/calc": {"default": SPEC},
-        "acme/conda": {"default": {**SPEC, "packages": "environment.yml"}},
+        "acme/conda": {"default": {**SPEC, "packages": "environment.yml",
+                                   "requirements_paths": ["environment.yml"]}},
         "acme/ancient": {"default": {**SPEC, "python": "2.1"}},
         "acme/nowhere": {"default": SPEC},
     }))  # fmt: skip
@@ -217,7 +218,7 @@ def test_no_instance_ends_the_run(swe: dict, tmp_path: Path) -> None:
     assert [line["status"] for line in lines] == ["env_failed"] * 4 + ["resolved"]
     reasons = [line["details"]["reason"] for line in lines[:4]]
     assert "no SWE-bench spec for acme/unknown" in reasons[0]
-    assert "conda environment.yml" in reasons[1]
+    assert "none of ['environment.yml'] at" in reasons[1]
     assert "needs Python 2.1" in reasons[2]
     assert "no local mirror of acme/nowhere" in reasons[3]
     assert "Traceback" not in done.stderr
@@ -466,6 +467,21 @@ def test_builds_ignore_the_hosts_pip_setup(
 LEGACY_SETUP = (
     "from setuptools import setup\n\nsetup(name='legacy', version='1.0', py_modules=['legacy'])\n"
 )
+
+
+def test_pip_keeps_the_options_the_specs_install_commands_use() -> None:
+    """scikit-learn's install runs pip with --no-use-pep517, which pip 25.3 dropped ("no
+    such option"): its environments get pip 25.2; others the newest their Python runs."""
+    from dataclasses import replace
+
+    from lm_eval_monkeys.verifiers.swebench.environments import pip_upgrade
+    from lm_eval_monkeys.verifiers.swebench.specs import spec_for
+
+    sklearn = spec_for("scikit-learn/scikit-learn", "1.3", user_file="")
+    assert "--no-use-pep517" in sklearn.install
+    assert pip_upgrade("3.9.18", sklearn) == "pip==25.2"
+    assert pip_upgrade("3.6.15", sklearn) == "pip==21.3.1"
+    assert pip_upgrade("3.11.7", replace(sklearn, install="python -m pip install -e .")) == "pip"
 
 
 def test_python36_environment_gets_a_pip_that_installs_todays_wheels(

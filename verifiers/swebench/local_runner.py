@@ -211,7 +211,8 @@ class LocalRunner:
             return {"resolved": False, "status": "patch_failed", "log": str(log),
                     "reason": "the test patch does not apply after this patch"}  # fmt: skip
         reset = {"reset": [p for p in infrastructure if p not in test_files]}
-        return {**grade(instance, plan.spec, output, code), "log": str(log), **reset}
+        return {**grade(instance, plan.spec, output, code), "log": str(log), **reset,
+                **plan.details()}  # fmt: skip
 
     def base(self, instance: dict[str, Any]) -> Path:
         """A git directory holding ``base_commit`` and nothing later (made once)."""
