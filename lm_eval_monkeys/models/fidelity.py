@@ -11,8 +11,9 @@ work on texts:
   of probability: every likely text a cell of its own, the others grouped, most likely
   first, into cells of about ``n / CELLS`` expected samples each. So the least likely
   tenth of the distribution (what top-p 0.9 cuts) forms cells of its own: a sampler
-  that ignores top-p leaves them empty and fails. A sampled text the distribution
-  cannot produce fails outright.
+  that ignores top-p leaves them empty and fails. Sampled texts the settings rule out
+  are counted (``outside``) and join the least likely cell: an engine that computes in
+  bfloat16 (vLLM on CPU) puts a few samples just past the fp32 nucleus's edge.
 - ``sequence_fit``: every token of longer samples (their texts re-tokenised) scored under
   the reference's filtered distribution at its position. For a faithful sampler each
   token's log-probability has expectation minus the entropy there and a known variance,
@@ -62,6 +63,7 @@ class FirstTokenFit:
     cells: int
     p_value: float
     samples: int
+    outside: int  # samples of texts the settings rule out (counted in the last cell)
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,6 @@ def first_token_fit(
         share[token_text(tokenizer, token, until)] += float(probs[token])
     n = len(texts)
     observed = Counter(texts)
-    if any(text not in share for text in observed):  # a text the settings rule out
-        return FirstTokenFit(math.inf, 0, 0.0, n)
     obs, exp = [], []
     size = max(MIN_EXPECTED, n / CELLS)
     cell_obs = cell_exp = 0.0
@@ -133,9 +133,11 @@ def first_token_fit(
     else:
         obs.append(cell_obs)
         exp.append(cell_exp)
+    outside = sum(count for text, count in observed.items() if text not in share)
+    obs[-1] += outside  # beside the least likely texts, where a boundary token would fall
     scale = n / sum(exp)  # float rounding only: the shares sum to 1
     result = stats.chisquare(obs, [e * scale for e in exp])
-    return FirstTokenFit(float(result.statistic), len(obs), float(result.pvalue), n)
+    return FirstTokenFit(float(result.statistic), len(obs), float(result.pvalue), n, outside)
 
 
 @torch.inference_mode()
