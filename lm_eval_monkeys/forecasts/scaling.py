@@ -274,6 +274,7 @@ def forecast_band(
     iters: int = 200,
     level: float = 0.9,
     seed: int = 0,
+    profile_zero_mass: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise ``level`` interval on the per-problem forecast's coverage at ``ks``.
 
@@ -285,6 +286,8 @@ def forecast_band(
     correct samples among many zeros fit "every problem is hard" and "most problems are
     unsolvable" alike). The interval runs from the (1 - level)/2 quantile of the
     resamples' lowest forecasts to the (1 + level)/2 quantile of their highest.
+    ``profile_zero_mass=False`` keeps only each resample's best zero mass (resampling
+    alone: the baseline of the calibration benchmark).
     """
     n_arr, c_arr = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
     fit_success_distribution(n_arr, c_arr, zero_mass=False)  # the same refusals as the fit
@@ -314,7 +317,8 @@ def forecast_band(
         best = ll.argmax(axis=1)
         profile[:, j] = ll[rows, best]
         forecasts[:, j] = (1.0 - pi) * reach[best]
-    plausible = profile >= profile.max(axis=1, keepdims=True) - _PROFILE_DROP
+    drop = _PROFILE_DROP if profile_zero_mass else 0.0
+    plausible = profile >= profile.max(axis=1, keepdims=True) - drop
     lowest = np.where(plausible[..., None], forecasts, np.inf).min(axis=1)
     highest = np.where(plausible[..., None], forecasts, -np.inf).max(axis=1)
     tail = (1 - level) / 2
