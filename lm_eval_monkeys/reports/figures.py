@@ -53,7 +53,7 @@ def metric_figure(result: TaskAnalysis) -> bytes:
             color="tab:blue",
             linewidth=3,
             alpha=0.5,
-            label="coverage@k 90% interval (problems resampled + per-problem variance)",
+            label="coverage@k 90% interval (measured)",
         )
     grid = result.grid()
     grid = grid[grid <= POINT_RATIO * result.k_max]  # beyond, a line would be a guess
@@ -74,7 +74,7 @@ def metric_figure(result: TaskAnalysis) -> bytes:
             hatch="//",
             linewidth=0,
             alpha=0.4,
-            label="per-problem forecast, 90% interval (problems resampled, zero mass profiled)",
+            label="forecast's 90% interval (zero mass profiled)",
         )
     if result.fit is not None:
         a, b = result.fit
@@ -100,8 +100,7 @@ def metric_figure(result: TaskAnalysis) -> bytes:
         color="grey",
         linewidth=0.8,
         linestyle="-.",
-        label=f"{POINT_RATIO:.0f}× the samples drawn: beyond, intervals only "
-        f"(none past {REFUSE_RATIO:.0f}×)",
+        label=f"{POINT_RATIO:.0f}× samples drawn: beyond, intervals only",
     )
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
@@ -161,8 +160,8 @@ def cost_figure(task: str, results: list[TaskAnalysis], units: list[Unit]) -> by
             handles,
             labels,
             title=(
-                f"run (solid: measured, dotted: per-problem forecast to {POINT_RATIO:.0f}× "
-                f"the samples, shaded: its 90% interval to {REFUSE_RATIO:.0f}×)"
+                f"run (solid: measured; dotted: forecast to {POINT_RATIO:.0f}×; "
+                f"shaded: its 90% interval to {REFUSE_RATIO:.0f}×)"
             ),
             loc="outside lower center",
             ncols=min(len(handles), 4),
