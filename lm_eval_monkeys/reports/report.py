@@ -544,7 +544,7 @@ def _cost_tables(
             )
         tables.append(
             Table(
-                f"{task}: coverage [90% interval] at equal cost per problem",
+                f"{task}: coverage at equal cost per problem [90% interval]",
                 ["cost", *[r.run for r in results], "best"],
                 rows,
             )
