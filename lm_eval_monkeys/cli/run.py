@@ -204,7 +204,9 @@ def _check_sampling(
             "adaptive sampling (--until_verified, --budget) verifies each round through the "
             "run's store: use a monkeys-* model and --output_path"
         )
-    sampled_metrics((getattr(args, "metadata", None) or {}).get("metrics"), parse_sampling(sampling))
+    sampled_metrics(
+        (getattr(args, "metadata", None) or {}).get("metrics"), parse_sampling(sampling)
+    )
 
 
 def _give_settings(args: argparse.Namespace, run_dir: Path | None, own: argparse.Namespace) -> None:

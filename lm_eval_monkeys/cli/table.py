@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lm_eval_monkeys.scoring.rescore import TaskResult
+from lm_eval_monkeys.metrics import ADAPTIVE_METRICS, metric_families
+from lm_eval_monkeys.scoring.rescore import AdaptiveSaving, TaskResult
 from lm_eval_monkeys.text_tables import text_table
 
 
 def metric_table(results: Mapping[str, TaskResult]) -> str:
     """One block per task: a row per k, a column per metric (lm-eval sorts ``name@k``
-    as strings, putting coverage@16 before coverage@2)."""
+    as strings, putting coverage@16 before coverage@2); a run sampled until verified
+    adds coverage@k's interval, what it did not generate, and the metrics it cannot give."""
     blocks = []
     for task, result in results.items():
         names = list(result.curves)
@@ -24,6 +26,34 @@ def metric_table(results: Mapping[str, TaskResult]) -> str:
             ]
             for k in ks
         ]
+        header = ["k", *(f"{n}@k" for n in names)]
+        saving = result.adaptive
+        if saving is not None:
+            header.append("95% interval")
+            for row, k in zip(rows, ks, strict=True):
+                low, high = saving.intervals[k]
+                row.append(f"[{low:.4f}, {high:.4f}]")
         title = f"{task} ({result.problems} problems, checker {result.checker_spec})"
-        blocks.append(title + "\n" + text_table(["k", *(f"{n}@k" for n in names)], rows))
+        block = title + "\n" + text_table(header, rows)
+        if saving is not None:
+            block += "\n" + adaptive_lines(saving, result.problems)
+        blocks.append(block)
     return "\n\n".join(blocks)
+
+
+def adaptive_lines(saving: AdaptiveSaving, problems: int) -> str:
+    """How an adaptive run sampled, what it saved, and the metrics it cannot give."""
+    rounds = f"rounds of {saving.sampling.round_size}"
+    if saving.sampling.budget is not None:
+        rounds += f", budget {saving.sampling.budget}"
+    uniform = saving.uniform(problems)
+    saved = uniform - saving.drawn
+    tokens = saved * saving.tokens_per_sample()
+    refused = [m for m in metric_families() if m not in ADAPTIVE_METRICS]
+    return (
+        f"sampled until verified ({rounds}): {saving.drawn} samples, {saving.solved} of "
+        f"{problems} problems solved; not generated: {saved} samples "
+        f"({saved / max(uniform, 1):.1%} of k={saving.k} for every problem), "
+        f"~{tokens:.0f} completion tokens\n"
+        f"{', '.join(refused)}: not given (they need all k samples of every problem)"
+    )

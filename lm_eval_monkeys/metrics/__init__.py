@@ -23,9 +23,9 @@ from lm_eval_monkeys.metrics.summary import ProblemSummary
 __all__ = [
     "ADAPTIVE_METRICS",
     "Curves",
+    "ProblemSummary",
     "adaptive_curves",
     "check_adaptive",
-    "ProblemSummary",
     "check_metric",
     "coverage_at_k",
     "default_ks",

@@ -621,9 +621,9 @@ def wilson_interval(successes: float, trials: int, level: float = 0.95) -> tuple
     z = float(norm.ppf(0.5 + level / 2))
     share = successes / trials
     centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = (
-        z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))
-    ) / (1 + z * z / trials)
+    half = (z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))) / (
+        1 + z * z / trials
+    )
     return max(0.0, centre - half), min(1.0, centre + half)
 
 

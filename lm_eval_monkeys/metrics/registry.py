@@ -198,7 +198,11 @@ def adaptive_curves(summary: ProblemSummary, ks: Sequence[int]) -> Curves:
     NaN where it is unknown (unsolved, with fewer than k samples: a budget ran out)."""
     known = [summary.first_correct is not None or k <= summary.n for k in ks]
     values = first_success_coverage(summary.first_correct, ks)
-    return {"coverage": {k: float(v) if ok else math.nan for k, v, ok in zip(ks, values, known)}}
+    return {
+        "coverage": {
+            k: float(v) if ok else math.nan for k, v, ok in zip(ks, values, known, strict=True)
+        }
+    }
 
 
 def flat_name(name: str, k: int) -> str:

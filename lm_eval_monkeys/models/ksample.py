@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.models.rounds import sample_in_rounds
-from lm_eval_monkeys.store import Sample, Sampling, SampleStore, StoredSamples, prompt_hash
+from lm_eval_monkeys.store import Sample, SampleStore, Sampling, StoredSamples, prompt_hash
 
 # Constructor arguments that change how fast a run goes, not what it samples.
 _NOT_IDENTITY = {"run_dir", "batch_size", "max_batch_size", "device", "sample_delay"}
@@ -175,9 +175,7 @@ class KSampleLM(LM):
         )
 
 
-def _adaptive_tasks(
-    plans: list[SampleRequest], store: SampleStore | None
-) -> dict[str, Sampling]:
+def _adaptive_tasks(plans: list[SampleRequest], store: SampleStore | None) -> dict[str, Sampling]:
     """The tasks whose run record says to sample in rounds until verified."""
     if store is None:
         return {}

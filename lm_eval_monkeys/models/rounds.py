@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.scoring import ProblemAnswers, VerdictResolver, score
-from lm_eval_monkeys.store import Sampling, SampleStore
+from lm_eval_monkeys.store import SampleStore, Sampling
 from lm_eval_monkeys.verifiers import Checker, get_checker
 
 if TYPE_CHECKING:  # ksample runs this loop, so it is not imported at run time
     from lm_eval_monkeys.models.ksample import SampleRequest
 
-Generate = Callable[[list["SampleRequest"]], None]
+Generate = Callable[[list["SampleRequest"]], object]
 
 
 def round_shares(open_count: int, step: int, remaining: int | None) -> list[int]:

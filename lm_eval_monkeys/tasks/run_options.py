@@ -55,7 +55,9 @@ def parse_sampling(value: Any) -> Sampling | None:
         )
     budget = value.get("budget")
     return Sampling(
-        round_size=_whole(value.get("round_size", DEFAULT_ROUND_SIZE), "round_size", "--round_size 4"),
+        round_size=_whole(
+            value.get("round_size", DEFAULT_ROUND_SIZE), "round_size", "--round_size 4"
+        ),
         budget=None if budget is None else _whole(budget, "budget", "--budget 1000"),
     )
 
