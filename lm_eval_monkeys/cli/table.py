@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from lm_eval_monkeys.metrics import ADAPTIVE_METRICS, metric_families
-from lm_eval_monkeys.scoring.rescore import AdaptiveSaving, TaskResult
+from lm_eval_monkeys.scoring.rescore import TaskResult
 from lm_eval_monkeys.text_tables import text_table
 
 
@@ -36,24 +35,6 @@ def metric_table(results: Mapping[str, TaskResult]) -> str:
         title = f"{task} ({result.problems} problems, checker {result.checker_spec})"
         block = title + "\n" + text_table(header, rows)
         if saving is not None:
-            block += "\n" + adaptive_lines(saving, result.problems)
+            block += "\n" + saving.describe(result.problems)
         blocks.append(block)
     return "\n\n".join(blocks)
-
-
-def adaptive_lines(saving: AdaptiveSaving, problems: int) -> str:
-    """How an adaptive run sampled, what it saved, and the metrics it cannot give."""
-    rounds = f"rounds of {saving.sampling.round_size}"
-    if saving.sampling.budget is not None:
-        rounds += f", budget {saving.sampling.budget}"
-    uniform = saving.uniform(problems)
-    saved = uniform - saving.drawn
-    tokens = saved * saving.tokens_per_sample()
-    refused = [m for m in metric_families() if m not in ADAPTIVE_METRICS]
-    return (
-        f"sampled until verified ({rounds}): {saving.drawn} samples, {saving.solved} of "
-        f"{problems} problems solved; not generated: {saved} samples "
-        f"({saved / max(uniform, 1):.1%} of k={saving.k} for every problem), "
-        f"~{tokens:.0f} completion tokens\n"
-        f"{', '.join(refused)}: not given (they need all k samples of every problem)"
-    )

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics import (
+    ADAPTIVE_METRICS,
     Curves,
     ProblemSummary,
     adaptive_curves,
@@ -27,6 +28,7 @@ from lm_eval_monkeys.metrics import (
     check_metric,
     flatten,
     ks_within,
+    metric_families,
     needs_rewards,
     needs_votes,
     problem_curves,
@@ -63,8 +65,23 @@ class AdaptiveSaving:
         """Samples k per problem would have taken."""
         return self.k * problems
 
-    def tokens_per_sample(self) -> float:
-        return self.completion_tokens / max(self.drawn, 1)
+    def describe(self, problems: int) -> str:
+        """How the run sampled, what it did not generate, and the metrics it cannot give
+        (two lines)."""
+        rounds = f"rounds of {self.sampling.round_size}"
+        if self.sampling.budget is not None:
+            rounds += f", budget {self.sampling.budget}"
+        uniform = self.uniform(problems)
+        saved = uniform - self.drawn
+        tokens = saved * self.completion_tokens / max(self.drawn, 1)
+        refused = [m for m in metric_families() if m not in ADAPTIVE_METRICS]
+        return (
+            f"sampled until verified ({rounds}): {self.drawn} samples, {self.solved} of "
+            f"{problems} problems solved; not generated: {saved} samples "
+            f"({saved / max(uniform, 1):.1%} of k={self.k} for every problem), "
+            f"~{tokens:.0f} completion tokens\n"
+            f"{', '.join(refused)}: not given (they need all k samples of every problem)"
+        )
 
 
 @dataclass(frozen=True)
