@@ -124,11 +124,14 @@ class RecordTable:
                     if changed == ["checker"]
                     else "use a new --output_path"
                 )
+                checkers = (
+                    f" ({held.checker_spec!r} vs {record.checker_spec!r} checker)"
+                    if "checker" in changed
+                    else ""
+                )
                 raise MonkeysError(
                     f"{self.store.run_dir} holds a {record.task} run with another "
-                    f"{', '.join(changed)} ({held.checker_spec!r} vs {record.checker_spec!r} "
-                    "checker); "
-                    f"{hint}"
+                    f"{', '.join(changed)}{checkers}; {hint}"
                 )
             if record.repeats <= held.repeats and set(record.ks) <= set(held.ks):
                 return
