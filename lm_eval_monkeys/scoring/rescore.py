@@ -60,6 +60,9 @@ class AdaptiveSaving:
     solved: int  # problems with a verified-correct sample
     completion_tokens: int  # of the samples drawn
     intervals: dict[int, tuple[float, float]]  # coverage@k's 95% Wilson interval
+    # With a budget: (k, coverage@k) for k = the budget spread evenly over all problems,
+    # what sampling every problem uniformly with the same budget would solve.
+    uniform_share: tuple[int, float] | None = None
 
     def uniform(self, problems: int) -> int:
         """Samples k per problem would have taken."""
@@ -79,7 +82,15 @@ class AdaptiveSaving:
             f"sampled until verified ({rounds}): {self.drawn} samples, {self.solved} of "
             f"{problems} problems solved; not generated: {saved} samples "
             f"({saved / max(uniform, 1):.1%} of k={self.k} for every problem), "
-            f"~{tokens:.0f} completion tokens\n"
+            f"~{tokens:.0f} completion tokens"
+            + (
+                ""
+                if self.uniform_share is None
+                else f"; the same budget spread uniformly ({self.uniform_share[0]} per "
+                f"problem) solves {self.uniform_share[1] * problems:.1f} "
+                f"(coverage@{self.uniform_share[0]})"
+            )
+            + "\n"
             f"{', '.join(refused)}: not given (they need all k samples of every problem)"
         )
 
@@ -110,6 +121,9 @@ class TaskResult:
             out["samples"] = saving.drawn
             out["samples_not_generated"] = saving.uniform(self.problems) - saving.drawn
             out["solved"] = saving.solved
+            if saving.uniform_share is not None:
+                k, value = saving.uniform_share
+                out[f"uniform_budget_coverage@{k}"] = value
         return out
 
 
@@ -273,6 +287,16 @@ def adaptive_result(
         "lower --ks, or resume the run",
     )
     totals = np.sum([list(adaptive_curves(s, task_ks)["coverage"].values()) for s in summaries], 0)
+    share = (
+        None
+        if scoring.record.sampling.budget is None
+        else scoring.record.sampling.budget // len(summaries)
+    )
+    if share is not None and 1 <= share <= limit:
+        at_share = [adaptive_curves(s, [share])["coverage"][share] for s in summaries]
+        uniform_share: tuple[int, float] | None = (share, float(np.mean(at_share)))
+    else:
+        uniform_share = None
     saving = AdaptiveSaving(
         sampling=scoring.record.sampling,
         k=most,
@@ -283,6 +307,7 @@ def adaptive_result(
             k: wilson_interval(float(t), len(summaries))
             for k, t in zip(task_ks, totals, strict=True)
         },
+        uniform_share=uniform_share,
     )
     return TaskResult(
         curves={
