@@ -125,6 +125,12 @@ def compare_runs(
     if adaptive:
         check_adaptive(metrics, f"run {adaptive[0]}")
     plans, notes = plan_comparison(facts, labels, ks, also_ks, intersection, different_prompts)
+    if adaptive and len(adaptive) < len(labels):
+        notes.append(
+            f"{', '.join(adaptive)} sampled until verified and the others did not: their "
+            "per-problem coverage@k differ in kind (a first-success indicator, an average over "
+            "k-subsets), so their differences are skewed and the p-values can be too small"
+        )
     values = {
         label: _score(Path(d), plans, metrics, checker_spec, label)
         for d, label in zip(run_dirs, labels, strict=True)
