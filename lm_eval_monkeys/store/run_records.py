@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lm_eval_monkeys.errors import MonkeysError
@@ -135,12 +135,10 @@ class RecordTable:
                 )
             if record.repeats <= held.repeats and set(record.ks) <= set(held.ks):
                 return
-            record = TaskRecord(
-                **{
-                    **asdict(record),
-                    "repeats": max(record.repeats, held.repeats),
-                    "ks": tuple(sorted(set(record.ks) | set(held.ks))),
-                }
+            record = replace(
+                record,
+                repeats=max(record.repeats, held.repeats),
+                ks=tuple(sorted(set(record.ks) | set(held.ks))),
             )
 
         self.store.database.write(
