@@ -31,6 +31,7 @@ from lm_eval_monkeys.forecasts.cost import (
     load_prices,
     run_cost,
 )
+from lm_eval_monkeys.forecasts.extrapolation import CANNOT_TELL, POINT_RATIO, best_of
 from lm_eval_monkeys.forecasts.fits import HOLD_OUT, TaskAnalysis, analyse
 from lm_eval_monkeys.metrics import Curves, coverage_at_k
 from lm_eval_monkeys.metrics.estimators import first_success_coverage
@@ -77,8 +78,14 @@ LEADERBOARD_COLUMNS = [
     "fit_a",
     "fit_b",
     "forecast_k",
+    "forecast_ratio",
     "power_law@forecast_k",
+    "power_law_low@forecast_k",
+    "power_law_high@forecast_k",
     "forecast@forecast_k",
+    "forecast_low@forecast_k",
+    "forecast_high@forecast_k",
+    "forecast_kind",
     "params",
     "flops_per_problem@max_k",
     "usd_per_problem@max_k",
@@ -480,7 +487,8 @@ def _leaderboard_row(
     ks, _ = result.curves.get("coverage", (np.array([result.k_max]), None))
     max_k = int(ks[-1])
     majority = dict(zip(*result.curves.get("majority", ([], [])), strict=True))
-    forecast_k = 10 * result.k_max
+    forecast_k = int(POINT_RATIO) * result.k_max
+    by_power_law, forecast = result.power_law_at(forecast_k), result.coverage(forecast_k)
     k_target, source = result.smallest_k(target)
     errors = result.backtest.mean_abs_errors() if result.backtest else (None, None)
     return {
@@ -489,8 +497,8 @@ def _leaderboard_row(
         "task": result.task,
         "problems": result.problems,
         "max_k": max_k,
-        "coverage@1": result.coverage(1)[0],
-        "coverage@max_k": result.coverage(max_k)[0],
+        "coverage@1": result.coverage(1).point,
+        "coverage@max_k": result.coverage(max_k).point,
         "majority@max_k": majority.get(max_k),
         "paired_k": standing and standing[0],
         "coverage@paired_k_vs_best": standing and standing[1],
@@ -498,8 +506,14 @@ def _leaderboard_row(
         "fit_a": result.fit[0] if result.fit else None,
         "fit_b": result.fit[1] if result.fit else None,
         "forecast_k": forecast_k,
-        "power_law@forecast_k": result.power_law_at(forecast_k),
-        "forecast@forecast_k": result.coverage(forecast_k)[0],
+        "forecast_ratio": forecast_k / result.k_max,
+        "power_law@forecast_k": by_power_law.point,
+        "power_law_low@forecast_k": by_power_law.low,
+        "power_law_high@forecast_k": by_power_law.high,
+        "forecast@forecast_k": forecast.point,
+        "forecast_low@forecast_k": forecast.low,
+        "forecast_high@forecast_k": forecast.high,
+        "forecast_kind": forecast.source(),
         "params": None if result.cost.n_params is None else int(result.cost.n_params),
         "flops_per_problem@max_k": result.cost.flops(max_k),
         "usd_per_problem@max_k": result.cost.dollars(max_k),
@@ -545,31 +559,36 @@ def _cost_tables(
         levels = sorted((r.cost.at(r.k_max, unit) or 0.0, r.run) for r in results)
         rows = []
         for amount, owner in levels:
-            cells = []
-            for r in results:
-                value, source = coverage_for_budget(r.coverage, r.cost, Budget(amount, unit))
-                cells.append(f"{_cell(value)} ({source})")
-            rows.append([f"{Budget(amount, unit)} ({owner}'s samples)", *cells])
+            bought = {
+                r.run: coverage_for_budget(r.coverage, r.cost, Budget(amount, unit))
+                for r in results
+            }
+            cells = [f"{e.text()} ({e.source()})" for e in bought.values()]
+            ranking = best_of(bought)
+            rows.append(
+                [f"{Budget(amount, unit)} ({owner}'s samples)", *cells, ranking or CANNOT_TELL]
+            )
         tables.append(
             Table(
-                f"{task}: coverage at equal cost per problem",
-                ["cost", *[r.run for r in results]],
+                f"{task}: coverage at equal cost per problem [90% interval]",
+                ["cost", *[r.run for r in results], "best"],
                 rows,
             )
         )
     if budget is not None:
         bought = {r.run: coverage_for_budget(r.coverage, r.cost, budget) for r in results}
-        affordable = [(value, run) for run, (value, _) in bought.items() if not math.isnan(value)]
-        best = max(affordable)[1] if affordable else None
+        best = best_of(bought)
         rows = []
         for r in results:
             k = r.cost.affordable_k(budget)
-            value, source = bought[r.run]
             samples = None if k is None else math.floor(k)
-            rows.append([r.run, _cell(samples), _cell(value), source, "best" * (r.run == best)])
+            # Unranked runs say so; with a best run, the others are simply below it.
+            unranked = best is None and len(results) > 1
+            mark = "best" if r.run == best else (CANNOT_TELL if unranked else "")
+            rows.append([r.run, _cell(samples), bought[r.run].text(), bought[r.run].source(), mark])
         tables.append(
             Table(
-                f"{task}: what {budget} per problem buys",
+                f"{task}: what {budget} per problem buys (coverage [90% interval])",
                 ["run", "samples per problem", "coverage", "source", ""],
                 rows,
             )
@@ -614,22 +633,16 @@ def _fit_tables(results: list[TaskAnalysis]) -> dict[str, list[Table]]:
             ],
         ]
         forecast_rows = []
-        for k in (r.k_max, 10 * r.k_max, 100 * r.k_max):
-            band = _band_at(r, k)
+        for k in (r.k_max, int(POINT_RATIO) * r.k_max, 100 * r.k_max, 1000 * r.k_max):
+            by_power_law, forecast = r.power_law_at(k), r.coverage(k)
             forecast_rows.append(
-                [
-                    f"{k:,}",
-                    _cell(r.power_law_at(k)),
-                    band,
-                    _cell(r.coverage(k)[0]),
-                    r.coverage(k)[1],
-                ]
+                [f"{k:,}", by_power_law.text(), forecast.text(), forecast.source()]
             )
         run_tables = [
             Table("fitted parameters", ["model", "parameters"], rows),
             Table(
                 "coverage forecasts",
-                ["k", "power law", "90% band", "per-problem", "per-problem source"],
+                ["k", "power law [90% band]", "per-problem [90% interval]", "source"],
                 forecast_rows,
             ),
         ]
@@ -655,15 +668,6 @@ def _fits(values: tuple[float, ...] | None, names: tuple[str, ...]) -> str:
     if values is None:
         return "no fit (see warnings)"
     return ", ".join(f"{name} = {value:.4g}" for name, value in zip(names, values, strict=True))
-
-
-def _band_at(result: TaskAnalysis, k: int) -> str:
-    if result.band is None:
-        return "–"
-    at, low, high = result.band
-    if k > at[-1]:
-        return "–"
-    return f"{np.interp(k, at, low):.4f} – {np.interp(k, at, high):.4f}"
 
 
 def _runs_table(runs: Sequence[RunData], results: Mapping[str, list[TaskAnalysis]]) -> Table:
