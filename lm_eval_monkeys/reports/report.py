@@ -34,6 +34,7 @@ from lm_eval_monkeys.forecasts.cost import (
 from lm_eval_monkeys.forecasts.extrapolation import CANNOT_TELL, POINT_RATIO, best_of
 from lm_eval_monkeys.forecasts.fits import HOLD_OUT, TaskAnalysis, analyse
 from lm_eval_monkeys.metrics import Curves, coverage_at_k
+from lm_eval_monkeys.metrics.estimators import first_success_coverage
 from lm_eval_monkeys.reports.report_html import Table, render_html
 from lm_eval_monkeys.store import SampleStore
 
@@ -196,6 +197,13 @@ def _analyse_runs(
                 "so no dollars"
             )
         for task, data in run.tasks.items():
+            if data.result is not None and data.result.adaptive is not None:
+                warnings.append(
+                    f"{run.label} / {task}: sampled until verified: coverage@k only (its table "
+                    "below); no majority@k, rm_*, fits or forecasts (they need all k samples "
+                    "of every problem)"
+                )
+                continue
             n, c = data.n, data.c
             m = int(n.min()) // HOLD_OUT
             result = analyse(
@@ -280,6 +288,8 @@ def _write_tables(
         ]
         for task, rs in results.items()
     }
+    for task, table in _adaptive_tables(runs):
+        task_tables.setdefault(task, []).append(table)
     markdown = [
         "# lm-eval-monkeys report",
         leaderboard.markdown(),
@@ -292,8 +302,13 @@ def _write_tables(
         leaderboard=leaderboard,
         warnings=report.warnings,
         tasks={
-            task: (task_tables[task], figures.cost[task], figures.runs[task], _fit_tables(rs))
-            for task, rs in results.items()
+            task: (
+                tables,
+                figures.cost.get(task),
+                figures.runs.get(task, []),
+                _fit_tables(results.get(task, [])),
+            )
+            for task, tables in task_tables.items()
         },
     )
     report.files.append(_write(report.output / "report.html", html))
@@ -403,6 +418,11 @@ def _compare(
         for task, plan in plans.items():
             data = run.tasks[task]
             row = {doc_id: i for i, doc_id in enumerate(data.doc_ids)}
+            if data.result is not None and data.result.adaptive is not None:
+                values.setdefault(run.label, {})[task] = np.array(
+                    [_first_success(data.verdicts[row[d]], plan.ks) for d in plan.doc_ids]
+                )
+                continue
             # Like with like: each problem's first n samples, n held by every run.
             n = np.array([plan.samples[d] for d in plan.doc_ids], dtype=np.int64)
             c = np.array(
@@ -413,6 +433,12 @@ def _compare(
                 coverage_at_k(n[:, None], c[:, None], plan.ks)
             )
     return pair_runs(labels, plans, ["coverage"], values, notes=notes)
+
+
+def _first_success(verdicts: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """coverage@k of a problem sampled until verified, from its verdicts in order."""
+    first = int(np.argmax(verdicts)) if verdicts.any() else None
+    return first_success_coverage(first, ks)
 
 
 Standing = tuple[int, float, bool]  # paired k, coverage difference to the best run, top group
@@ -567,6 +593,26 @@ def _cost_tables(
                 rows,
             )
         )
+    return tables
+
+
+def _adaptive_tables(runs: Sequence[RunData]) -> list[tuple[str, Table]]:
+    """Each task a run sampled until verified: coverage@k with its interval, and what the
+    run did not generate."""
+    tables = []
+    for run in runs:
+        for task, data in run.tasks.items():
+            result = data.result
+            if result is None or result.adaptive is None:
+                continue
+            saving = result.adaptive
+            rows = [
+                [str(k), _cell(value), f"[{low:.4f}, {high:.4f}]"]
+                for k, value in sorted(result.curves["coverage"].items())
+                for low, high in [saving.intervals[k]]
+            ]
+            title = f"{task}: {run.label}, " + saving.describe(result.problems).replace("\n", "; ")
+            tables.append((task, Table(title, ["k", "coverage@k", "95% interval"], rows)))
     return tables
 
 
