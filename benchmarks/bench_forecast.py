@@ -1,12 +1,18 @@
-"""Forecast error at held-out large k: power-law extrapolation vs the per-problem forecast.
+"""Forecast error at held-out large k (power law vs the per-problem forecast), and the
+calibration of the per-problem forecast's 90% interval.
 
-    python benchmarks/bench_forecast.py [RUN_DIR ...]
+    python benchmarks/bench_forecast.py [--calibration-only] [RUN_DIR ...]
 
-Synthetic sets with known truth: 1,319 problems, per-problem success p from a named
-distribution, n = 10,000 binomial samples each. Both methods see only the first m samples
-of each problem (m = 10 and 100) and predict coverage at the held-out k; the truth is the
-unbiased coverage from all 10,000 samples. Each RUN_DIR (a stored run) is backtested the
-same way with m = a tenth of its samples per problem.
+Backtest: synthetic sets with known truth: 1,319 problems, per-problem success p from a
+named distribution, n = 10,000 binomial samples each. Both methods see only the first m
+samples of each problem (m = 10 and 100) and predict coverage at the held-out k; the
+truth is the unbiased coverage from all 10,000 samples. Each RUN_DIR (a stored run) is
+backtested the same way with m = a tenth of its samples per problem.
+
+Calibration: benchmarks of P problems (20 and 200) drawn from each shape, 16 samples per
+problem; ``forecast_band`` (200 resamples, the report's setting) at k = 256, 512, 1,024 and
+1,600 (16x to 100x the measured k) against the true coverage of the problems drawn,
+``mean(1 - (1 - p)^k)``. Each (shape, P) is drawn REPLICATES times.
 """
 
 from __future__ import annotations
@@ -18,9 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
-from lm_eval_monkeys.forecasts.scaling import Backtest, backtest
+from lm_eval_monkeys.forecasts.scaling import (
+    Backtest,
+    backtest,
+    fit_success_distribution,
+    forecast_band,
+)
 
 PROBLEMS, SAMPLES = 1319, 10_000
+MEASURED_K, FAR_KS = 16, np.array([256, 512, 1024, 1600])
+REPLICATES, CALIBRATION_PROBLEMS = 30, (20, 200)
 
 
 def kumaraswamy(a: float, b: float) -> Callable[[np.random.Generator, int], np.ndarray]:
@@ -40,6 +53,12 @@ SETS: dict[str, Callable[[np.random.Generator, int], np.ndarray]] = {
     "Kumaraswamy(0.2, 2)": kumaraswamy(0.2, 2.0),
     "20% unsolvable + Beta(0.5, 2)": with_unsolvable(0.2, 0.5, 2.0),
 }
+CALIBRATION_SETS = {
+    **{name: SETS[name] for name in ("Beta(0.3, 3)", "Beta(0.1, 1)", "Kumaraswamy(0.2, 2)")},
+    "20% unsolvable + Beta(0.5, 2)": SETS["20% unsolvable + Beta(0.5, 2)"],
+    # Shaped like the README quick start: most problems never solved, the rest rarely.
+    "80% unsolvable + Beta(0.5, 20)": with_unsolvable(0.8, 0.5, 20.0),
+}
 
 
 def errors(result: Backtest, far: int = 1000) -> str:
@@ -49,7 +68,53 @@ def errors(result: Backtest, far: int = 1000) -> str:
     return f"{power:.4f} | {problem:.4f} | {power / problem:.1f}x"
 
 
+def calibration() -> None:
+    """How often the 90% interval at 16x-100x the measured k holds the true coverage."""
+    rng = np.random.default_rng(1)
+    print("| shape | problems | truth at k=1,600 | interval holds truth (all k) |", end="")
+    print(" by k = 256 / 512 / 1,024 / 1,600 | mean width | point MAE |", end="")
+    print(" baseline: resampling alone holds truth | its width |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    start, bands = time.perf_counter(), 0
+    for name, draw in CALIBRATION_SETS.items():
+        for problems in CALIBRATION_PROBLEMS:
+            held, widths, errors, truths, base_held, base_widths = [], [], [], [], [], []
+            drawn = 0
+            while drawn < REPLICATES:
+                p = draw(rng, problems)
+                c = rng.binomial(MEASURED_K, p)
+                n = np.full(problems, MEASURED_K)
+                if c.sum() == 0:
+                    continue  # nothing solved: the forecast refuses; draw again
+                drawn += 1
+                truth = np.mean(-np.expm1(FAR_KS[None, :] * np.log1p(-p[:, None])), axis=0)
+                low, high = forecast_band(n, c, FAR_KS)
+                point = fit_success_distribution(n, c).coverage(FAR_KS)
+                base_low, base_high = forecast_band(n, c, FAR_KS, profile_zero_mass=False)
+                bands += 2
+                base_held.append((base_low <= truth) & (truth <= base_high))
+                base_widths.append(base_high - base_low)
+                held.append((low <= truth) & (truth <= high))
+                widths.append(high - low)
+                errors.append(np.abs(point - truth))
+                truths.append(truth[-1])
+            by_k = np.mean(held, axis=0)
+            print(
+                f"| {name} | {problems} | {np.mean(truths):.3f} | "
+                f"**{np.mean(held):.0%}** | {' / '.join(f'{v:.0%}' for v in by_k)} | "
+                f"{np.mean(widths):.3f} | {np.mean(errors):.3f} | "
+                f"{np.mean(base_held):.0%} | {np.mean(base_widths):.3f} |",
+                flush=True,
+            )
+    print(f"\n{bands} intervals in {time.perf_counter() - start:.1f} s")
+
+
 def main() -> None:
+    if "--calibration-only" in sys.argv:
+        calibration()
+        return
+    calibration()
+    print()
     rng = np.random.default_rng(0)
     print("| set | m | truth at k=10,000 | power law MAE (k >= 1,000) | per-problem MAE | ratio |")
     print("|---|---|---|---|---|---|")
@@ -63,12 +128,12 @@ def main() -> None:
             print(f"| {name} | {m} | {result.measured[-1]:.4f} | {errors(result)} |")
     print(f"\n{len(SETS) * 2} backtests in {time.perf_counter() - start:.1f} s")
 
-    if len(sys.argv) > 1:
+    if any(not a.startswith("--") for a in sys.argv[1:]):
         from lm_eval_monkeys.scoring.run_data import read_run
 
         print("\n| run | task | problems | n | m | held-out k | power law MAE | per-problem MAE |")
         print("|---|---|---|---|---|---|---|---|")
-        for run_dir in sys.argv[1:]:
+        for run_dir in [a for a in sys.argv[1:] if not a.startswith("--")]:
             run = read_run(Path(run_dir), Path(run_dir).name)
             for task, data in run.tasks.items():
                 n_min = int(data.n.min())

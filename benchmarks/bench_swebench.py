@@ -8,7 +8,9 @@ directory (the first instance of each environment pays them; ``--fresh`` empties
 directory first), then the gold patch
 and an unrelated patch (applies, fixes nothing) graded with the environment reused: clone,
 patch applied in the sandbox, resets, environment copy, test patch, reinstall and tests
-in the sandbox, swebench grading. The baseline, measured in the same run on the same
+in the sandbox, swebench grading. The test command alone, by hand (unsandboxed, in a
+checkout prepared once: patches applied, project installed), is timed in the same round.
+The baseline, measured in the same run on the same
 environments, is the runner as it is at ``--baseline-ref`` (its ``local_runner.py``
 read from git): the same two patches, alternating with this runner's, ``--repeat``
 times. Prints one row per instance and round, the medians and the median of the paired
@@ -16,7 +18,7 @@ ratios; exits non-zero if any gold patch does not resolve or any unrelated patch
 with either runner.
 
     python benchmarks/bench_swebench.py --conformance --repos DIR --instances ID,ID,...
-        [--specs FILE]
+        [--specs FILE] [--instances-file FILE]
 
 Any Lite instances whose mirrors are in ``DIR`` (named ``owner__repo``), each through
 ``lm-eval-monkeys verify --verifier swebench:local`` as a user runs it (gold check on):
@@ -25,6 +27,8 @@ the gold patch and the unrelated patch as two completions, one verify run per in
 ``MONKEYS_SWEBENCH_SPECS`` file (none by default: the harness's specs alone). Prints one
 row per instance with both statuses and the reason of any verdict that is not a
 judgement; exits non-zero if an unrelated patch resolves or a verify run fails.
+``--instances-file`` reads the instances from a JSON list instead of the Lite data, e.g.
+the one ``benchmarks/swebench_standins.py`` writes for its stand-in repositories.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -46,22 +51,64 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from swebench_real import REPO, instances, mirrors, unrelated_patch
 
-from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner
+from lm_eval_monkeys.verifiers.swebench.environments import (
+    BUILD_BACKEND,
+    OFFLINE_PIP,
+    build_env,
+    relocate,
+)
+from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner, clone
+from lm_eval_monkeys.verifiers.swebench.specs import test_directives
+
+
+def module_at(ref: str, path: str) -> ModuleType:
+    """``path`` as at ``ref``, loaded as its own module (nothing else replaced)."""
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{path}"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    name = f"baseline_{Path(path).stem}"
+    file = Path(tempfile.mkdtemp(prefix="monkeys-baseline-"), f"{name}.py")
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def baseline_module(ref: str) -> ModuleType:
-    """``verifiers/swebench/local_runner.py`` as at ``ref``, loaded as its own module."""
-    source = subprocess.run(
-        ["git", "-C", str(REPO), "show", f"{ref}:verifiers/swebench/local_runner.py"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
-    path = Path(tempfile.mkdtemp(prefix="monkeys-baseline-"), "baseline_local_runner.py")
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("baseline_local_runner", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """The runner as at ``ref``: its ``local_runner.py``, with the environment copy of
+    its ``environments.py`` (the per-patch part of that module); builds are shared."""
+    module = module_at(ref, "verifiers/swebench/local_runner.py")
+    module.copy_env = module_at(ref, "verifiers/swebench/environments.py").copy_env
     return module
+
+
+def by_hand(runner: LocalRunner, instance: dict, scratch: Path) -> float:
+    """Seconds of the test command alone, unsandboxed, in a checkout prepared once
+    (gold and test patch applied, the project installed; not timed)."""
+    plan = runner.plan(instance)
+    image = runner.environments.get(plan, runner.mirror(instance["repo"]))
+    shutil.rmtree(scratch, ignore_errors=True)
+    tree, venv = scratch / "tree", scratch / "venv"
+    clone(runner.base(instance), instance["base_commit"], tree)
+    for patch in (instance["patch"], instance["test_patch"]):
+        subprocess.run(["git", "apply", "-"], cwd=tree, input=patch, text=True, check=True)
+    shutil.copytree(image, venv, symlinks=True)
+    relocate(venv, image, venv)
+    env = {**build_env(plan.interpreter), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}",
+           "VIRTUAL_ENV": str(venv), "SETUPTOOLS_SCM_PRETEND_VERSION": plan.version,
+           **OFFLINE_PIP, "PYTHONPATH": str(venv / BUILD_BACKEND)}  # fmt: skip
+    subprocess.run(["bash", "-c", "\n".join([*plan.spec.pre_install, plan.spec.install])],
+                   cwd=tree, env=env, capture_output=True, check=True)  # fmt: skip
+    env.pop("PYTHONPATH")
+    directives = test_directives(instance["repo"], instance["test_patch"])
+    command = " ".join([plan.spec.test_cmd, *map(shlex.quote, directives)])
+    start = time.perf_counter()
+    subprocess.run(["bash", "-c", command], cwd=tree, env=env, capture_output=True)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(scratch, ignore_errors=True)
+    return elapsed
 
 
 def timed(runner: LocalRunner, instance: dict, patch: str) -> tuple[float, dict]:
@@ -121,6 +168,7 @@ def main() -> None:
     parser.add_argument("--conformance", action="store_true", help="through verify, any repo")
     parser.add_argument("--repos", type=Path, help="mirrors named owner__repo (--conformance)")
     parser.add_argument("--specs", help="a MONKEYS_SWEBENCH_SPECS file (--conformance)")
+    parser.add_argument("--instances-file", type=Path, help="a JSON list (--conformance)")
     parser.add_argument("--baseline-ref", default="main", help="git ref of the baseline runner")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the four runs")
     args = parser.parse_args()
@@ -130,7 +178,10 @@ def main() -> None:
         if args.repos is None or not args.instances:
             parser.error("--conformance needs --repos DIR and --instances ID,...")
         data = Path(os.environ.get("MONKEYS_DATA_DIR") or REPO.parent / "shared" / "data")
-        lite = json.loads((data / "swebench_lite" / "test.json").read_text())
+        source = args.instances_file or data / "swebench_lite" / "test.json"
+        if not source.is_file():
+            parser.error(f"no instances file {source}; check --instances-file")
+        lite = json.loads(source.read_text())
         wanted = args.instances.split(",")
         args.work.mkdir(parents=True, exist_ok=True)
         args.work.chmod(0o755)
@@ -150,8 +201,8 @@ def main() -> None:
     baseline = baseline_module(args.baseline_ref).LocalRunner(**places)
     print(f"load average at start: {os.getloadavg()}, {os.cpu_count()} cores", flush=True)
     print("| instance | env | build s | gold s | unrelated s | baseline gold s | "
-          "baseline unrelated s | gold | unrelated |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+          "baseline unrelated s | by hand s | gold | unrelated |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     rows, failures = [], 0
     for instance in chosen:
         plan = runner.plan(instance)
@@ -168,17 +219,20 @@ def main() -> None:
             base_gold_s, base_gold = timed(baseline, instance, instance["patch"])
             other_s, other = timed(runner, instance, unrelated)
             base_other_s, base_other = timed(baseline, instance, unrelated)
+            hand_s = by_hand(runner, instance, args.work / "by-hand")
             failures += sum(not r["resolved"] for r in (gold, base_gold))
             failures += sum(bool(r["resolved"]) for r in (other, base_other))
             layer = plan.dependencies_name
             rows.append({"id": instance["instance_id"], "env": layer, "build_s": build_s,
                          "gold_s": gold_s, "unrelated_s": other_s,
                          "baseline_gold_s": base_gold_s, "baseline_unrelated_s": base_other_s,
+                         "by_hand_s": hand_s,
                          "gold": gold["status"], "unrelated": other["status"],
                          "dependencies_reused": shared})  # fmt: skip
             build = "reused" if build_s is None else f"{build_s:.0f}" + (" (+)" if shared else "")
             print(f"| {instance['instance_id']} | {layer.rsplit('-', 1)[0]} | {build} | "
                   f"{gold_s:.1f} | {other_s:.1f} | {base_gold_s:.1f} | {base_other_s:.1f} | "
+                  f"{hand_s:.1f} | "
                   f"{gold['status']} | {other['status']} |", flush=True)  # fmt: skip
             build_s = None
     per_patch = statistics.median([r[k] for r in rows for k in ("gold_s", "unrelated_s")])
@@ -196,6 +250,10 @@ def main() -> None:
     paired = [r[k] / r[f"baseline_{k}"] for r in rows for k in ("gold_s", "unrelated_s")]
     print(f"ratio of the medians: {per_patch / before:.2f}x; median of the {len(paired)} "
           f"paired ratios: {statistics.median(paired):.2f}x")  # fmt: skip
+    hand = statistics.median([r["by_hand_s"] for r in rows])
+    print(f"the test command by hand (median of {len(rows)}): {hand:.1f} s; per patch over by "
+          f"hand: {per_patch / hand:.2f}x, the runner at {args.baseline_ref}: "
+          f"{before / hand:.2f}x")  # fmt: skip
     if builds:
         print(f"environment builds, both layers: {len(builds)}, {min(builds):.0f}-"
               f"{max(builds):.0f} s, median {statistics.median(builds):.0f} s")  # fmt: skip

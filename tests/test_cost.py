@@ -22,6 +22,7 @@ from lm_eval_monkeys.forecasts.cost import (
     run_cost,
     smallest_measured_k,
 )
+from lm_eval_monkeys.forecasts.extrapolation import Estimate
 
 # Two problems, 4 samples each: prompts of 100 and 200 tokens; 40 and 80 completion
 # tokens in all. Per problem: a 150-token prompt and 120 / 8 = 15 tokens per sample.
@@ -43,14 +44,15 @@ def test_budget_buys_whole_samples() -> None:
     assert COST.affordable_k(Budget(4.2e11, "flops")) == pytest.approx(4)
     assert COST.affordable_k(Budget(1.65e-4, "usd")) == pytest.approx(4)
 
-    def coverage(k: float) -> tuple[float, str]:
-        return k / 10, "measured"
+    def coverage(k: float) -> Estimate:
+        return Estimate(k, k / 10, k / 10 - 0.05, k / 10 + 0.05, k / 4, "measured")
 
-    assert coverage_for_budget(coverage, COST, Budget(4.4e11, "flops")) == (0.4, "measured")
-    value, why = coverage_for_budget(coverage, COST, Budget(3.2e11, "flops"))
-    assert math.isnan(value) and why == "budget below one sample"
+    bought = coverage_for_budget(coverage, COST, Budget(4.4e11, "flops"))
+    assert (bought.k, bought.point, bought.kind) == (4, 0.4, "measured")
+    none_bought = coverage_for_budget(coverage, COST, Budget(3.2e11, "flops"))
+    assert math.isnan(none_bought.point) and none_bought.source() == "budget below one sample"
     no_price = run_cost(np.array([1]), np.array([1]), np.array([1]))
-    assert coverage_for_budget(coverage, no_price, Budget(1.0, "usd"))[1] == "no cost model"
+    assert coverage_for_budget(coverage, no_price, Budget(1.0, "usd")).source() == "no cost model"
 
 
 @pytest.mark.parametrize(

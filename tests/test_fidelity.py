@@ -6,6 +6,9 @@ as a misfit. Each check is run twice: on the engine's samples (it must pass) and
 slightly wrong settings (it must fail), so a check too weak to see a faulty sampler fails
 here too. monkeys-vllm gets the same checks in tests/test_vllm_engine.py (its own
 environment). Seeds are fixed: the outcomes are the same on every run.
+
+Stock ``hf`` does not sample at the request's settings alone: lm-eval passes no top_k,
+so transformers' ``generate`` applies its own default, top_k = 50 (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -17,11 +20,25 @@ import pytest
 import torch
 from test_models import PROMPTS, cloned_requests
 
-from lm_eval_monkeys.models.fidelity import sequence_fit
-from lm_eval_monkeys.models.generation import generation_settings
+from lm_eval_monkeys.models.fidelity import (
+    FirstTokenFit,
+    first_token_fit,
+    next_token_probs,
+    sequence_fit,
+)
+from lm_eval_monkeys.models.generation import GenerationSettings, generation_settings
 
 pytestmark = pytest.mark.slow
 
+# A prompt with many likely next words (151 inside top-p 0.9 at temperature 0.8).
+STORY = "Once upon a time, there was a"
+# Temperature and top-p together: the cut of the nucleus and the reshaping of what is left.
+FIRST = {"temperature": 0.8, "top_p": 0.9, "max_gen_toks": 1}
+# One-token samples per engine: enough that a sampler ignoring top-p fails by far (p ~ 1e-17
+# at 1,024 on monkeys-hf); stock hf, slower per sample, draws half as many.
+FIRST_TOKENS = {"monkeys-hf": 1024, "hf": 512}
+# What transformers' generate uses when the request names no top_k (stock hf's case).
+GENERATE_TOP_K = 50
 # GSM8K's temperature over 16 tokens; a stop that never occurs, so every token is scored.
 SEQUENCE = {"temperature": 0.6, "max_gen_toks": 16, "until": ["\x00"]}
 
@@ -50,6 +67,64 @@ def sample(engine: Any, prompts: list[str], k: int, **settings: Any) -> list[str
         cloned_requests(len(prompts), k, prompts=prompts, **settings), disable_tqdm=True
     )
     return texts
+
+
+def first_tokens(engine: Any, n: int, **settings: Any) -> list[str]:
+    return sample(engine, [STORY], n, **FIRST, **settings)
+
+
+def assert_first_tokens_fit(
+    texts: list[str],
+    reference: tuple[Any, Any],
+    settings: GenerationSettings,
+    wrong: list[GenerationSettings],
+    outside: int = 0,
+) -> None:
+    """The texts fit ``settings`` (p > 1e-4) under the reference (model, tokenizer), at
+    most ``outside`` of them ruled out by the settings, and each of ``wrong`` fails
+    (p < 1e-6)."""
+    model, tokenizer = reference
+    prompt = tokenizer(STORY).input_ids
+
+    def fit(hypothesis: GenerationSettings) -> FirstTokenFit:
+        probs = next_token_probs(model, prompt, hypothesis)
+        return first_token_fit(probs, texts, tokenizer, settings.until)
+
+    right = fit(settings)
+    assert right.p_value > 1e-4 and right.cells >= 8 and right.outside <= outside, right
+    for other in wrong:
+        misfit = fit(other)
+        assert misfit.p_value < 1e-6, (other, misfit)
+
+
+def first_settings() -> GenerationSettings:
+    return generation_settings({**FIRST, "until": ["\n\n"]}, 1)
+
+
+def test_first_tokens_follow_the_softmax_at_temperature_and_top_p(
+    engines: dict[str, Any], stock: Any
+) -> None:
+    texts = first_tokens(engines["monkeys-hf"], FIRST_TOKENS["monkeys-hf"])
+    settings = first_settings()
+    wrong = [replace(settings, top_p=1.0), replace(settings, temperature=1.0)]
+    assert_first_tokens_fit(texts, (stock.model, stock.tokenizer), settings, wrong)
+
+
+def test_stock_hf_samples_with_generates_default_top_k(stock: Any) -> None:
+    """Without top_k in the request, stock hf samples within the 50 likeliest tokens."""
+    texts = first_tokens(stock, FIRST_TOKENS["hf"])
+    settings = first_settings()
+    with_default = replace(settings, top_k=GENERATE_TOP_K)
+    assert_first_tokens_fit(texts, (stock.model, stock.tokenizer), with_default, [settings])
+
+
+def test_stock_hf_with_top_k_0_samples_at_the_requests_settings(stock: Any) -> None:
+    """top_k 0 in the request (lm-eval passes it through) turns generate's default off."""
+    texts = first_tokens(stock, FIRST_TOKENS["hf"], top_k=0)
+    settings = first_settings()
+    assert_first_tokens_fit(
+        texts, (stock.model, stock.tokenizer), settings, [replace(settings, top_k=GENERATE_TOP_K)]
+    )
 
 
 @pytest.mark.parametrize("name", ["monkeys-hf", "hf"])

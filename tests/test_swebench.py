@@ -191,7 +191,8 @@ def test_no_instance_ends_the_run(swe: dict, tmp_path: Path) -> None:
     specs = tmp_path / "specs.json"
     specs.write_text(json.dumps({
         "acme/calc": {"default": SPEC},
-        "acme/conda": {"default": {**SPEC, "packages": "environment.yml"}},
+        "acme/conda": {"default": {**SPEC, "packages": "environment.yml",
+                                   "requirements_paths": ["environment.yml"]}},
         "acme/ancient": {"default": {**SPEC, "python": "2.1"}},
         "acme/nowhere": {"default": SPEC},
     }))  # fmt: skip
@@ -217,7 +218,7 @@ def test_no_instance_ends_the_run(swe: dict, tmp_path: Path) -> None:
     assert [line["status"] for line in lines] == ["env_failed"] * 4 + ["resolved"]
     reasons = [line["details"]["reason"] for line in lines[:4]]
     assert "no SWE-bench spec for acme/unknown" in reasons[0]
-    assert "conda environment.yml" in reasons[1]
+    assert "none of ['environment.yml'] at" in reasons[1]
     assert "needs Python 2.1" in reasons[2]
     assert "no local mirror of acme/nowhere" in reasons[3]
     assert "Traceback" not in done.stderr
@@ -468,6 +469,21 @@ LEGACY_SETUP = (
 )
 
 
+def test_pip_keeps_the_options_the_specs_install_commands_use() -> None:
+    """scikit-learn's install runs pip with --no-use-pep517, which pip 25.3 dropped ("no
+    such option"): its environments get pip 25.2; others the newest their Python runs."""
+    from dataclasses import replace
+
+    from lm_eval_monkeys.verifiers.swebench.environments import pip_upgrade
+    from lm_eval_monkeys.verifiers.swebench.specs import spec_for
+
+    sklearn = spec_for("scikit-learn/scikit-learn", "1.3", user_file="")
+    assert "--no-use-pep517" in sklearn.install
+    assert pip_upgrade("3.9.18", sklearn) == "pip==25.2"
+    assert pip_upgrade("3.6.15", sklearn) == "pip==21.3.1"
+    assert pip_upgrade("3.11.7", replace(sklearn, install="python -m pip install -e .")) == "pip"
+
+
 def test_python36_environment_gets_a_pip_that_installs_todays_wheels(
     swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -530,3 +546,35 @@ def test_tox_current_env_runs_the_tests_in_the_environment(
     assert (verdicts[1].correct, verdicts[1].status) == (False, "tests_failed")
     log = Path(verdicts[0].details["log"]).read_text()
     assert "py39: OK" in log and "PASSED tests/test_calc.py::test_add" in log
+
+
+def test_resets_return_to_the_tree_after_pre_install(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pre_install`` edits a tracked test-infrastructure file the tests need (as
+    sphinx's adds ``-rA`` to tox.ini): here pyproject.toml's pytest ``addopts``, without
+    which pytest prints no per-test results. The apply fallbacks' clean-up (FUZZY: plain
+    ``git apply`` fails first) and the reset of infrastructure files (GOLD) keep that
+    edit; a patch's own edit of those settings is still undone."""
+    pre_install = "printf '\\n[tool.pytest.ini_options]\\naddopts = \"-rA\"\\n' >> pyproject.toml"
+    spec = {**SPEC, "test_cmd": "pytest -p no:cacheprovider", "pre_install": [pre_install]}
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    # WRONG, and pyproject.toml's pytest settings made to skip test_add: reset.
+    skips_add = WRONG + (
+        "diff --git a/pyproject.toml b/pyproject.toml\n--- a/pyproject.toml\n"
+        "+++ b/pyproject.toml\n@@ -9,2 +9,2 @@\n [tool.pytest.ini_options]\n"
+        '-addopts = "-rA"\n+addopts = "-rA --deselect tests/test_calc.py::test_add"\n'
+    )
+    check = checker()
+    gold, fuzzy, wrong, cheat = check.judge_many(
+        [GOLD, FUZZY, WRONG, skips_add], check.target(swe["instance"])
+    )
+    assert (gold.correct, gold.status) == (True, "resolved"), gold.details
+    assert gold.details["reset"] == []
+    assert (fuzzy.correct, fuzzy.status) == (True, "resolved"), fuzzy.details
+    assert (wrong.correct, wrong.status) == (False, "tests_failed")
+    assert (cheat.correct, cheat.status) == (False, "tests_failed"), cheat.details
+    assert cheat.details["reset"] == ["pyproject.toml"]
+    assert "PASSED tests/test_calc.py::test_neg" in Path(gold.details["log"]).read_text()

@@ -399,3 +399,24 @@ def test_refusal_reads_every_header_form() -> None:
     assert refusal("rename to lib/.git\n") is not None
     assert refusal("diff --git a/x.gitignore b/x.gitignore\n--- a/.github/x\n+++ b/.gitx\n") is None
     assert "MiB" in (refusal("+" * (2 << 20)) or "")
+
+
+@pytest.mark.parametrize("target", ["the environment image's werkzeug", "its own tree"])
+def test_a_test_run_cannot_change_the_environment_image(
+    runner: LocalRunner, instance: dict[str, Any], target: str
+) -> None:
+    """The run's environment copy links the image's files: appending to one (werkzeug's
+    ``__init__.py``, imported by every test) must be refused, and the image unchanged.
+    The same write to a file of its own tree is the control: it succeeds and resolves."""
+    image = runner.environments.get(runner.plan(instance), runner.mirror(instance["repo"]))
+    [werkzeug] = image.glob("lib/python*/site-packages/werkzeug/__init__.py")
+    before = host_state(runner, instance, image / "lib")
+    path = "__file__" if target == "its own tree" else '__import__("werkzeug").__file__'
+    condition = f'_os.access({path}, _os.W_OK) and open({path}, "a").write("#\\n") > 0'
+    mirror = runner.mirror(instance["repo"])
+    edit = fix_if(condition, instance["patch"])
+    result = runner.evaluate(instance, patch_from_edit(mirror, instance["base_commit"], edit))
+    expected = (True, "resolved") if target == "its own tree" else (False, "tests_failed")
+    assert (result["resolved"], result["status"]) == expected, result
+    assert host_state(runner, instance, image / "lib") == before
+    assert werkzeug.stat().st_uid == 0

@@ -149,6 +149,24 @@ def reference() -> Any:
     return model, AutoTokenizer.from_pretrained(directory)
 
 
+def test_first_tokens_follow_the_softmax_at_temperature_and_top_p(
+    fresh: MonkeysVLLM, reference: Any
+) -> None:
+    """As tests/test_fidelity.py checks monkeys-hf (the same prompt, settings and count).
+
+    vLLM computes in bfloat16 on CPU, so its nucleus's edge is not the fp32 reference's: a
+    few samples (9 of 2,048 measured, ranks 151-158 where fp32 keeps 151) fall just past
+    it. At most 1% may; a sampler ignoring top-p puts about 10% there.
+    """
+    from test_fidelity import FIRST, FIRST_TOKENS, STORY, assert_first_tokens_fit, first_settings
+
+    n = FIRST_TOKENS["monkeys-hf"]
+    texts = fresh.generate_until(cloned_requests(1, n, prompts=[STORY], **FIRST))
+    settings = first_settings()
+    wrong = [replace(settings, top_p=1.0), replace(settings, temperature=1.0)]
+    assert_first_tokens_fit(texts, reference, settings, wrong, outside=n // 100)
+
+
 def test_every_token_scores_as_a_draw_from_the_model(fresh: MonkeysVLLM, reference: Any) -> None:
     from test_fidelity import SEQUENCE
 

@@ -7,14 +7,18 @@ import os
 import sys
 from pathlib import Path
 
-from lm_eval_monkeys.cli.flags import METRICS_HELP, add_checker_flag, metric_list, reported_ks
+from lm_eval_monkeys.cli.flags import add_checker_flag, metric_list, reported_ks
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "run_dirs", nargs="+", type=Path, metavar="RUN_DIR", help="baseline first, then the others"
     )
-    parser.add_argument("--metrics", default="coverage,majority", help=METRICS_HELP)
+    parser.add_argument(
+        "--metrics",
+        help="comma-separated, e.g. coverage,majority (default: coverage,majority; coverage "
+        "when a run was sampled until verified)",
+    )
     parser.add_argument("--ks", help="k values to compare at (default: powers of two)")
     add_checker_flag(parser, "each run's own (every run is judged by it)")
     parser.add_argument(
@@ -50,12 +54,11 @@ def run(args: argparse.Namespace) -> None:
     from lm_eval_monkeys.reports.report import run_labels
 
     conditions = [gate.parse_condition(text) for text in args.fail_if]
-    metrics = metric_list(args.metrics) or []
-    metrics += [c.metric for c in conditions if c.metric not in metrics]
     comparison = compare_runs(
         args.run_dirs,
         run_labels(args.run_dirs),
-        metrics=metrics,
+        metrics=metric_list(args.metrics),
+        also_metrics=[c.metric for c in conditions],
         ks=reported_ks(args.ks),
         also_ks=[c.k for c in conditions],
         checker_spec=args.verifier,

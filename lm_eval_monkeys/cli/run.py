@@ -1,7 +1,8 @@
 """The ``lm_eval`` run: lm-eval's own CLI with our task directory, models and flags.
 
-``--repeats``, ``--ks``, ``--preset``, ``--shard`` and ``--shards_on_ray`` are ours;
-everything else is lm-eval's. Bad input is refused before lm-eval spends a minute loading
+``--repeats``, ``--ks``, ``--preset``, ``--shard``, ``--shards_on_ray`` and the adaptive
+sampling flags (``--until_verified``, ``--round_size``, ``--budget``) are ours; everything
+else is lm-eval's. Bad input is refused before lm-eval spends a minute loading
 a model (``preflight``). Ctrl-C or SIGTERM ends a run in one line saying what was kept and
 how to resume (``interrupt``). After a store-backed run, the k-by-metric table is read
 back from the run's store (whose verdicts the run cached), so nothing of lm-eval's is
@@ -19,7 +20,13 @@ from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.store import check_writer
 from lm_eval_monkeys.store.shards import Shard, bind_shard, parse_shard
 from lm_eval_monkeys.task_configs import TASK_DIR, installed_metadata
-from lm_eval_monkeys.tasks.run_options import parse_ks, parse_repeats
+from lm_eval_monkeys.tasks.run_options import (
+    DEFAULT_ROUND_SIZE,
+    parse_ks,
+    parse_repeats,
+    parse_sampling,
+    sampled_metrics,
+)
 
 _MODEL_FLAGS = {"--model", "-M", "--model_args", "-a"}
 
@@ -46,7 +53,8 @@ def own_parser() -> argparse.ArgumentParser:
     own = argparse.ArgumentParser(
         prog="lm-eval-monkeys",
         usage="lm-eval-monkeys [run] [--repeats K] [--ks KS] [--preset NAME] "
-        "[--shard I/N | --shards_on_ray N] [lm-eval's run flags]\n"
+        "[--shard I/N | --shards_on_ray N] [--until_verified] [--round_size R] [--budget N] "
+        "[lm-eval's run flags]\n"
         "       lm-eval-monkeys COMMAND ...",
         description="lm-eval with repeated sampling: k samples per problem, verified, "
         "coverage@k and more.",
@@ -69,6 +77,23 @@ def own_parser() -> argparse.ArgumentParser:
     own.add_argument(
         "--ray_gpus_per_shard", type=float, default=0.0, metavar="G", help="GPUs per shard's task"
     )
+    own.add_argument(
+        "--until_verified",
+        action="store_true",
+        help="sample in rounds; a problem with a verified-correct sample gets no more (up to K)",
+    )
+    own.add_argument(
+        "--round_size",
+        metavar="R",
+        help=f"samples per unsolved problem a round (default {DEFAULT_ROUND_SIZE}; "
+        "implies --until_verified)",
+    )
+    own.add_argument(
+        "--budget",
+        metavar="N",
+        help="N samples per task in all, in rounds to the unsolved problems (implies "
+        "--until_verified; needs --repeats K, the most one problem may get)",
+    )
     return own
 
 
@@ -84,7 +109,27 @@ def _own_flags(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if own.repeats is not None and own.ks is not None:
         parse_ks(own.ks, own.repeats)
     own.shard = parse_shard(own.shard)
+    own.sampling = _sampling(own)
     return own, rest
+
+
+def _sampling(own: argparse.Namespace) -> dict[str, Any] | None:
+    """The adaptive flags as the tasks' ``metadata.sampling`` (checked), or None."""
+    if not (own.until_verified or own.round_size is not None or own.budget is not None):
+        return None
+    sampling = {"round_size": own.round_size or DEFAULT_ROUND_SIZE, "budget": own.budget}
+    parse_sampling(sampling)
+    if own.budget is not None and own.repeats is None:
+        raise MonkeysError(
+            "--budget N needs --repeats K, the most samples one problem may get; "
+            "e.g. --budget 1000 --repeats 100"
+        )
+    if own.shard is not None or own.shards_on_ray is not None:
+        raise MonkeysError(
+            "adaptive sampling (--until_verified, --budget) runs on one machine's store; "
+            "drop --shard/--shards_on_ray"
+        )
+    return sampling
 
 
 def _execute(rest: list[str], own: argparse.Namespace, argv: list[str]) -> None:
@@ -98,6 +143,7 @@ def _execute(rest: list[str], own: argparse.Namespace, argv: list[str]) -> None:
     cli, args = _lm_eval_args(rest)
     run_dir = _run_dir(args)
     _check(args, run_dir, own.shard)
+    _check_sampling(args, run_dir, own.sampling)
     _give_settings(args, run_dir, own)
     run_resumably(lambda: cli.execute(args), run_dir, argv)
     predict_only = getattr(args, "predict_only", False)  # nothing judged, no table
@@ -147,6 +193,22 @@ def _check(args: argparse.Namespace, run_dir: Path | None, shard: Shard | None) 
         )
 
 
+def _check_sampling(
+    args: argparse.Namespace, run_dir: Path | None, sampling: dict[str, Any] | None
+) -> None:
+    """An adaptive run reads its rounds' verdicts from its store, and gives coverage only."""
+    if sampling is None:
+        return
+    if run_dir is None:
+        raise MonkeysError(
+            "adaptive sampling (--until_verified, --budget) verifies each round through the "
+            "run's store: use a monkeys-* model and --output_path"
+        )
+    sampled_metrics(
+        (getattr(args, "metadata", None) or {}).get("metrics"), parse_sampling(sampling)
+    )
+
+
 def _give_settings(args: argparse.Namespace, run_dir: Path | None, own: argparse.Namespace) -> None:
     """Our settings into lm-eval's arguments: the store to the model, the rest to the
     tasks (through ``metadata``, which lm-eval hands every task config)."""
@@ -161,6 +223,8 @@ def _give_settings(args: argparse.Namespace, run_dir: Path | None, own: argparse
         metadata["ks"] = own.ks
     if own.shard is not None:
         metadata["shard"] = str(own.shard)
+    if own.sampling is not None:
+        metadata["sampling"] = own.sampling
     if run_dir is not None:
         metadata["run_dir"] = str(run_dir)  # tasks record themselves in the store
     args.metadata = metadata

@@ -10,7 +10,8 @@ from lm_eval_monkeys.text_tables import text_table
 
 def metric_table(results: Mapping[str, TaskResult]) -> str:
     """One block per task: a row per k, a column per metric (lm-eval sorts ``name@k``
-    as strings, putting coverage@16 before coverage@2)."""
+    as strings, putting coverage@16 before coverage@2); a run sampled until verified
+    adds coverage@k's interval, what it did not generate, and the metrics it cannot give."""
     blocks = []
     for task, result in results.items():
         names = list(result.curves)
@@ -24,6 +25,16 @@ def metric_table(results: Mapping[str, TaskResult]) -> str:
             ]
             for k in ks
         ]
+        header = ["k", *(f"{n}@k" for n in names)]
+        saving = result.adaptive
+        if saving is not None:
+            header.append("95% interval")
+            for row, k in zip(rows, ks, strict=True):
+                low, high = saving.intervals[k]
+                row.append(f"[{low:.4f}, {high:.4f}]")
         title = f"{task} ({result.problems} problems, checker {result.checker_spec})"
-        blocks.append(title + "\n" + text_table(["k", *(f"{n}@k" for n in names)], rows))
+        block = title + "\n" + text_table(header, rows)
+        if saving is not None:
+            block += "\n" + saving.describe(result.problems)
+        blocks.append(block)
     return "\n\n".join(blocks)

@@ -11,7 +11,9 @@ candidate at k = 32) are compared like with like: each problem on the first n sa
 every run holds, so two runs of one model differ by zero in expectation and the sign-flip
 test keeps its level (the estimates from 16 and from 32 samples are both unbiased, but
 their differences are skewed, which the test does not allow for). A run that extends
-another (the same seed, more samples) then differs from it by exactly zero.
+another (the same seed, more samples) then differs from it by exactly zero. A run sampled
+until verified counts as holding k samples of every problem (its coverage@k, from each
+problem's first correct sample, is known up to k) and is compared on coverage only.
 """
 
 from __future__ import annotations
@@ -32,7 +34,15 @@ from lm_eval_monkeys.comparison.paired import (
     paired_differences,
 )
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import check_metric, default_ks, ks_within, problem_curves
+from lm_eval_monkeys.metrics import (
+    ADAPTIVE_METRICS,
+    adaptive_curves,
+    check_adaptive,
+    check_metric,
+    default_ks,
+    ks_within,
+    problem_curves,
+)
 from lm_eval_monkeys.scoring import VerdictResolver
 from lm_eval_monkeys.scoring.rescore import scored_problems, task_scoring
 from lm_eval_monkeys.store import SampleStore, changed_keys
@@ -47,6 +57,7 @@ class TaskFacts:
     prompts: dict[int, str]  # doc id -> hash of the prompt and sampling settings
     checker_spec: str  # the checker spec its verdicts come from
     prompt: dict[str, Any] | None  # the run record's prompt identity (None: no record)
+    adaptive: bool = False  # sampled until verified: counts are k for every problem
 
 
 @dataclass
@@ -83,7 +94,8 @@ def compare_runs(
     run_dirs: Sequence[Path],
     labels: Sequence[str],
     *,
-    metrics: Sequence[str] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
+    also_metrics: Sequence[str] = (),
     ks: Sequence[int] | None = None,
     also_ks: Sequence[int] = (),
     checker_spec: str | None = None,
@@ -94,18 +106,31 @@ def compare_runs(
     seed: int = 0,
 ) -> Comparison:
     """Compare runs on every task they all hold; see the module docstring. ``ks`` default
-    to powers of two up to the samples every run holds; ``also_ks`` are added to them."""
+    to powers of two up to the samples every run holds; ``also_ks`` are added to them.
+    ``metrics`` default to coverage and majority (coverage alone when a run was sampled
+    until verified); ``also_metrics`` are added to them."""
     if len(run_dirs) < 2:
         raise MonkeysError("compare needs at least two runs: RUN_A RUN_B [RUN_C ...]")
     labels = _distinct(labels)
     if not 0 < alpha < 1:
         raise MonkeysError(f"--alpha must be in (0, 1), got {alpha}; e.g. 0.05")
-    if not metrics:
+    if metrics is not None and not metrics:
         raise MonkeysError("--metrics names no metric; e.g. --metrics coverage,majority")
-    for name in metrics:
+    for name in [*(metrics or ()), *also_metrics]:
         check_metric(name)
     facts = [read_facts(Path(d), checker_spec) for d in run_dirs]
+    adaptive = [label for label, f in zip(labels, facts, strict=True) if _adaptive(f)]
+    base = metrics if metrics is not None else ADAPTIVE_METRICS if adaptive else DEFAULT_METRICS
+    metrics = [*base, *(m for m in also_metrics if m not in base)]
+    if adaptive:
+        check_adaptive(metrics, f"run {adaptive[0]}")
     plans, notes = plan_comparison(facts, labels, ks, also_ks, intersection, different_prompts)
+    if adaptive and len(adaptive) < len(labels):
+        notes.append(
+            f"{', '.join(adaptive)} sampled until verified and the others did not: their "
+            "per-problem coverage@k differ in kind (a first-success indicator, an average over "
+            "k-subsets), so their differences are skewed and the p-values can be too small"
+        )
     values = {
         label: _score(Path(d), plans, metrics, checker_spec, label)
         for d, label in zip(run_dirs, labels, strict=True)
@@ -252,10 +277,21 @@ def read_facts(run_dir: Path, checker_spec: str | None) -> dict[str, TaskFacts]:
             scoring = task_scoring(store, task, checker_spec)
             scoring.checker.close()
             record = scoring.record
+            adaptive = record is not None and record.sampling is not None
+            if adaptive and record is not None:
+                counts = {d: record.repeats for d, count in counts.items() if count}
             found[task] = TaskFacts(
-                counts, prompts, scoring.checker.spec, None if record is None else record.prompt
+                counts,
+                prompts,
+                scoring.checker.spec,
+                None if record is None else record.prompt,
+                adaptive,
             )
     return found
+
+
+def _adaptive(facts: dict[str, TaskFacts]) -> bool:
+    return any(f.adaptive for f in facts.values())
 
 
 _COUNTS = "SELECT doc_id, COUNT(*) FROM samples WHERE task = ? GROUP BY doc_id"
@@ -328,6 +364,7 @@ def _score(
             row_of = {doc_id: i for i, doc_id in enumerate(plan.doc_ids)}
             table = np.zeros((len(plan.doc_ids), len(metrics) * len(plan.ks)))
             scoring = task_scoring(store, task, checker_spec)
+            adaptive = scoring.record is not None and scoring.record.sampling is not None
             resolver = VerdictResolver(scoring.checker, store.verdicts)
             try:
                 problems = scored_problems(
@@ -336,11 +373,19 @@ def _score(
                 for doc_id, _, scored in tqdm(
                     problems, desc=f"compare {label} {task}", unit="problem"
                 ):
-                    curves = problem_curves(scored.summary, plan.ks, metrics)
+                    if adaptive:
+                        curves = adaptive_curves(scored.summary, plan.ks)
+                    else:
+                        curves = problem_curves(scored.summary, plan.ks, metrics)
                     table[row_of[doc_id]] = [curves[m][k] for m in metrics for k in plan.ks]
             finally:
                 resolver.close()
                 scoring.checker.close()
+            if np.isnan(table).any():
+                raise MonkeysError(
+                    f"{label} ({task}) stopped some unsolved problem before k={max(plan.ks)} "
+                    "(its budget ran out); lower --ks"
+                )
             out[task] = table
     return out
 

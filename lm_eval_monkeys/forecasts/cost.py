@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.forecasts.extrapolation import Estimate, none
 from lm_eval_monkeys.metrics.estimators import coverage_at_k
 
 _SUFFIXES = {"": 1.0, "K": 1e3, "M": 1e6, "B": 1e9, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
@@ -192,18 +193,18 @@ def run_cost(
     )
 
 
-Coverage = Callable[[float], tuple[float, str]]
-"""Coverage at k and where it comes from ("measured" or "forecast")."""
+Coverage = Callable[[float], Estimate]
+"""Coverage at k, measured or forecast, with its interval."""
 
 
-def coverage_for_budget(coverage: Coverage, cost: RunCost, budget: Budget) -> tuple[float, str]:
-    """Coverage a per-problem budget buys: at the largest whole k it pays for; (nan,
-    reason) if none."""
+def coverage_for_budget(coverage: Coverage, cost: RunCost, budget: Budget) -> Estimate:
+    """Coverage a per-problem budget buys: at the largest whole k it pays for; none (with
+    the reason) if it buys no sample."""
     k = cost.affordable_k(budget)
     if k is None:
-        return math.nan, "no cost model"
+        return none(math.nan, "no cost model")
     if k < 1:
-        return math.nan, "budget below one sample"
+        return none(k, "budget below one sample")
     return coverage(math.floor(k))
 
 

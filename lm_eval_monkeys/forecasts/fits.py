@@ -16,6 +16,14 @@ import numpy as np
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.forecasts.cost import RunCost, smallest_measured_k
+from lm_eval_monkeys.forecasts.extrapolation import (
+    POINT_RATIO,
+    REFUSE_RATIO,
+    Estimate,
+    extrapolated,
+    none,
+    times,
+)
 from lm_eval_monkeys.forecasts.scaling import (
     Backtest,
     SuccessDistribution,
@@ -23,11 +31,11 @@ from lm_eval_monkeys.forecasts.scaling import (
     bootstrap_band,
     fit_power_law,
     fit_success_distribution,
+    forecast_band,
     power_law,
 )
 from lm_eval_monkeys.metrics.estimators import coverage_at_k, coverage_variance
 
-EXTRAPOLATE = 10  # forecasts reach this multiple of the samples drawn
 HOLD_OUT = 10  # the backtest fits on the first 1/HOLD_OUT of each problem's samples
 BAND_ITERS = 200
 BAND_Z = 1.6449  # two-sided 90% normal quantile, the level of every band in the report
@@ -48,6 +56,7 @@ class TaskAnalysis:
     band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # at, low, high
     coverage_band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # ks, low, high
     forecast: SuccessDistribution | None = None
+    forecast_band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # at, low, high
     backtest: Backtest | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -61,29 +70,62 @@ class TaskAnalysis:
         return int(self.n.min())
 
     def grid(self) -> np.ndarray:
-        """Log-spaced k from 1 to ``EXTRAPOLATE`` times the samples drawn, for curves."""
-        return np.unique(np.geomspace(1, EXTRAPOLATE * self.k_max, 60).round())
+        """Log-spaced k from 1 to ``REFUSE_RATIO`` times the samples drawn, for curves
+        and bands (point forecasts stop at ``POINT_RATIO`` times)."""
+        return np.unique(np.geomspace(1, REFUSE_RATIO * self.k_max, 80).round())
 
-    def coverage(self, k: float) -> tuple[float, str]:
-        """Coverage at k: measured (unbiased estimator) up to k_max, forecast beyond."""
+    def coverage(self, k: float) -> Estimate:
+        """Coverage at k with its 90% interval: measured (unbiased estimator) up to
+        k_max, the per-problem forecast beyond, under the ratio rule (``extrapolation``)."""
         if k <= self.k_max:
-            return float(np.mean(coverage_at_k(self.n, self.c, int(k)))), "measured"
-        if self.forecast is None:
-            return math.nan, "beyond the samples drawn, no forecast"
-        return float(self.forecast.coverage(k)), "forecast"
+            at = np.array([int(k)])
+            low, high = coverage_band(self.n, self.c, at)
+            point = float(np.mean(coverage_at_k(self.n, self.c, int(k))))
+            return Estimate(k, point, float(low[0]), float(high[0]), k / self.k_max, "measured")
+        if self.forecast is None or self.forecast_band is None:
+            return none(k, "beyond the samples drawn, no forecast")
+        return extrapolated(
+            k, self.k_max, float(self.forecast.coverage(k)), *_interpolate(self.forecast_band, k)
+        )
 
-    def power_law_at(self, k: float) -> float:
-        return float(power_law(k, *self.fit)) if self.fit else math.nan
+    def power_law_at(self, k: float) -> Estimate:
+        """The power-law fit at k with its bootstrap band, under the same ratio rule."""
+        if self.fit is None:
+            return none(k, "no power-law fit")
+        point = float(power_law(k, *self.fit))
+        low, high = _interpolate(self.band, k) if self.band is not None else (math.nan,) * 2
+        if k <= self.k_max:
+            return Estimate(k, point, low, high, k / self.k_max, "fit")
+        return extrapolated(k, self.k_max, point, low, high)
 
     def smallest_k(self, target: float) -> tuple[float, str]:
-        """Samples per problem reaching ``target`` coverage: measured, else forecast."""
+        """Samples per problem reaching ``target`` coverage: measured, else forecast (not
+        as a number beyond ``POINT_RATIO`` times the samples drawn)."""
         measured = smallest_measured_k(self.n, self.c, target)
         if measured is not None:
             return float(measured), "measured"
-        if self.forecast is None:
+        if self.forecast is None or self.forecast_band is None:
             return math.nan, "not reached, no forecast"
         k = self.forecast.smallest_k(target)
-        return (k, "forecast") if math.isfinite(k) else (k, "never (forecast plateau)")
+        at, _, high = self.forecast_band
+        reached = at[(high >= target) & (at > self.k_max)]
+        earliest = f"{reached[0]:,.0f}" if reached.size else f"> {at[-1]:,.0f}"
+        if not math.isfinite(k):
+            return k, f"never (forecast plateau); 90% interval: from {earliest}"
+        ratio = k / self.k_max
+        if ratio > POINT_RATIO:
+            return math.nan, (
+                f"forecast {times(ratio)} the measured k, beyond {times(POINT_RATIO)}: "
+                f"not shown as one number; 90% interval: from {earliest}"
+            )
+        return k, f"forecast, {times(ratio)} the measured k; 90% interval: from {earliest}"
+
+
+def _interpolate(band: tuple[np.ndarray, np.ndarray, np.ndarray], k: float) -> tuple[float, float]:
+    """A band's (low, high) at k, linear in log k between its points."""
+    at, low, high = band
+    x = np.log(at)
+    return float(np.interp(np.log(k), x, low)), float(np.interp(np.log(k), x, high))
 
 
 def analyse(
@@ -118,6 +160,10 @@ def analyse(
     result.forecast = _attempt(
         say, f"{run} / {task}: no per-problem forecast", lambda: fit_success_distribution(n, c)
     )
+    if result.forecast is not None:
+        grid = result.grid()
+        bounds = forecast_band(n, c, grid, iters=band_iters)
+        result.forecast_band = (grid, *bounds)
     if c_first is not None:
         m = result.k_max // HOLD_OUT
         result.backtest = _attempt(

@@ -63,18 +63,26 @@ def bootstrap_band(
     """Pointwise band of the fitted curve at ``at``, resampling problems with replacement.
 
     ``n[i], c[i]`` are problem i's samples and correct samples; each bootstrap replicate
-    recomputes coverage@ks over resampled problems, refits and predicts at ``at``.
+    recomputes coverage@ks over resampled problems, refits and predicts at ``at`` (a
+    resample that solves nothing, or everything, predicts 0, or 1, at every k).
     """
     n_arr, c_arr = np.asarray(n), np.asarray(c)
     table = np.asarray(coverage_at_k(n_arr[:, None], c_arr[:, None], np.asarray(ks)[None, :]))
     rng = np.random.default_rng(seed)
     curves = []
+    flat = np.ones_like(np.asarray(at, dtype=np.float64))
     for _ in range(iters):
         pick = rng.integers(0, len(n_arr), size=len(n_arr))
+        resampled = table[pick].mean(axis=0)
+        if resampled.max() == 0 or resampled.min() == 1:
+            # Nothing solved, or everything: no curve to fit, and that flat curve is the
+            # resample's answer (leaving it out would bias the band up, or down).
+            curves.append(flat * resampled[0])
+            continue
         try:
-            curves.append(power_law(at, *fit_power_law(ks, table[pick].mean(axis=0))))
+            curves.append(power_law(at, *fit_power_law(ks, resampled)))
         except MonkeysError:
-            continue  # a degenerate resample (all 0 or all 1) has no fit
+            continue  # too few usable k values in this resample
     if not curves:
         raise MonkeysError("no bootstrap resample could be fitted; coverage is all 0 or all 1")
     tail = (1 - level) / 2
@@ -244,3 +252,80 @@ def backtest(n: ArrayLike, c: ArrayLike, c_first: ArrayLike, m: int) -> Backtest
     except MonkeysError:
         by_problem = nan
     return Backtest(m, held_out, measured, by_power_law, by_problem)
+
+
+# -- what the counts cannot identify: an interval on the per-problem forecast ------------
+
+# Every model the interval considers, as a grid: a Beta(alpha, beta) for the solvable
+# problems and a mass at p = 0. A grid, not an optimiser per resample, so that hundreds of
+# bootstrap resamples are scored at once (a matrix product over the distinct (n, c) counts).
+_GRID_LOG_ALPHA = np.linspace(-5.0, 5.0, 81)
+_GRID_LOG_BETA = np.linspace(-4.0, 10.0, 71)
+_GRID_ZERO_MASS = np.linspace(0.0, 0.98, 50)
+# Half the 90% chi-square quantile with one degree of freedom: the zero masses whose
+# profile log-likelihood is within this of the best are all plausible.
+_PROFILE_DROP = 0.5 * 2.7055
+
+
+def forecast_band(
+    n: ArrayLike,
+    c: ArrayLike,
+    ks: ArrayLike,
+    iters: int = 200,
+    level: float = 0.9,
+    seed: int = 0,
+    profile_zero_mass: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise ``level`` interval on the per-problem forecast's coverage at ``ks``.
+
+    Two things the counts cannot pin down widen it: which problems the benchmark drew
+    (problems are resampled with replacement, ``iters`` times) and how many problems no
+    sample will ever solve. That mass is profiled, not fixed at its best fit: within each
+    resample every zero mass whose profile log-likelihood is within the 90% chi-square
+    drop of the best is kept, and the resample spans the forecasts of all of them (a few
+    correct samples among many zeros fit "every problem is hard" and "most problems are
+    unsolvable" alike). The interval runs from the (1 - level)/2 quantile of the
+    resamples' lowest forecasts to the (1 + level)/2 quantile of their highest.
+    ``profile_zero_mass=False`` keeps only each resample's best zero mass (resampling
+    alone: the baseline of the calibration benchmark).
+    """
+    n_arr, c_arr = np.asarray(n, dtype=np.int64), np.asarray(c, dtype=np.int64)
+    fit_success_distribution(n_arr, c_arr, zero_mass=False)  # the same refusals as the fit
+    k = np.asarray(ks, dtype=np.float64)
+    pairs, cell = np.unique(np.stack([n_arr, c_arr]), axis=1, return_inverse=True)
+    cells_n, cells_c = pairs[0].astype(np.float64), pairs[1].astype(np.float64)
+    rng = np.random.default_rng(seed)
+    weight = rng.multinomial(
+        n_arr.size, np.bincount(cell.ravel(), minlength=cells_n.size) / n_arr.size, size=iters
+    ).astype(np.float64)
+    alpha, beta = (np.exp(g).ravel() for g in np.meshgrid(_GRID_LOG_ALPHA, _GRID_LOG_BETA))
+    # log P(c | n, alpha, beta) per grid point and cell (log C(n, c) is a constant here).
+    log_p = (
+        betaln(cells_c + alpha[:, None], cells_n - cells_c + beta[:, None])
+        - betaln(alpha, beta)[:, None]
+    )
+    never = cells_c == 0
+    solved_ll = weight[:, ~never] @ log_p[:, ~never].T  # resamples x grid
+    solved_count = weight[:, ~never].sum(axis=1, keepdims=True)
+    reach = _beta_coverage(alpha[:, None], beta[:, None], k[None, :])  # grid x ks
+    rows = np.arange(iters)
+    profile = np.empty((iters, _GRID_ZERO_MASS.size))
+    forecasts = np.empty((iters, _GRID_ZERO_MASS.size, k.size))
+    for j, pi in enumerate(_GRID_ZERO_MASS):
+        zero_ll = np.logaddexp(np.log(pi) if pi > 0 else -np.inf, np.log1p(-pi) + log_p[:, never])
+        ll = solved_ll + solved_count * np.log1p(-pi) + weight[:, never] @ zero_ll.T
+        best = ll.argmax(axis=1)
+        profile[:, j] = ll[rows, best]
+        forecasts[:, j] = (1.0 - pi) * reach[best]
+    drop = _PROFILE_DROP if profile_zero_mass else 0.0
+    plausible = profile >= profile.max(axis=1, keepdims=True) - drop
+    lowest = np.where(plausible[..., None], forecasts, np.inf).min(axis=1)
+    highest = np.where(plausible[..., None], forecasts, -np.inf).max(axis=1)
+    tail = (1 - level) / 2
+    return np.quantile(lowest, tail, axis=0), np.quantile(highest, 1 - tail, axis=0)
+
+
+def _beta_coverage(alpha: ArrayLike, beta: ArrayLike, k: ArrayLike) -> np.ndarray:
+    """``1 - E[(1 - p)^k]`` under Beta(alpha, beta): ``1 - B(a, b + k) / B(a, b)``."""
+    a, b, kk = (np.asarray(x, dtype=np.float64) for x in (alpha, beta, k))
+    return -np.expm1(gammaln(b + kk) + gammaln(a + b) - gammaln(b) - gammaln(a + b + kk))

@@ -5,7 +5,10 @@ Light on purpose: importing it loads numpy and scipy, not lm-eval, torch or any 
 
 from lm_eval_monkeys.metrics.estimators import coverage_at_k, default_ks, majority_at_k
 from lm_eval_monkeys.metrics.registry import (
+    ADAPTIVE_METRICS,
     Curves,
+    adaptive_curves,
+    check_adaptive,
     check_metric,
     flat_name,
     flatten,
@@ -18,8 +21,11 @@ from lm_eval_monkeys.metrics.registry import (
 from lm_eval_monkeys.metrics.summary import ProblemSummary
 
 __all__ = [
+    "ADAPTIVE_METRICS",
     "Curves",
     "ProblemSummary",
+    "adaptive_curves",
+    "check_adaptive",
     "check_metric",
     "coverage_at_k",
     "default_ks",

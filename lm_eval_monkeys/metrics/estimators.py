@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.signal import fftconvolve
 from scipy.special import gammaln
-from scipy.stats import hypergeom
+from scipy.stats import hypergeom, norm
 
 from lm_eval_monkeys.errors import MonkeysError
 
@@ -594,6 +594,37 @@ def coverage_variance(n: ArrayLike, c: ArrayLike, k: ArrayLike) -> np.ndarray | 
     q_2k = np.exp(_log_choose_ratio_of(n_arr - c_arr, n_arr, double))
     unbiased = np.maximum(q_k**2 - q_2k, 0.0)
     return _scalar_or_array(np.where(2 * k_arr <= n_arr, unbiased, k_arr / (4.0 * n_arr)))
+
+
+def first_success_coverage(first_correct: int | None, ks: Sequence[int]) -> np.ndarray:
+    """coverage@k of one problem sampled until verified: 1 if its first correct sample
+    (0-based index ``first_correct``; None: none) is among its first k, else 0.
+
+    Samples are independent draws, so P(first success <= k) = 1 - (1-p)^k, and its
+    indicator is unbiased for it whatever rule stopped the sampling; it is known for
+    every k up to the samples drawn, and for every k once a sample is correct.
+    """
+    return np.asarray([float(first_correct is not None and first_correct < k) for k in ks])
+
+
+def wilson_interval(successes: float, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson's score interval for a proportion of ``successes`` out of ``trials``.
+
+    Used for coverage@k of an adaptive run, a mean of per-problem 0/1 indicators with
+    different success probabilities: their sum varies less than a binomial with the
+    mean probability, so a binomial interval is conservative; Wilson's (unlike the Wald
+    interval) keeps its width at proportions of 0 and 1, where coverage curves start
+    and end.
+    """
+    if trials < 1:
+        raise MonkeysError("an interval needs at least one problem")
+    z = float(norm.ppf(0.5 + level / 2))
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = (z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))) / (
+        1 + z * z / trials
+    )
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _counts(

@@ -9,6 +9,7 @@ Opt-in metrics (``passall``, ``gpass_τ``) are computed only when named.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics.estimators import (
     coverage_at_k,
     default_ks,
+    first_success_coverage,
     gpass_at_k,
     majority_at_k,
     passall_at_k,
@@ -173,6 +175,34 @@ def problem_curves(summary: ProblemSummary, ks: Sequence[int], names: Sequence[s
         values = registered.curve(summary, ks)
         curves[name] = {k: float(v) for k, v in zip(ks, values, strict=True)}
     return curves
+
+
+# What a run sampled until verified can give: each problem stops at its first verified
+# sample, so metrics reading all k samples (votes, rewards, pass^k) have nothing to read.
+ADAPTIVE_METRICS = ("coverage",)
+
+
+def check_adaptive(names: Sequence[str], what: str) -> None:
+    """Refuse, in one line, metrics that ``what`` (an adaptive run) cannot give."""
+    refused = [name for name in names if name not in ADAPTIVE_METRICS]
+    if refused:
+        raise MonkeysError(
+            f"{', '.join(refused)} need all k samples of every problem, and {what} sampled "
+            "until verified (each problem stops at its first verified sample); ask for "
+            "coverage only, or sample every problem k times (no --until_verified/--budget)"
+        )
+
+
+def adaptive_curves(summary: ProblemSummary, ks: Sequence[int]) -> Curves:
+    """coverage@k of a problem sampled until verified, from its first correct sample;
+    NaN where it is unknown (unsolved, with fewer than k samples: a budget ran out)."""
+    known = [summary.first_correct is not None or k <= summary.n for k in ks]
+    values = first_success_coverage(summary.first_correct, ks)
+    return {
+        "coverage": {
+            k: float(v) if ok else math.nan for k, v, ok in zip(ks, values, known, strict=True)
+        }
+    }
 
 
 def flat_name(name: str, k: int) -> str:

@@ -27,6 +27,8 @@ class ProblemSummary:
 
     All correct answers form one class (they all equal the reference); wrong answers are
     grouped by the checker's equivalence. ``n_invalid`` samples had no parsable answer.
+    ``first_correct`` is the index of the first correct sample (None: none is), what an
+    adaptive run's coverage@k reads.
     ``rewards`` holds per-sample reward-model scores when a run has them (rm_* metrics).
     """
 
@@ -36,6 +38,7 @@ class ProblemSummary:
     class_answers: tuple[str, ...]
     class_sizes: tuple[int, ...]
     class_correct: tuple[bool, ...]
+    first_correct: int | None = None
     rewards: SampleRewards | None = field(default=None, compare=False, repr=False)
 
     def with_rewards(self, rewards: Sequence[float], classes: Sequence[int]) -> ProblemSummary:
@@ -78,6 +81,9 @@ def summarize(
         class_answers=tuple(answer for _, answer in spelling),
         class_sizes=tuple(sizes),
         class_correct=tuple(has_right and i == 0 for i in range(n_classes)),
+        first_correct=next(
+            (i for i, a in enumerate(answers) if a is not None and correct[a]), None
+        ),
     )
     return summary, [-1 if a is None else class_of[a] for a in answers]
 

@@ -2,28 +2,41 @@
 
 The reference is a plain transformers model (fp32) with transformers' own logits
 processors for the settings (repetition penalty, temperature, top-k, top-p, min-p, in
-``generate``'s order), not the engines' code. Engines hand back texts, so the check
-works on texts: ``sequence_fit`` re-tokenises every sample and scores each token under
-the reference's filtered distribution at its position. For a faithful sampler each
-token's log-probability has expectation minus the entropy there and a known variance,
-whatever came before, so the summed differences over the summed variances give z, close
-to N(0, 1); a token the settings rule out (outside top-p, say) counts as impossible. The
-samples' mean negative log-likelihood under the unfiltered model (the figure issue 24
-compared between engines) comes with it.
+``generate``'s order), not the engines' code. Engines hand back texts, so both checks
+work on texts:
 
-It is an approximation where a text differs from its tokens: re-tokenising can merge a
-sampled pair of tokens, and a sample that ended on end-of-sequence has no text for that
-token, so its term is left out (prompts where it is unlikely keep that small).
+- ``first_token_fit``: many one-token samples of one prompt against the reference's
+  next-token distribution, each token mapped to the text an engine returns for it (its
+  decoding, cut at a stop string); a chi-square goodness of fit over cells made in order
+  of probability: every likely text a cell of its own, the others grouped, most likely
+  first, into cells of about ``n / CELLS`` expected samples each. So the least likely
+  tenth of the distribution (what top-p 0.9 cuts) forms cells of its own: a sampler
+  that ignores top-p leaves them empty and fails. Sampled texts the settings rule out
+  are counted (``outside``) and join the least likely cell: an engine that computes in
+  bfloat16 (vLLM on CPU) puts a few samples just past the fp32 nucleus's edge.
+- ``sequence_fit``: every token of longer samples (their texts re-tokenised) scored under
+  the reference's filtered distribution at its position. For a faithful sampler each
+  token's log-probability has expectation minus the entropy there and a known variance,
+  whatever came before, so the summed differences over the summed variances give z,
+  close to N(0, 1); a token the settings rule out (outside top-p, say) counts as
+  impossible. The samples' mean negative log-likelihood under the unfiltered model (the
+  figure issue 24 compared between engines) comes with it.
+
+Both are approximations where a text differs from its tokens: re-tokenising can merge
+a sampled pair of tokens, and a sample that ended on end-of-sequence has no text for
+that token, so its term is left out (prompts where it is unlikely keep that small).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import torch
+from scipy import stats
 from transformers import (
     LogitsProcessorList,
     MinPLogitsWarper,
@@ -36,6 +49,21 @@ from transformers import (
 )
 
 from lm_eval_monkeys.models.generation import GenerationSettings
+
+# Chi-square's rule: no cell expects fewer than this many samples.
+MIN_EXPECTED = 5.0
+# Unlikely texts are grouped into cells of about n / CELLS expected samples: few enough
+# that a missing tenth of the mass weighs on few degrees of freedom.
+CELLS = 32
+
+
+@dataclass(frozen=True)
+class FirstTokenFit:
+    chi2: float
+    cells: int
+    p_value: float
+    samples: int
+    outside: int  # samples of texts the settings rule out (counted in the last cell)
 
 
 @dataclass(frozen=True)
@@ -60,6 +88,56 @@ def processors(settings: GenerationSettings) -> LogitsProcessorList:
     if settings.min_p > 0.0:
         chain.append(MinPLogitsWarper(settings.min_p))
     return chain
+
+
+@torch.inference_mode()
+def next_token_probs(
+    model: PreTrainedModel, prompt: list[int], settings: GenerationSettings
+) -> torch.Tensor:
+    """The reference distribution of the token after ``prompt`` [vocab], float64."""
+    ids = cast(torch.LongTensor, torch.tensor([prompt], device=model.device))
+    logits = model(input_ids=ids).logits[:, -1].double()
+    return torch.softmax(processors(settings)(ids, logits), dim=-1)[0]
+
+
+def token_text(tokenizer: PreTrainedTokenizerBase, token: int, until: Sequence[str] = ()) -> str:
+    """What an engine returns for a one-token sample: its text, cut at a stop string."""
+    text = str(tokenizer.decode([token], skip_special_tokens=True))
+    cuts = [i for i in (text.find(s) for s in until) if i >= 0]
+    return text[: min(cuts)] if cuts else text
+
+
+def first_token_fit(
+    probs: torch.Tensor,
+    texts: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    until: Sequence[str] = (),
+) -> FirstTokenFit:
+    """Chi-square fit of one-token samples' texts to ``probs`` (``next_token_probs``)."""
+    share: dict[str, float] = defaultdict(float)
+    for token in torch.nonzero(probs > 0).flatten().tolist():
+        share[token_text(tokenizer, token, until)] += float(probs[token])
+    n = len(texts)
+    observed = Counter(texts)
+    obs, exp = [], []
+    size = max(MIN_EXPECTED, n / CELLS)
+    cell_obs = cell_exp = 0.0
+    for text in sorted(share, key=lambda t: (-share[t], t)):
+        cell_obs, cell_exp = cell_obs + observed[text], cell_exp + share[text] * n
+        if cell_exp >= size:
+            obs.append(cell_obs)
+            exp.append(cell_exp)
+            cell_obs = cell_exp = 0.0
+    if exp and cell_exp < MIN_EXPECTED:  # the last few join the cell before them
+        obs[-1], exp[-1] = obs[-1] + cell_obs, exp[-1] + cell_exp
+    else:
+        obs.append(cell_obs)
+        exp.append(cell_exp)
+    outside = sum(count for text, count in observed.items() if text not in share)
+    obs[-1] += outside  # beside the least likely texts, where a boundary token would fall
+    scale = n / sum(exp)  # float rounding only: the shares sum to 1
+    result = stats.chisquare(obs, [e * scale for e in exp])
+    return FirstTokenFit(float(result.statistic), len(obs), float(result.pvalue), n, outside)
 
 
 @torch.inference_mode()

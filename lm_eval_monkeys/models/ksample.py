@@ -3,7 +3,9 @@ samples a run's store already holds, writing each new sample as soon as it exist
 
 lm-eval 0.4.13 turns ``repeats: k`` into k references to one request. A model here sees
 each problem once with the sample indices it still needs, so prompt work is shared and a
-resumed or extended run generates only what is missing.
+resumed or extended run generates only what is missing. A task whose run record is
+adaptive is drawn in rounds until verified instead (``rounds.py``); its problems are then
+handed back with the samples they got.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from lm_eval.api.model import LM
 from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.store import Sample, SampleStore, StoredSamples, prompt_hash
+from lm_eval_monkeys.models.rounds import sample_in_rounds
+from lm_eval_monkeys.store import Sample, SampleStore, Sampling, StoredSamples, prompt_hash
 
 # Constructor arguments that change how fast a run goes, not what it samples.
 _NOT_IDENTITY = {"run_dir", "batch_size", "max_batch_size", "device", "sample_delay"}
@@ -68,18 +71,35 @@ class KSampleLM(LM):
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
         groups = _group_clones(requests)
         store = SampleStore(self.run_dir) if self.run_dir else None
+        drawn: dict[tuple[str, int], int] = {}  # adaptive problems: samples they got
         try:
             if store is not None:
                 store.bind_config(self.run_config())
             plans = self._plan(groups, store)
-            texts = self._generate([p for p in plans if p.indices], store, disable_tqdm)
+            adaptive = _adaptive_tasks(plans, store)
+            uniform = [p for p in plans if p.indices and p.task not in adaptive]
+            bar = _progress(type(self).__name__, uniform, groups, adaptive, disable_tqdm)
+            texts = self._generate(uniform, store, bar)
+            for task, sampling in adaptive.items():
+                assert store is not None  # only a store's records make a task adaptive
+                ks = {count for inst, count in groups if inst.task_name == task}
+                held = sample_in_rounds(
+                    [p for p in plans if p.task == task],
+                    max(ks),
+                    sampling,
+                    store,
+                    lambda round_plans: self._generate(round_plans, store, bar),
+                )
+                drawn.update(((task, doc_id), n) for doc_id, n in held.items())
+            bar.close()
         finally:
             if store is not None:
                 store.close()
         outputs: list[str] = []
         for (_, count), plan in zip(groups, plans, strict=True):
             if store is not None and self.run_dir:
-                ref = StoredSamples(self.run_dir, plan.task, plan.doc_id, count)
+                held_n = drawn.get((plan.task, plan.doc_id), count)
+                ref = StoredSamples(self.run_dir, plan.task, plan.doc_id, held_n)
                 outputs.extend([ref] * count)
             else:
                 by_index = texts[(plan.task, plan.doc_id)]
@@ -118,17 +138,10 @@ class KSampleLM(LM):
         ]
 
     def _generate(
-        self, plans: list[SampleRequest], store: SampleStore | None, disable_tqdm: bool
+        self, plans: list[SampleRequest], store: SampleStore | None, bar: tqdm
     ) -> dict[tuple[str, int], dict[int, str]]:
         """Generate; keep texts in memory only when there is no store to write."""
         texts: dict[tuple[str, int], dict[int, str]] = {}
-        total = sum(len(p.indices) for p in plans)
-        bar = tqdm(
-            total=total,
-            desc=f"sampling ({type(self).__name__})",
-            unit="sample",
-            disable=disable_tqdm or total == 0,
-        )
         tokens, start = 0, time.monotonic()
         pending: list[tuple[str, int, Sample]] = []
         flushed = time.monotonic()
@@ -149,7 +162,6 @@ class KSampleLM(LM):
             bar.set_postfix(tok_s=f"{tokens / elapsed:.0f}", refresh=False)
         if store is not None and pending:
             store.add(pending)
-        bar.close()
         return texts
 
     def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
@@ -161,6 +173,34 @@ class KSampleLM(LM):
         raise MonkeysError(
             "monkeys-* models only generate text; use --model hf for perplexity tasks"
         )
+
+
+def _adaptive_tasks(plans: list[SampleRequest], store: SampleStore | None) -> dict[str, Sampling]:
+    """The tasks whose run record says to sample in rounds until verified."""
+    if store is None:
+        return {}
+    records = {task: store.records.get(task) for task in {p.task for p in plans}}
+    return {
+        task: record.sampling
+        for task, record in sorted(records.items())
+        if record is not None and record.sampling is not None
+    }
+
+
+def _progress(
+    name: str,
+    uniform: list[SampleRequest],
+    groups: list[tuple[Instance, int]],
+    adaptive: dict[str, Sampling],
+    disable: bool,
+) -> tqdm:
+    """One bar over the run's samples; an adaptive task counts at most k per problem
+    (or its budget), an upper bound its rounds usually stop well short of."""
+    total = sum(len(p.indices) for p in uniform)
+    for task, sampling in adaptive.items():
+        most = sum(count for inst, count in groups if inst.task_name == task)
+        total += most if sampling.budget is None else min(most, sampling.budget)
+    return tqdm(total=total, desc=f"sampling ({name})", unit="sample", disable=disable or not total)
 
 
 def _group_clones(requests: list[Instance]) -> list[tuple[Instance, int]]:

@@ -3,7 +3,9 @@
 It writes GSM8K- and MATH-style completions whose final answer is right with a per-problem
 probability drawn from Beta around ``accuracy`` (so problems vary, as for real models);
 wrong answers come from a few recurring values, and some samples hold no answer at all.
-Every sample is a function of (seed, task, doc, sample index) only.
+Every sample is a function of (seed, task, doc, sample index) only, and each problem's
+chance that a sample is right is known (``success_rate``): what tests and benchmarks of
+estimators compare against.
 """
 
 from __future__ import annotations
@@ -47,12 +49,18 @@ class SyntheticLM(KSampleLM):
         super().__init__(run_dir=run_dir, seed=seed, accuracy=accuracy, no_answer=no_answer)
         self.accuracy, self.no_answer, self.delay = accuracy, no_answer, float(sample_delay)
 
+    def success_rate(self, task: str, doc_id: int) -> float:
+        """The probability that one sample of this problem holds the right answer."""
+        return self._p_correct(task, doc_id) * (1 - self.no_answer)
+
+    def _p_correct(self, task: str, doc_id: int) -> float:
+        """The problem's chance of a right answer among samples that give one."""
+        problem_rng = random.Random(sample_seed(self.seed, task, doc_id, -1))
+        return problem_rng.betavariate(self.accuracy * _SPREAD, (1 - self.accuracy) * _SPREAD)
+
     def sample(self, requests: list[SampleRequest]) -> Iterator[tuple[SampleRequest, Sample]]:
         for request in requests:
-            problem_rng = random.Random(sample_seed(self.seed, request.task, request.doc_id, -1))
-            p_correct = problem_rng.betavariate(
-                self.accuracy * _SPREAD, (1 - self.accuracy) * _SPREAD
-            )
+            p_correct = self._p_correct(request.task, request.doc_id)
             writer = _writer_for(request.doc)
             prompt_tokens = len(request.context.split())
             for idx in request.indices:

@@ -1,7 +1,9 @@
 """Report figures as PNG bytes (matplotlib, Agg; no display, no global pyplot state).
 
 - ``metric_figure``: every ``name@k`` of one run's task against k on a log axis, with the
-  power-law fit, its bootstrap band and the per-problem forecast extended past the data;
+  power-law fit and the per-problem forecast extended past the data (as lines up to
+  ``POINT_RATIO`` times the samples drawn, as their 90% bands up to ``REFUSE_RATIO``
+  times, the multiples marked on the axis);
 - ``cost_figure``: coverage against FLOPs and against dollars for every run of a task;
 - ``paired_figure``: two runs' per-problem values of one metric@k against each other.
 """
@@ -19,6 +21,7 @@ from matplotlib.figure import Figure
 
 from lm_eval_monkeys.comparison.compare_runs import TaskComparison
 from lm_eval_monkeys.forecasts.cost import Unit
+from lm_eval_monkeys.forecasts.extrapolation import POINT_RATIO, REFUSE_RATIO
 from lm_eval_monkeys.forecasts.fits import TaskAnalysis
 
 _DPI = 110
@@ -50,13 +53,28 @@ def metric_figure(result: TaskAnalysis) -> bytes:
             color="tab:blue",
             linewidth=3,
             alpha=0.5,
-            label="coverage@k 90% interval (problems resampled + per-problem variance)",
+            label="coverage@k 90% interval (measured)",
         )
     grid = result.grid()
+    grid = grid[grid <= POINT_RATIO * result.k_max]  # beyond, a line would be a guess
     if result.band is not None:
         at, low, high = result.band
         ax.fill_between(
             at, low, high, color="tab:blue", alpha=0.15, label="90% bootstrap band of the fit"
+        )
+    if result.forecast_band is not None:
+        at, low, high = result.forecast_band
+        beyond = at >= result.k_max
+        ax.fill_between(
+            at[beyond],
+            low[beyond],
+            high[beyond],
+            facecolor="none",
+            edgecolor="black",
+            hatch="//",
+            linewidth=0,
+            alpha=0.4,
+            label="forecast's 90% interval (zero mass profiled)",
         )
     if result.fit is not None:
         a, b = result.fit
@@ -77,6 +95,13 @@ def metric_figure(result: TaskAnalysis) -> bytes:
             label="per-problem forecast (Beta fit)",
         )
     ax.axvline(result.k_max, color="grey", linewidth=0.8, label=f"samples drawn ({result.k_max:,})")
+    ax.axvline(
+        POINT_RATIO * result.k_max,
+        color="grey",
+        linewidth=0.8,
+        linestyle="-.",
+        label=f"{POINT_RATIO:.0f}× samples drawn: beyond, intervals only",
+    )
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("samples per problem, k (log scale)")
@@ -90,7 +115,8 @@ def metric_figure(result: TaskAnalysis) -> bytes:
 
 def cost_figure(task: str, results: list[TaskAnalysis], units: list[Unit]) -> bytes:
     """Coverage against cost, one panel per unit, one line per run: measured (solid) up
-    to the samples drawn, forecast (dotted) to ten times as many."""
+    to the samples drawn, forecast (dotted) to ``POINT_RATIO`` times as many, and the
+    forecast's 90% interval (shaded) to ``REFUSE_RATIO`` times."""
     fig = Figure(figsize=(6.5 * len(units), 5.0), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(units)))
     for ax, unit in zip(axes, units, strict=True):
@@ -101,14 +127,26 @@ def cost_figure(task: str, results: list[TaskAnalysis], units: list[Unit]) -> by
             grid = np.union1d(result.grid(), [result.k_max])  # both lines meet at k_max
             measured = grid[grid <= result.k_max]
             cost = [result.cost.at(k, unit) for k in measured]
-            ax.plot(cost, [result.coverage(k)[0] for k in measured], color=color, label=result.run)
+            ax.plot(
+                cost, [result.coverage(k).point for k in measured], color=color, label=result.run
+            )
             if result.forecast is not None:
-                beyond = grid[grid >= result.k_max]
+                beyond = grid[(grid >= result.k_max) & (grid <= POINT_RATIO * result.k_max)]
                 ax.plot(
                     [result.cost.at(k, unit) for k in beyond],
                     result.forecast.coverage(beyond),
                     color=color,
                     linestyle=":",
+                )
+            if result.forecast_band is not None:
+                at, low, high = result.forecast_band
+                keep = at >= result.k_max
+                ax.fill_between(
+                    [result.cost.at(k, unit) for k in at[keep]],
+                    low[keep],
+                    high[keep],
+                    color=color,
+                    alpha=0.12,
                 )
         ax.set_xscale("log")
         ax.set_ylim(0, 1.02)
@@ -121,7 +159,10 @@ def cost_figure(task: str, results: list[TaskAnalysis], units: list[Unit]) -> by
         fig.legend(
             handles,
             labels,
-            title="run (solid: measured, dotted: per-problem forecast)",
+            title=(
+                f"run (solid: measured; dotted: forecast to {POINT_RATIO:.0f}×; "
+                f"shaded: its 90% interval to {REFUSE_RATIO:.0f}×)"
+            ),
             loc="outside lower center",
             ncols=min(len(handles), 4),
             fontsize=8,

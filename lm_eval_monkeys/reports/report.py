@@ -31,8 +31,10 @@ from lm_eval_monkeys.forecasts.cost import (
     load_prices,
     run_cost,
 )
+from lm_eval_monkeys.forecasts.extrapolation import CANNOT_TELL, POINT_RATIO, best_of
 from lm_eval_monkeys.forecasts.fits import HOLD_OUT, TaskAnalysis, analyse
 from lm_eval_monkeys.metrics import Curves, coverage_at_k
+from lm_eval_monkeys.metrics.estimators import first_success_coverage
 from lm_eval_monkeys.reports.report_html import Table, render_html
 from lm_eval_monkeys.store import SampleStore
 
@@ -76,8 +78,14 @@ LEADERBOARD_COLUMNS = [
     "fit_a",
     "fit_b",
     "forecast_k",
+    "forecast_ratio",
     "power_law@forecast_k",
+    "power_law_low@forecast_k",
+    "power_law_high@forecast_k",
     "forecast@forecast_k",
+    "forecast_low@forecast_k",
+    "forecast_high@forecast_k",
+    "forecast_kind",
     "params",
     "flops_per_problem@max_k",
     "usd_per_problem@max_k",
@@ -189,6 +197,13 @@ def _analyse_runs(
                 "so no dollars"
             )
         for task, data in run.tasks.items():
+            if data.result is not None and data.result.adaptive is not None:
+                warnings.append(
+                    f"{run.label} / {task}: sampled until verified: coverage@k only (its table "
+                    "below); no majority@k, rm_*, fits or forecasts (they need all k samples "
+                    "of every problem)"
+                )
+                continue
             n, c = data.n, data.c
             m = int(n.min()) // HOLD_OUT
             result = analyse(
@@ -273,6 +288,8 @@ def _write_tables(
         ]
         for task, rs in results.items()
     }
+    for task, table in _adaptive_tables(runs):
+        task_tables.setdefault(task, []).append(table)
     markdown = [
         "# lm-eval-monkeys report",
         leaderboard.markdown(),
@@ -285,8 +302,13 @@ def _write_tables(
         leaderboard=leaderboard,
         warnings=report.warnings,
         tasks={
-            task: (task_tables[task], figures.cost[task], figures.runs[task], _fit_tables(rs))
-            for task, rs in results.items()
+            task: (
+                tables,
+                figures.cost.get(task),
+                figures.runs.get(task, []),
+                _fit_tables(results.get(task, [])),
+            )
+            for task, tables in task_tables.items()
         },
     )
     report.files.append(_write(report.output / "report.html", html))
@@ -396,6 +418,11 @@ def _compare(
         for task, plan in plans.items():
             data = run.tasks[task]
             row = {doc_id: i for i, doc_id in enumerate(data.doc_ids)}
+            if data.result is not None and data.result.adaptive is not None:
+                values.setdefault(run.label, {})[task] = np.array(
+                    [_first_success(data.verdicts[row[d]], plan.ks) for d in plan.doc_ids]
+                )
+                continue
             # Like with like: each problem's first n samples, n held by every run.
             n = np.array([plan.samples[d] for d in plan.doc_ids], dtype=np.int64)
             c = np.array(
@@ -406,6 +433,12 @@ def _compare(
                 coverage_at_k(n[:, None], c[:, None], plan.ks)
             )
     return pair_runs(labels, plans, ["coverage"], values, notes=notes)
+
+
+def _first_success(verdicts: np.ndarray, ks: Sequence[int]) -> np.ndarray:
+    """coverage@k of a problem sampled until verified, from its verdicts in order."""
+    first = int(np.argmax(verdicts)) if verdicts.any() else None
+    return first_success_coverage(first, ks)
 
 
 Standing = tuple[int, float, bool]  # paired k, coverage difference to the best run, top group
@@ -454,7 +487,8 @@ def _leaderboard_row(
     ks, _ = result.curves.get("coverage", (np.array([result.k_max]), None))
     max_k = int(ks[-1])
     majority = dict(zip(*result.curves.get("majority", ([], [])), strict=True))
-    forecast_k = 10 * result.k_max
+    forecast_k = int(POINT_RATIO) * result.k_max
+    by_power_law, forecast = result.power_law_at(forecast_k), result.coverage(forecast_k)
     k_target, source = result.smallest_k(target)
     errors = result.backtest.mean_abs_errors() if result.backtest else (None, None)
     return {
@@ -463,8 +497,8 @@ def _leaderboard_row(
         "task": result.task,
         "problems": result.problems,
         "max_k": max_k,
-        "coverage@1": result.coverage(1)[0],
-        "coverage@max_k": result.coverage(max_k)[0],
+        "coverage@1": result.coverage(1).point,
+        "coverage@max_k": result.coverage(max_k).point,
         "majority@max_k": majority.get(max_k),
         "paired_k": standing and standing[0],
         "coverage@paired_k_vs_best": standing and standing[1],
@@ -472,8 +506,14 @@ def _leaderboard_row(
         "fit_a": result.fit[0] if result.fit else None,
         "fit_b": result.fit[1] if result.fit else None,
         "forecast_k": forecast_k,
-        "power_law@forecast_k": result.power_law_at(forecast_k),
-        "forecast@forecast_k": result.coverage(forecast_k)[0],
+        "forecast_ratio": forecast_k / result.k_max,
+        "power_law@forecast_k": by_power_law.point,
+        "power_law_low@forecast_k": by_power_law.low,
+        "power_law_high@forecast_k": by_power_law.high,
+        "forecast@forecast_k": forecast.point,
+        "forecast_low@forecast_k": forecast.low,
+        "forecast_high@forecast_k": forecast.high,
+        "forecast_kind": forecast.source(),
         "params": None if result.cost.n_params is None else int(result.cost.n_params),
         "flops_per_problem@max_k": result.cost.flops(max_k),
         "usd_per_problem@max_k": result.cost.dollars(max_k),
@@ -519,35 +559,60 @@ def _cost_tables(
         levels = sorted((r.cost.at(r.k_max, unit) or 0.0, r.run) for r in results)
         rows = []
         for amount, owner in levels:
-            cells = []
-            for r in results:
-                value, source = coverage_for_budget(r.coverage, r.cost, Budget(amount, unit))
-                cells.append(f"{_cell(value)} ({source})")
-            rows.append([f"{Budget(amount, unit)} ({owner}'s samples)", *cells])
+            bought = {
+                r.run: coverage_for_budget(r.coverage, r.cost, Budget(amount, unit))
+                for r in results
+            }
+            cells = [f"{e.text()} ({e.source()})" for e in bought.values()]
+            ranking = best_of(bought)
+            rows.append(
+                [f"{Budget(amount, unit)} ({owner}'s samples)", *cells, ranking or CANNOT_TELL]
+            )
         tables.append(
             Table(
-                f"{task}: coverage at equal cost per problem",
-                ["cost", *[r.run for r in results]],
+                f"{task}: coverage at equal cost per problem [90% interval]",
+                ["cost", *[r.run for r in results], "best"],
                 rows,
             )
         )
     if budget is not None:
         bought = {r.run: coverage_for_budget(r.coverage, r.cost, budget) for r in results}
-        affordable = [(value, run) for run, (value, _) in bought.items() if not math.isnan(value)]
-        best = max(affordable)[1] if affordable else None
+        best = best_of(bought)
         rows = []
         for r in results:
             k = r.cost.affordable_k(budget)
-            value, source = bought[r.run]
             samples = None if k is None else math.floor(k)
-            rows.append([r.run, _cell(samples), _cell(value), source, "best" * (r.run == best)])
+            # Unranked runs say so; with a best run, the others are simply below it.
+            unranked = best is None and len(results) > 1
+            mark = "best" if r.run == best else (CANNOT_TELL if unranked else "")
+            rows.append([r.run, _cell(samples), bought[r.run].text(), bought[r.run].source(), mark])
         tables.append(
             Table(
-                f"{task}: what {budget} per problem buys",
+                f"{task}: what {budget} per problem buys (coverage [90% interval])",
                 ["run", "samples per problem", "coverage", "source", ""],
                 rows,
             )
         )
+    return tables
+
+
+def _adaptive_tables(runs: Sequence[RunData]) -> list[tuple[str, Table]]:
+    """Each task a run sampled until verified: coverage@k with its interval, and what the
+    run did not generate."""
+    tables = []
+    for run in runs:
+        for task, data in run.tasks.items():
+            result = data.result
+            if result is None or result.adaptive is None:
+                continue
+            saving = result.adaptive
+            rows = [
+                [str(k), _cell(value), f"[{low:.4f}, {high:.4f}]"]
+                for k, value in sorted(result.curves["coverage"].items())
+                for low, high in [saving.intervals[k]]
+            ]
+            title = f"{task}: {run.label}, " + saving.describe(result.problems).replace("\n", "; ")
+            tables.append((task, Table(title, ["k", "coverage@k", "95% interval"], rows)))
     return tables
 
 
@@ -568,22 +633,16 @@ def _fit_tables(results: list[TaskAnalysis]) -> dict[str, list[Table]]:
             ],
         ]
         forecast_rows = []
-        for k in (r.k_max, 10 * r.k_max, 100 * r.k_max):
-            band = _band_at(r, k)
+        for k in (r.k_max, int(POINT_RATIO) * r.k_max, 100 * r.k_max, 1000 * r.k_max):
+            by_power_law, forecast = r.power_law_at(k), r.coverage(k)
             forecast_rows.append(
-                [
-                    f"{k:,}",
-                    _cell(r.power_law_at(k)),
-                    band,
-                    _cell(r.coverage(k)[0]),
-                    r.coverage(k)[1],
-                ]
+                [f"{k:,}", by_power_law.text(), forecast.text(), forecast.source()]
             )
         run_tables = [
             Table("fitted parameters", ["model", "parameters"], rows),
             Table(
                 "coverage forecasts",
-                ["k", "power law", "90% band", "per-problem", "per-problem source"],
+                ["k", "power law [90% band]", "per-problem [90% interval]", "source"],
                 forecast_rows,
             ),
         ]
@@ -609,15 +668,6 @@ def _fits(values: tuple[float, ...] | None, names: tuple[str, ...]) -> str:
     if values is None:
         return "no fit (see warnings)"
     return ", ".join(f"{name} = {value:.4g}" for name, value in zip(names, values, strict=True))
-
-
-def _band_at(result: TaskAnalysis, k: int) -> str:
-    if result.band is None:
-        return "–"
-    at, low, high = result.band
-    if k > at[-1]:
-        return "–"
-    return f"{np.interp(k, at, low):.4f} – {np.interp(k, at, high):.4f}"
 
 
 def _runs_table(runs: Sequence[RunData], results: Mapping[str, list[TaskAnalysis]]) -> Table:

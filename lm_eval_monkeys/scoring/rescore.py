@@ -3,6 +3,8 @@
 Reads ``RUN_DIR/samples.sqlite`` a bounded chunk of problems at a time (each problem's
 samples once per pass), judges them with the checker the run recorded (or, explicitly,
 another one: ``--verifier``) through the verdict cache, and reports each metric's curve.
+A run sampled until verified (its record holds a ``Sampling``) gives coverage@k from each
+problem's first correct sample, with Wilson intervals, and what it did not generate.
 """
 
 from __future__ import annotations
@@ -13,19 +15,25 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.metrics import (
+    ADAPTIVE_METRICS,
     Curves,
     ProblemSummary,
+    adaptive_curves,
+    check_adaptive,
     check_metric,
     flatten,
     ks_within,
+    metric_families,
     needs_rewards,
     needs_votes,
     problem_curves,
 )
+from lm_eval_monkeys.metrics.estimators import wilson_interval
 from lm_eval_monkeys.scoring import ProblemAnswers, ScoredSamples, VerdictResolver, score
 from lm_eval_monkeys.scoring.dispatch import VerifyBackend
 from lm_eval_monkeys.scoring.stored_rewards import (
@@ -33,13 +41,58 @@ from lm_eval_monkeys.scoring.stored_rewards import (
     stored_reward_model,
     with_stored_rewards,
 )
-from lm_eval_monkeys.store import Sample, SampleStore, TaskRecord, installed_record
+from lm_eval_monkeys.store import Sample, SampleStore, Sampling, TaskRecord, installed_record
 from lm_eval_monkeys.verifiers import Checker, get_checker
 
 logger = logging.getLogger(__name__)
 
 RESCORE_FILE = "rescore.json"
 CHUNK_SAMPLES = 20_000  # samples held in memory at once: problems are judged in chunks
+
+
+@dataclass(frozen=True)
+class AdaptiveSaving:
+    """What a run sampled until verified drew, against k samples for every problem."""
+
+    sampling: Sampling
+    k: int
+    drawn: int  # samples the run generated
+    solved: int  # problems with a verified-correct sample
+    completion_tokens: int  # of the samples drawn
+    intervals: dict[int, tuple[float, float]]  # coverage@k's 95% Wilson interval
+    # With a budget: (k, coverage@k) for k = the budget spread evenly over all problems,
+    # what sampling every problem uniformly with the same budget would solve.
+    uniform_share: tuple[int, float] | None = None
+
+    def uniform(self, problems: int) -> int:
+        """Samples k per problem would have taken."""
+        return self.k * problems
+
+    def describe(self, problems: int) -> str:
+        """How the run sampled, what it did not generate, and the metrics it cannot give
+        (two lines)."""
+        rounds = f"rounds of {self.sampling.round_size}"
+        if self.sampling.budget is not None:
+            rounds += f", budget {self.sampling.budget}"
+        uniform = self.uniform(problems)
+        saved = uniform - self.drawn
+        tokens = saved * self.completion_tokens / max(self.drawn, 1)
+        refused = [m for m in metric_families() if m not in ADAPTIVE_METRICS]
+        return (
+            f"sampled until verified ({rounds}): {self.drawn} samples, {self.solved} of "
+            f"{problems} problems solved; not generated: {saved} samples "
+            f"({saved / max(uniform, 1):.1%} of k={self.k} for every problem), "
+            f"~{tokens:.0f} completion tokens"
+            + (
+                ""
+                if self.uniform_share is None
+                else f"; the same budget spread uniformly ({self.uniform_share[0]} per "
+                f"problem) solves {self.uniform_share[1] * problems:.1f} "
+                f"(coverage@{self.uniform_share[0]})"
+            )
+            + "\n"
+            f"{', '.join(refused)}: not given (they need all k samples of every problem)"
+        )
 
 
 @dataclass(frozen=True)
@@ -50,6 +103,7 @@ class TaskResult:
     problems: int
     checker_spec: str
     reward_model: str | None = None
+    adaptive: AdaptiveSaving | None = None
 
     def flat(self) -> dict[str, float | int | str]:
         """As rescore.json writes it (``name@k`` keys)."""
@@ -60,6 +114,16 @@ class TaskResult:
         }
         if self.reward_model is not None:
             out["reward_model"] = self.reward_model
+        if self.adaptive is not None:
+            saving = self.adaptive
+            for k, (low, high) in saving.intervals.items():
+                out[f"coverage_low@{k}"], out[f"coverage_high@{k}"] = low, high
+            out["samples"] = saving.drawn
+            out["samples_not_generated"] = saving.uniform(self.problems) - saving.drawn
+            out["solved"] = saving.solved
+            if saving.uniform_share is not None:
+                k, value = saving.uniform_share
+                out[f"uniform_budget_coverage@{k}"] = value
         return out
 
 
@@ -164,6 +228,13 @@ def rescore_store(
     reward_model = stored_reward_model(store, reward_model)
     for task in store.tasks():
         scoring = task_scoring(store, task, checker_spec)
+        sampling = scoring.record.sampling if scoring.record is not None else None
+        if sampling is not None:
+            check_adaptive(asked, f"{store.run_dir} ({task})")
+            adaptive = adaptive_result(store, task, scoring, ks, on_problem, backend)
+            if adaptive is not None:
+                results[task] = adaptive
+            continue
         summaries = judged_summaries(store, task, scoring, on_problem, backend, reward_model)
         if not summaries:
             continue
@@ -182,6 +253,70 @@ def rescore_store(
             reward_model=reward_model if rewarded else None,
         )
     return results
+
+
+def adaptive_result(
+    store: SampleStore,
+    task: str,
+    scoring: TaskScoring,
+    ks: Sequence[int] | None,
+    on_problem: ProblemHook | None,
+    backend: VerifyBackend | None,
+) -> TaskResult | None:
+    """coverage@k of a task sampled until verified, for every k each unsolved problem
+    reached, with its intervals and what the run did not generate."""
+    assert scoring.record is not None and scoring.record.sampling is not None
+    tokens = [0]
+
+    def count(task: str, doc_id: int, samples: list[Sample], scored: ScoredSamples) -> None:
+        tokens[0] += sum(s.completion_tokens for s in samples)
+        if on_problem is not None:
+            on_problem(task, doc_id, samples, scored)
+
+    summaries = judged_summaries(store, task, scoring, count, backend, None)
+    if not summaries:
+        return None
+    most = scoring.record.repeats
+    # Every k is known for a solved problem; an unsolved one's stop at its last sample.
+    reached = min([s.n for s in summaries if s.first_correct is None], default=most)
+    limit = min(reached, most)
+    task_ks = ks_within(
+        ks or [x for x in scoring.record.ks if x <= limit] or None,
+        limit,
+        f"every unsolved {task} problem got",
+        "lower --ks, or resume the run",
+    )
+    totals = np.sum([list(adaptive_curves(s, task_ks)["coverage"].values()) for s in summaries], 0)
+    share = (
+        None
+        if scoring.record.sampling.budget is None
+        else scoring.record.sampling.budget // len(summaries)
+    )
+    if share is not None and 1 <= share <= limit:
+        at_share = [adaptive_curves(s, [share])["coverage"][share] for s in summaries]
+        uniform_share: tuple[int, float] | None = (share, float(np.mean(at_share)))
+    else:
+        uniform_share = None
+    saving = AdaptiveSaving(
+        sampling=scoring.record.sampling,
+        k=most,
+        drawn=sum(s.n for s in summaries),
+        solved=sum(s.first_correct is not None for s in summaries),
+        completion_tokens=tokens[0],
+        intervals={
+            k: wilson_interval(float(t), len(summaries))
+            for k, t in zip(task_ks, totals, strict=True)
+        },
+        uniform_share=uniform_share,
+    )
+    return TaskResult(
+        curves={
+            "coverage": {k: float(t) / len(summaries) for k, t in zip(task_ks, totals, strict=True)}
+        },
+        problems=len(summaries),
+        checker_spec=scoring.checker.spec,
+        adaptive=saving,
+    )
 
 
 def judged_summaries(

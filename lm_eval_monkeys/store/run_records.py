@@ -1,7 +1,8 @@
 """Run records: per task, everything its scores depend on besides the samples.
 
 A record names the checker (its spec, options included), k, the reported ks, the
-metrics the task asked for, the prompt's identity (template, few-shot count, split,
+metrics the task asked for, how samples were drawn (all k per problem, or in rounds
+until verified: ``Sampling``), the prompt's identity (template, few-shot count, split,
 generation settings, dataset; compared field by field) and the reward prompt. ``rescore``,
 ``export``, ``report``, ``reward``, ``compare`` and ``merge`` read it instead of looking
 the task up again in whatever task configs happen to be installed.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lm_eval_monkeys.errors import MonkeysError
@@ -34,6 +35,22 @@ def changed_keys(first: Mapping[str, Any], *others: Mapping[str, Any]) -> list[s
     return sorted(k for k in keys if any(other.get(k) != first.get(k) for other in others))
 
 
+# The one allocation rule: each round goes evenly to the problems still unsolved (chosen
+# by measurement, docs/adaptive.md); the record names it so a later rule cannot be mistaken.
+EVEN = "even"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """An adaptive run's rounds: ``round_size`` samples per unsolved problem a round, up to
+    k per problem, and at most ``budget`` samples in all (None: no budget); the last round
+    of a budget is spread evenly over the unsolved problems (``allocation``)."""
+
+    round_size: int
+    budget: int | None = None
+    allocation: str = EVEN
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     """What a task's scores depend on, as the run asked for it."""
@@ -45,6 +62,7 @@ class TaskRecord:
     metrics: tuple[str, ...]
     prompt: dict[str, Any] = field(default_factory=dict)
     reward_prompt: dict[str, str] = field(default_factory=dict)
+    sampling: Sampling | None = None  # None: every problem got all k samples
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)
@@ -60,12 +78,14 @@ class TaskRecord:
             metrics=tuple(data["metrics"]),
             prompt=data.get("prompt") or {},
             reward_prompt=data.get("reward_prompt") or {},
+            sampling=Sampling(**data["sampling"]) if data.get("sampling") else None,
         )
 
     def differences(self, other: TaskRecord) -> list[str]:
         """What changed that alters what a score means, in words (k and ks may grow)."""
         fields = {"checker": "checker_spec", "metrics": "metrics", "prompt": "prompt"}
         fields["reward prompt"] = "reward_prompt"
+        fields["sampling"] = "sampling"
         return changed_keys(*({w: getattr(r, f) for w, f in fields.items()} for r in (self, other)))
 
 
@@ -104,20 +124,21 @@ class RecordTable:
                     if changed == ["checker"]
                     else "use a new --output_path"
                 )
+                checkers = (
+                    f" ({held.checker_spec!r} vs {record.checker_spec!r} checker)"
+                    if "checker" in changed
+                    else ""
+                )
                 raise MonkeysError(
                     f"{self.store.run_dir} holds a {record.task} run with another "
-                    f"{', '.join(changed)} ({held.checker_spec!r} vs {record.checker_spec!r} "
-                    "checker); "
-                    f"{hint}"
+                    f"{', '.join(changed)}{checkers}; {hint}"
                 )
             if record.repeats <= held.repeats and set(record.ks) <= set(held.ks):
                 return
-            record = TaskRecord(
-                **{
-                    **asdict(record),
-                    "repeats": max(record.repeats, held.repeats),
-                    "ks": tuple(sorted(set(record.ks) | set(held.ks))),
-                }
+            record = replace(
+                record,
+                repeats=max(record.repeats, held.repeats),
+                ks=tuple(sorted(set(record.ks) | set(held.ks))),
             )
 
         self.store.database.write(

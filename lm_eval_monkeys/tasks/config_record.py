@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from lm_eval_monkeys.store import TaskRecord
+from lm_eval_monkeys.store import Sampling, TaskRecord
 
 # Config fields that change the prompt a model sees or how it samples.
 _PROMPT_FIELDS = (
@@ -58,6 +58,7 @@ def task_record(
     ks: Sequence[int],
     metrics: Sequence[str],
     fewshot_seed: int | None,
+    sampling: Sampling | None,
 ) -> TaskRecord:
     prompt = {name: identity(getattr(config, name, None)) for name in _PROMPT_FIELDS}
     prompt["fewshot_seed"] = fewshot_seed
@@ -69,4 +70,5 @@ def task_record(
         metrics=tuple(metrics),
         prompt=prompt,
         reward_prompt=reward_prompt(config.doc_to_text),
+        sampling=sampling,
     )

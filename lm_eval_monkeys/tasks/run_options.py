@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import check_metric, default_ks, ks_within, metric_families
+from lm_eval_monkeys.metrics import (
+    ADAPTIVE_METRICS,
+    check_adaptive,
+    check_metric,
+    default_ks,
+    ks_within,
+    metric_families,
+)
+from lm_eval_monkeys.store import Sampling
 from lm_eval_monkeys.task_configs import DEFAULT_METRICS
 
 
@@ -19,6 +27,51 @@ def parse_repeats(value: Any) -> int:
     if k < 1 or str(k) != str(value).strip():
         raise MonkeysError(f"repeats must be a whole number >= 1, got {value!r}; e.g. --repeats 16")
     return k
+
+
+DEFAULT_ROUND_SIZE = 4  # samples per unsolved problem a round
+
+
+def _whole(value: Any, what: str, example: str) -> int:
+    """A whole number >= 1, or one line saying what it should be."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or str(number) != str(value).strip():
+        raise MonkeysError(f"{what} must be a whole number >= 1, got {value!r}; e.g. {example}")
+    return number
+
+
+def parse_sampling(value: Any) -> Sampling | None:
+    """An adaptive run's rounds (``metadata.sampling``: ``round_size``, ``budget``); None
+    when every problem gets all k samples."""
+    if value is None or value == "" or value is False:
+        return None
+    if not isinstance(value, Mapping):
+        raise MonkeysError(
+            f"sampling must be a mapping of round_size and budget, got {value!r}; "
+            "e.g. --until_verified --round_size 4"
+        )
+    budget = value.get("budget")
+    return Sampling(
+        round_size=_whole(
+            value.get("round_size", DEFAULT_ROUND_SIZE), "round_size", "--round_size 4"
+        ),
+        budget=None if budget is None else _whole(budget, "budget", "--budget 1000"),
+    )
+
+
+def sampled_metrics(value: Any, sampling: Sampling | None) -> tuple[str, ...]:
+    """The metric families a task reports: ``parse_metrics``, or for an adaptive run the
+    ones it can give (those it cannot, when asked for, refused in one line)."""
+    if sampling is None:
+        return parse_metrics(value)
+    if value is None or value == "":
+        return ADAPTIVE_METRICS
+    names = parse_metrics(value)
+    check_adaptive(names, "this run")
+    return names
 
 
 def _items(value: Any) -> list[Any]:

@@ -2,7 +2,8 @@
 
 A YAML config names its checker (``metadata.verifier``) and metrics (``metadata.metrics``);
 k and the reported ks come from lm-eval's ``--metadata`` (``repeats=K``, ``ks=[...]``) or
-the config's ``repeats``; ``shard=i/N`` keeps every N-th problem. Each problem's k
+the config's ``repeats``; ``shard=i/N`` keeps every N-th problem; ``sampling`` makes the
+run adaptive (sampled in rounds until verified, docs/adaptive.md). Each problem's k
 completions are judged through a ``VerdictResolver`` (the run store's verdict cache first)
 and become its ``name@k`` metrics. A store-backed run also gets the task's run record.
 """
@@ -19,12 +20,24 @@ from lm_eval.api.metrics import mean
 from lm_eval.api.task import ConfigurableTask
 
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.metrics import flat_name, flatten, needs_rewards, needs_votes, problem_curves
+from lm_eval_monkeys.metrics import (
+    adaptive_curves,
+    flat_name,
+    flatten,
+    needs_rewards,
+    needs_votes,
+    problem_curves,
+)
 from lm_eval_monkeys.scoring import score_completions
 from lm_eval_monkeys.store import SampleStore, StoredSamples, TaskRecord, reader
 from lm_eval_monkeys.store.shards import parse_shard
 from lm_eval_monkeys.tasks.config_record import task_record
-from lm_eval_monkeys.tasks.run_options import parse_ks, parse_metrics, parse_repeats
+from lm_eval_monkeys.tasks.run_options import (
+    parse_ks,
+    parse_repeats,
+    parse_sampling,
+    sampled_metrics,
+)
 from lm_eval_monkeys.verifiers import get_checker
 
 logger = logging.getLogger(__name__)
@@ -38,7 +51,10 @@ class MonkeysTask(ConfigurableTask):
         meta = config.get("metadata") or {}
         self.repeats = parse_repeats(meta.get("repeats", config.get("repeats", 1)))
         self.ks = parse_ks(meta.get("ks"), self.repeats)
-        self.metrics = tuple(m for m in parse_metrics(meta.get("metrics")) if not needs_rewards(m))
+        self.sampling = parse_sampling(meta.get("sampling"))
+        self.metrics = tuple(
+            m for m in sampled_metrics(meta.get("metrics"), self.sampling) if not needs_rewards(m)
+        )
         self.shard = parse_shard(meta.get("shard"))
         self.checker = get_checker(meta["verifier"], task=config.get("task", ""))
         self._run_dir: str | None = meta.get("run_dir")  # set by lm-eval-monkeys for its runs
@@ -60,7 +76,13 @@ class MonkeysTask(ConfigurableTask):
     @property
     def record(self) -> TaskRecord:
         return task_record(
-            self.config, self.checker.spec, self.repeats, self.ks, self.metrics, self._fewshot_seed
+            self.config,
+            self.checker.spec,
+            self.repeats,
+            self.ks,
+            self.metrics,
+            self._fewshot_seed,
+            self.sampling,
         )
 
     def doc_iterator(self, **kwargs: Any) -> Iterator[tuple[int, Any]]:
@@ -118,6 +140,8 @@ class MonkeysTask(ConfigurableTask):
             completions = ref.load()  # a store-backed run: read this problem only
         group = needs_votes(self.metrics)
         scored = score_completions(self.checker, doc, completions, cache, group=group)
+        if self.sampling is not None:  # sampled until verified: from its first success
+            return flatten(adaptive_curves(scored.summary, self.ks))
         return flatten(problem_curves(scored.summary, self.ks, self.metrics))
 
     def _bind(self, store: SampleStore) -> None:

@@ -534,14 +534,19 @@ def trusted_dir(directory: Path) -> Path:
 
 def _chown_tree(root: Path, uid: int) -> None:
     """Without recursion (os.walk recurses: a tree thousands of directories deep, which
-    a sandboxed command can leave, would raise RecursionError here); links not followed."""
+    a sandboxed command can leave, would raise RecursionError here); links not followed.
+    A file with several hard links keeps its owner when the tree is given to a sandbox's
+    uid: it may be shared with a store outside the tree (the SWE-bench runner links its
+    environment copies to an image), which the sandbox must not be able to change."""
     os.chown(root, uid, uid)
     pending = [str(root)]
     while pending:
         with os.scandir(pending.pop()) as entries:
             for entry in entries:
-                os.lchown(entry.path, uid, uid)
-                if entry.is_dir(follow_symlinks=False):
+                directory = entry.is_dir(follow_symlinks=False)
+                if uid == 0 or directory or entry.stat(follow_symlinks=False).st_nlink == 1:
+                    os.lchown(entry.path, uid, uid)
+                if directory:
                     pending.append(entry.path)
 
 

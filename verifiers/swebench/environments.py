@@ -2,7 +2,8 @@
 
 Two layers, like the harness's environment and instance images. The dependencies layer,
 shared by every instance of one setup: the spec's Python with the requirements file read
-at ``environment_setup_commit``, the spec's packages and pinned ``pip_packages``. The
+at ``environment_setup_commit`` (for a conda spec, its environment.yml's PyPI
+counterparts: ``conda_specs``), the spec's packages and pinned ``pip_packages``. The
 instance layer, a copy of it per ``base_commit``: ``pre_install`` and ``install`` run in
 a checkout of that commit (with the network), which brings the project's own
 dependencies at that commit; the project itself is then uninstalled and its build
@@ -32,6 +33,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -43,12 +45,18 @@ from pathlib import Path
 from typing import IO
 
 import tomllib
+from packaging.version import InvalidVersion, Version
 from tqdm import tqdm
 
 from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.swebench.conda_specs import (
+    ENVIRONMENT_YML,
+    conda_packages,
+    refusal,
+)
 from lm_eval_monkeys.verifiers.swebench.interpreters import Interpreter
-from lm_eval_monkeys.verifiers.swebench.specs import RepoSpec, requirements
+from lm_eval_monkeys.verifiers.swebench.specs import SPECS_ENV, RepoSpec, file_at, requirements
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +70,13 @@ PYPI = "https://pypi.org/simple"
 # newer Pythons take the newest pip. Named, not left to pip: a mirror without
 # Requires-Python in its links would offer a pip the Python cannot run.
 LAST_PIP = {"2.7": "20.3.4", "3.5": "20.3.4", "3.6": "21.3.1", "3.7": "24.0", "3.8": "25.0.1"}
+# pip 25.3 dropped --no-use-pep517, which scikit-learn's install command uses.
+LEGACY_OPTION, LAST_PIP_WITH_LEGACY = "--no-use-pep517", "25.2"
 # Bumped when the build steps change, so environments built the old way are not reused.
-BUILD_RECIPE = 2
+BUILD_RECIPE = 4
 BUILD_BACKEND = "build-backend"
+_NOT_ON_INDEX = re.compile(r"No matching distribution found for ([A-Za-z0-9_.\[\]-]+)")
+_SYSTEM_PACKAGES = re.compile(r"\b(apt-get|apt|yum|dnf|apk|conda)\b")
 Step = tuple[str, list[str] | str, Path | None]  # (label, argv or shell command, cwd)
 
 
@@ -87,7 +99,14 @@ class Plan:
     interpreter: Interpreter
     setup_commit: str
     base_commit: str
-    requirements: str  # the requirements file's text ("" unless packages is requirements.txt)
+    # The requirements file's text: the repository's (packages: requirements.txt), or its
+    # environment.yml's PyPI counterparts with the pins (environment.yml); else "".
+    requirements: str
+    left_out: tuple[str, ...] = ()  # conda packages without a PyPI counterpart, left out
+
+    def details(self) -> dict[str, list[str]]:
+        """What every verdict of the instance says about its environment."""
+        return {"conda_left_out": list(self.left_out)} if self.left_out else {}
 
     @property
     def dependencies_name(self) -> str:
@@ -110,14 +129,57 @@ def _digest(value: object) -> str:
 
 def plan_for(instance: dict, spec: RepoSpec, interpreter: Interpreter, mirror: Path) -> Plan:
     setup = instance.get("environment_setup_commit") or instance["base_commit"]
-    if spec.packages == "environment.yml":
-        raise EnvironmentBuildError(
-            f"{instance['repo']} {instance['version']} installs from a conda environment.yml; "
-            "the local runner has no conda: use swebench:docker"
-        )
-    reqs = requirements(mirror, setup, spec) if spec.packages == "requirements.txt" else ""
     version = str(instance["version"])
-    return Plan(instance["repo"], version, spec, interpreter, setup, instance["base_commit"], reqs)
+    system = _system_packages(instance["repo"], version, spec)
+    left_out: tuple[str, ...] = ()
+    try:
+        if spec.packages == ENVIRONMENT_YML:
+            reqs, left_out = _conda_requirements(instance["repo"], version, spec, mirror, setup)
+        elif spec.packages == "requirements.txt":
+            reqs = requirements(mirror, setup, spec)
+        else:
+            reqs = ""
+    except EnvironmentBuildError as err:  # one reason naming every problem
+        raise EnvironmentBuildError("; ".join(filter(None, [str(err), system]))) from None
+    if system:
+        raise EnvironmentBuildError(system)
+    commit = instance["base_commit"]
+    return Plan(instance["repo"], version, spec, interpreter, setup, commit, reqs, left_out)
+
+
+def _system_packages(repo: str, version: str, spec: RepoSpec) -> str:
+    """Why the spec is refused, where its ``pre_install`` changes the system's packages
+    (matplotlib's ``apt-get upgrade`` and TeX Live, as root in the harness's image: here
+    it would change this machine); else ""."""
+    for command in spec.pre_install:
+        if _SYSTEM_PACKAGES.search(command):
+            return (
+                f"{repo} {version}: pre_install changes the system's packages ({command!r}), "
+                "which the local runner never does on this machine; install what it needs "
+                f"yourself and set pre_install without that step in {SPECS_ENV}, or use "
+                "swebench:docker"
+            )
+    return ""
+
+
+def _conda_requirements(
+    repo: str, version: str, spec: RepoSpec, mirror: Path, setup: str
+) -> tuple[str, tuple[str, ...]]:
+    """The requirements file standing in for the first of the spec's environment.yml
+    files at ``setup``, and the packages left out; refused where one has no counterpart."""
+    for path in spec.requirements_paths:
+        text = file_at(mirror, setup, path)
+        if text is not None:
+            source = f"{path} at {setup[:12]}"
+            packages = conda_packages(text, source, spec.conda_without)
+            refused = refusal(packages, repo, version, source)
+            if refused:
+                raise EnvironmentBuildError(refused)
+            return packages.as_requirements_file(spec.pip_packages), packages.left_out
+    raise EnvironmentBuildError(
+        f"{repo} {version}: none of {list(spec.requirements_paths)} at {setup[:12]} in "
+        f"{mirror}; fetch the mirror (git -C {mirror} fetch --all)"
+    )
 
 
 def build_env(interpreter: Interpreter) -> dict[str, str]:
@@ -154,10 +216,20 @@ def pip_settings() -> dict[str, str]:
     return settings
 
 
-def pip_upgrade(python_version: str) -> str:
-    """The requirement that upgrades pip to the newest release ``python_version`` runs."""
+def _unavailable(log: Path) -> str:
+    """The distributions pip found on no index, as the build log says, for the reason."""
+    names = dict.fromkeys(_NOT_ON_INDEX.findall(log.read_text(errors="replace")))
+    return f": the index has no distribution {', '.join(names)}" if names else ""
+
+
+def pip_upgrade(python_version: str, spec: RepoSpec | None = None) -> str:
+    """The requirement that upgrades pip to the newest release ``python_version`` runs
+    (and, for a spec whose ``install`` uses ``--no-use-pep517``, the last that has it)."""
     last = LAST_PIP.get(".".join(python_version.split(".")[:2]))
-    return f"pip=={last}" if last else "pip"
+    if last:
+        return f"pip=={last}"
+    legacy = spec is not None and LEGACY_OPTION in spec.install
+    return f"pip=={LAST_PIP_WITH_LEGACY}" if legacy else "pip"
 
 
 class Environments:
@@ -239,12 +311,13 @@ class Environments:
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
         steps: list[Step] = [
             ("venv", [str(plan.interpreter.executable), "-m", "venv", str(venv)], None),
-            ("pip", [*pip, "--upgrade", pip_upgrade(plan.interpreter.version)], None),
+            ("pip", [*pip, "--upgrade", pip_upgrade(plan.interpreter.version, plan.spec)], None),
         ]
         if plan.requirements:
             (scratch / "requirements.txt").write_text(plan.requirements)
+            out.write(f"requirements.txt:\n{plan.requirements}\n")
             steps.append(("requirements", [*pip, "-r", str(scratch / "requirements.txt")], None))
-        if plan.spec.packages and plan.spec.packages != "requirements.txt":
+        if plan.spec.packages not in ("", "requirements.txt", ENVIRONMENT_YML):
             steps.append(("packages", [*pip, *shlex.split(plan.spec.packages)], None))
         if plan.spec.pip_packages:
             steps.append(("pip_packages", [*pip, *plan.spec.pip_packages], None))
@@ -282,9 +355,11 @@ class Environments:
                 out.flush()
                 done = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
                 if done.returncode != 0:
+                    out.flush()
                     raise EnvironmentBuildError(
                         f"building the environment {name} failed at {label} "
-                        f"(exit {done.returncode}); see {self.log_path(name)}",
+                        f"(exit {done.returncode}{_unavailable(self.log_path(name))}); "
+                        f"see {self.log_path(name)}",
                         self.log_path(name),
                     )
                 progress.update()
@@ -318,6 +393,7 @@ class Environments:
             raise EnvironmentBuildError(
                 f"installing the build backend {build} failed; see {log}", log
             )
+        _drop_shadowing(target, Path(python).parent.parent, out)
 
     def _store(self, venv: Path, plan: Plan) -> Path:
         """Move the venv to ``images/<digest of its content>`` (or drop it: identical image)."""
@@ -350,9 +426,58 @@ class Environments:
             yield
 
 
+def _drop_shadowing(backend: Path, venv: Path, out: IO[str]) -> None:
+    """Remove from ``backend`` the distributions the environment has in a newer version:
+    on the reinstall's PYTHONPATH the older copy would shadow the environment's own
+    (astropy's build pins numpy 1.19.3 through oldest-supported-numpy, its runtime needs
+    numpy>=1.20, which the environment has). Newer build tools (setuptools) are kept."""
+    site = venv.glob("lib/python*/site-packages/*.dist-info")
+    installed = {_dist_name(p): _dist_version(p) for p in site}
+    for info in backend.glob("*.dist-info"):
+        own = installed.get(_dist_name(info))
+        if own is None or own <= _dist_version(info):
+            continue
+        out.write(f"build backend: {info.name} dropped, the environment has {own}\n")
+        for line in (info / "RECORD").read_text().splitlines():
+            path = backend / line.split(",")[0]
+            if backend in path.resolve().parents and path.is_file():
+                path.unlink()
+        shutil.rmtree(info, ignore_errors=True)
+    for directory, _, _ in sorted(os.walk(backend), key=lambda d: -len(d[0])):
+        with contextlib.suppress(OSError):  # an empty package directory would still import
+            os.rmdir(directory)
+
+
+def _dist_name(info: Path) -> str:
+    """The normalised project name of a ``NAME-VERSION.dist-info`` directory."""
+    return re.sub(r"[-_.]+", "-", info.name.split("-")[0]).lower()
+
+
+def _dist_version(info: Path) -> Version:
+    try:
+        return Version(info.name.removesuffix(".dist-info").split("-")[1])
+    except (IndexError, InvalidVersion):
+        return Version("0")
+
+
 def copy_env(image: Path, destination: Path) -> None:
-    """A private, writable copy of an image (the patch's reinstall writes into it)."""
-    shutil.copytree(image, destination, symlinks=True)
+    """A private, writable copy of an image (the patch's reinstall writes into it): its
+    directories made anew and its files hard-linked to the image's, but for those that
+    pip and ``relocate`` rewrite in place (``bin/``, site-packages' ``.pth`` files),
+    which are copied. A linked file stays the image's, root's and read-only to the
+    sandbox, which gives no linked file to its uid: a run may replace it in its copy,
+    never change it. A plain copy where links cannot be made (another filesystem)."""
+    linked = subprocess.run(["cp", "-al", str(image), str(destination)], capture_output=True)
+    if linked.returncode != 0:
+        shutil.rmtree(destination, ignore_errors=True)
+        shutil.copytree(image, destination, symlinks=True)
+    else:
+        pth_files = destination.glob("lib/*/site-packages/*.pth")
+        for path in [*(destination / "bin").iterdir(), *pth_files]:
+            if not path.is_symlink() and path.is_file():
+                copy = path.with_name(f".{path.name}.copy")
+                shutil.copy2(path, copy)
+                os.replace(copy, path)
     relocate(destination, image, destination)
 
 

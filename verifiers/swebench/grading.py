@@ -40,7 +40,7 @@ GOLD_RUNS = 1
 # failing under it. Anything else is a bug, and stops the run with its traceback.
 INSTANCE_FAILURES = (MonkeysError, OSError, subprocess.SubprocessError)
 # Bumped when the runner's way of judging changes, so cached verdicts are not reused.
-RUNNER_VERSION = "local-3"
+RUNNER_VERSION = "local-4"
 _PATCH_TAG = re.compile(r"<patch>\s*\n?(.*?)(?:</patch>|\Z)", re.S)
 _DIFF_FENCE = re.compile(r"```(?:diff|patch)?[^\n]*\n(.*?)(?:```|\Z)", re.S)
 _DIFF_START = re.compile(r"^(?:diff --git |--- (?:a/|/dev/null))", re.M)

@@ -83,7 +83,12 @@ _PATH_HEADER = re.compile(
 _GIT_COMPONENT = re.compile(r"(?:^|/)\.git(?:/|$)", re.I)
 _C_ESCAPE = re.compile(r"\\([0-7]{1,3}|.)")
 # git with nothing from the host's or the user's configuration.
-_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+            # the pre_install commit: the same tree gives the same commit
+            "GIT_AUTHOR_NAME": "SWE-bench", "GIT_AUTHOR_EMAIL": "setup@swebench.config",
+            "GIT_COMMITTER_NAME": "SWE-bench", "GIT_COMMITTER_EMAIL": "setup@swebench.config",
+            "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
+            "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}  # fmt: skip
 
 
 class LocalRunner:
@@ -175,6 +180,7 @@ class LocalRunner:
                 pre_install = " && ".join(plan.spec.pre_install)
                 visible = [base, *_interpreter_root(plan)]
                 self._sandboxed(plan, run, pre_install, timeout_s=600, visible=visible)
+                commit = commit_pre_install(tree, base)
             (run / "candidate.diff").write_text(_ending_in_newline(patch))
             code, how = self._sandboxed(
                 plan, run, apply_script(run / "candidate.diff"), self.apply_timeout_s, [base],
@@ -205,7 +211,8 @@ class LocalRunner:
             return {"resolved": False, "status": "patch_failed", "log": str(log),
                     "reason": "the test patch does not apply after this patch"}  # fmt: skip
         reset = {"reset": [p for p in infrastructure if p not in test_files]}
-        return {**grade(instance, plan.spec, output, code), "log": str(log), **reset}
+        return {**grade(instance, plan.spec, output, code), "log": str(log), **reset,
+                **plan.details()}  # fmt: skip
 
     def base(self, instance: dict[str, Any]) -> Path:
         """A git directory holding ``base_commit`` and nothing later (made once)."""
@@ -349,6 +356,21 @@ def clone(base: Path, commit: str, tree: Path) -> None:
         raise MonkeysError(f"cannot check out {commit} from {base}: {done.stderr.strip()}")
 
 
+def commit_pre_install(tree: Path, base: Path) -> str:
+    """The tree after ``pre_install`` committed, as the harness commits its instance
+    image's tree: the state the apply fallbacks' clean-up and the resets return to (not
+    ``base_commit``, which would undo ``pre_install``'s edits, e.g. sphinx's ``-rA`` in
+    tox.ini). Made before any patch, on a tree only the benchmark's commands shaped; the
+    objects go into ``base``, which the sandbox only reads, so a patch cannot change what
+    the resets restore."""
+    objects = {"GIT_OBJECT_DIRECTORY": str(base / "objects"),
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(tree / ".git" / "objects")}  # fmt: skip
+    _git(tree, "add", "--all", env=objects)
+    _git(tree, "commit", "--quiet", "--allow-empty", "--no-verify", "-m", "pre_install",
+         env=objects)  # fmt: skip
+    return _git(tree, "rev-parse", "HEAD").stdout.strip()
+
+
 def refusal(patch: str) -> str | None:
     """Why the patch is refused before anything runs (too big, or a path inside a
     ``.git`` directory, which only the ``patch`` fallback would write), else None."""
@@ -462,11 +484,12 @@ def _tests(value: str | list[str]) -> list[str]:
     return json.loads(value) if isinstance(value, str) else list(value)
 
 
-def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _git(
+    cwd: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """git in a repository of ours that no patch has touched."""
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **_GIT_ENV}
-    )
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **_GIT_ENV, **(env or {})})  # fmt: skip
     if check and done.returncode != 0:
         raise MonkeysError(f"git {' '.join(args[:3])} failed in {cwd}: {done.stderr.strip()}")
     return done

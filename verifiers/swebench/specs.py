@@ -38,7 +38,9 @@ class RepoSpec:
 
     ``packages`` is the harness's field: ``requirements.txt`` (read from the repository at
     ``environment_setup_commit``, paths in ``requirements_paths``), ``environment.yml``
-    (conda only, refused here) or a list of packages.
+    (conda's, paths in ``requirements_paths`` too; built from PyPI counterparts, see
+    ``conda_specs``) or a list of packages. ``conda_without`` (the user's only): conda
+    packages with no PyPI counterpart that may be left out.
     """
 
     python: str
@@ -50,6 +52,7 @@ class RepoSpec:
     pre_install: tuple[str, ...] = ()
     eval_commands: tuple[str, ...] = ()
     requirements_paths: tuple[str, ...] = ()
+    conda_without: tuple[str, ...] = ()
     network: bool = False
     timeout_s: float = 1800.0
     source: str = field(default="", compare=False)  # where the spec came from, for messages
@@ -62,13 +65,15 @@ class RepoSpec:
 
 @cache
 def harness_specs() -> tuple[dict[str, Any], str]:
-    """``({"specs": {repo: {version: dict}}, "requirements_paths": {repo: [...]}}, source)``."""
+    """``({"specs": {repo: {version: dict}}, "requirements_paths": {repo: [...]},
+    "env_yml_paths": {repo: [...]}}, source)``."""
     try:
         from swebench.harness import constants  # type: ignore[import-untyped]
 
         return {
             "specs": constants.MAP_REPO_VERSION_TO_SPECS,
             "requirements_paths": constants.MAP_REPO_TO_REQS_PATHS,
+            "env_yml_paths": constants.MAP_REPO_TO_ENV_YML_PATHS,
         }, f"swebench {_swebench_version()}"
     except (ImportError, AttributeError):  # swebench 5 no longer ships per-version specs
         data = json.loads(BUNDLED.read_text())
@@ -106,6 +111,7 @@ def spec_for(repo: str, version: str, user_file: str | None = None) -> RepoSpec:
             '({"' + repo + '": {"' + version + '": {"python": "3.9", "test_cmd": "pytest -rA"}}})'
         )
     base = dict(harness or {})
+    paths = "env_yml_paths" if base.get("packages") == "environment.yml" else "requirements_paths"
     fields_ = {
         "python": str(base.get("python", "3")),
         "test_cmd": base.get("test_cmd", "pytest -rA"),
@@ -115,7 +121,7 @@ def spec_for(repo: str, version: str, user_file: str | None = None) -> RepoSpec:
         "pip_packages": tuple(base.get("pip_packages", ())),
         "pre_install": tuple(base.get("pre_install", ())),
         "eval_commands": tuple(base.get("eval_commands", ())),
-        "requirements_paths": tuple(data["requirements_paths"].get(repo, ())),
+        "requirements_paths": tuple(data[paths].get(repo, ())),
         "network": repo in _network_repos(),
         "source": source + (f" + {SPECS_ENV}" if overrides else ""),
     }
@@ -178,14 +184,14 @@ def requirements(mirror: Path, commit: str, spec: RepoSpec) -> str:
     first of the repo's requirements files present at ``commit``, ``-r`` includes inlined,
     editable/self references dropped."""
     for path in spec.requirements_paths:
-        text = _show(mirror, commit, path)
+        text = file_at(mirror, commit, path)
         if text is None:
             continue
         lines = []
         for line in text.splitlines():
             if line.strip().startswith("-r"):
                 included = str(Path(path).parent / line.strip()[2:].strip())
-                lines += [x for x in (_show(mirror, commit, included) or "").splitlines()]
+                lines += [x for x in (file_at(mirror, commit, included) or "").splitlines()]
             else:
                 lines.append(line)
         return "\n".join(x for x in lines if not x.strip().startswith(("-e .", "#", ".[test")))
@@ -195,7 +201,8 @@ def requirements(mirror: Path, commit: str, spec: RepoSpec) -> str:
     )
 
 
-def _show(mirror: Path, commit: str, path: str) -> str | None:
+def file_at(mirror: Path, commit: str, path: str) -> str | None:
+    """The text of ``path`` at ``commit`` in the mirror (None where it has no such file)."""
     done = subprocess.run(
         ["git", "-C", str(mirror), "show", f"{commit}:{os.path.normpath(path)}"],
         capture_output=True,
@@ -214,12 +221,17 @@ def generate(wheel_dir: Path, wheel_name: str, sha256: str) -> dict[str, Any]:
             "source": wheel_name,
             "sha256": sha256,
             "module": "swebench/harness/constants/python.py",
-            "names": ["MAP_REPO_VERSION_TO_SPECS_PY", "MAP_REPO_TO_REQS_PATHS"],
+            "names": [
+                "MAP_REPO_VERSION_TO_SPECS_PY",
+                "MAP_REPO_TO_REQS_PATHS",
+                "MAP_REPO_TO_ENV_YML_PATHS",
+            ],
             "regenerate": "pip download swebench==4.1.0 --no-deps && unzip it to DIR && "
             "python -m lm_eval_monkeys.verifiers.swebench.specs DIR WHEEL",
         },
         "specs": module["MAP_REPO_VERSION_TO_SPECS_PY"],
         "requirements_paths": module["MAP_REPO_TO_REQS_PATHS"],
+        "env_yml_paths": module["MAP_REPO_TO_ENV_YML_PATHS"],
     }
 
 
