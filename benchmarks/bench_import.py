@@ -15,6 +15,7 @@ Each command runs in a fresh wrapper process, so its peak RSS is its own.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sqlite3
@@ -44,34 +45,32 @@ def measure(command: list[str]) -> tuple[float, float]:
 
 
 def write_hub_config(run: Path, path: Path) -> int:
-    """The run's samples and verdicts as hub rows; returns the number of samples."""
+    """The run's samples and verdicts as hub rows, streamed from ``export`` (which writes a
+    problem's samples together, in order) one problem at a time; returns the number of
+    samples."""
+    with sqlite3.connect(run / "samples.sqlite") as db:
+        docs = {d: json.loads(doc) for d, doc in db.execute("SELECT doc_id, doc FROM docs")}
     count = 0
-    verdicts = {}
-    export = subprocess.run(
-        ["lm-eval-monkeys", "export", str(run)], capture_output=True, text=True, check=True
+    export = subprocess.Popen(
+        ["lm-eval-monkeys", "export", str(run)], stdout=subprocess.PIPE, text=True
     )
-    for line in export.stdout.splitlines():
-        row = json.loads(line)
-        verdicts[(row["doc_id"], row["sample_idx"])] = row["correct"]
-    with sqlite3.connect(run / "samples.sqlite") as db, path.open("w") as out:
-        for doc_id, doc in db.execute("SELECT doc_id, doc FROM docs ORDER BY doc_id"):
-            record = json.loads(doc)
-            samples = [
-                text
-                for (text,) in db.execute(
-                    "SELECT completion FROM samples WHERE doc_id = ? ORDER BY sample_idx",
-                    (doc_id,),
-                )
-            ]
-            row = {
+    assert export.stdout is not None
+    with path.open("w") as out:
+        rows = (json.loads(line) for line in export.stdout)
+        for doc_id, group in itertools.groupby(rows, key=lambda row: row["doc_id"]):
+            samples = list(group)
+            record = docs[doc_id]
+            hub_row = {
                 "question": record["question"],
                 "prompt": f"Question: {record['question']}\nAnswer:",
                 "gt_answer": record["answer"],
-                "samples": samples,
-                "is_corrects": [verdicts[(doc_id, i)] for i in range(len(samples))],
+                "samples": [s["completion"] for s in samples],
+                "is_corrects": [s["correct"] for s in samples],
             }
-            out.write(json.dumps(row) + "\n")
+            out.write(json.dumps(hub_row) + "\n")
             count += len(samples)
+    if export.wait():
+        sys.exit(f"export of {run} failed")
     return count
 
 

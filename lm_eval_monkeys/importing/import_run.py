@@ -12,7 +12,6 @@ an interruption resumes).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.importing.matching import DocIndex, doc_index
-from lm_eval_monkeys.importing.sources import Source, SourceProblem
+from lm_eval_monkeys.importing.sources import Source, SourceProblem, SourceProblems
 from lm_eval_monkeys.metrics import default_ks
 from lm_eval_monkeys.store import STORE_FILE, Sample, SampleStore, TaskRecord, prompt_hash
 
@@ -78,7 +77,7 @@ def import_samples(source: Source, run_dir: Path) -> ImportSummary:
 
 
 def _import_into(
-    source: Source, index: DocIndex, problems: Iterable[SourceProblem], run_dir: Path
+    source: Source, index: DocIndex, problems: SourceProblems, run_dir: Path
 ) -> ImportSummary:
     task = index.benchmark.task
     summary = ImportSummary(task)

@@ -10,7 +10,7 @@ not grow with the number of problems.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,21 @@ class SourceProblem:
 
 
 @dataclass(frozen=True)
+class SourceProblems:
+    """A source's problems: how many (for the progress bar's rate and ETA), then each one
+    as it is read."""
+
+    count: int
+    records: Iterable[SourceProblem]
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[SourceProblem]:
+        return iter(self.records)
+
+
+@dataclass(frozen=True)
 class Source:
     """Where imported samples come from, as the run record keeps it."""
 
@@ -67,10 +82,13 @@ class Source:
             "revision": self.revision,
         }
 
-    def problems(self) -> Iterator[SourceProblem]:
-        return _yaml_problems(Path(self.location)) if self.form == "yaml" else self._rows()
+    def problems(self) -> SourceProblems:
+        if self.form == "yaml":
+            paths = sorted(Path(self.location).glob("*.yaml"))
+            return SourceProblems(len(paths), _yaml_problems(paths))
+        return self._rows()
 
-    def _rows(self) -> Iterator[SourceProblem]:
+    def _rows(self) -> SourceProblems:
         import datasets
 
         local = Path(self.location)
@@ -89,8 +107,9 @@ class Source:
                 f"cannot read {self.config or ''} from {self.location} ({_first_line(err)}); "
                 "pass a local copy of the config's JSON file, or make the hub reachable"
             ) from None
-        for index, row in enumerate(rows):
-            yield _problem(f"row {index}", row)
+        return SourceProblems(
+            len(rows), (_problem(f"row {index}", row) for index, row in enumerate(rows))
+        )
 
 
 def resolve_source(
@@ -134,9 +153,9 @@ def resolve_source(
     return Source(location, form, chosen, model, config, revision)
 
 
-def _yaml_problems(directory: Path) -> Iterator[SourceProblem]:
+def _yaml_problems(paths: list[Path]) -> Iterator[SourceProblem]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ~10x
-    for path in sorted(directory.glob("*.yaml")):
+    for path in paths:
         try:
             record = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
