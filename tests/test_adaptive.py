@@ -112,6 +112,9 @@ def test_first_success_estimator_and_wilson_interval() -> None:
     assert first_success_coverage(3, [1, 3, 4, 8]).tolist() == [0.0, 0.0, 1.0, 1.0]
     low, high = wilson_interval(0, 20)
     assert low == 0.0 and 0.1 < high < 0.2  # not the Wald interval's zero width
+    # Exact at the ends, for every size (computed, they are off by rounding at some).
+    assert [wilson_interval(0, n)[0] for n in (1, 3, 7, 20)] == [0.0] * 4
+    assert [wilson_interval(n, n)[1] for n in (1, 3, 7, 20)] == [1.0] * 4
     low, high = wilson_interval(10, 20)
     assert low < 0.5 < high and high - low == pytest.approx(2 * (0.5 - low))
 

@@ -624,7 +624,10 @@ def wilson_interval(successes: float, trials: int, level: float = 0.95) -> tuple
     half = (z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials))) / (
         1 + z * z / trials
     )
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 (or all) successes the bound is exactly 0 (1); computed, it is off by rounding.
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= trials else min(1.0, centre + half)
+    return low, high
 
 
 def _counts(
