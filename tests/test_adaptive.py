@@ -181,9 +181,15 @@ def test_a_killed_adaptive_run_resumes_to_the_uninterrupted_result(tmp_path: Pat
     compared = compare_runs([reference, killed], ["a", "b"])  # coverage only, by default
     assert compared.tasks[TASK].columns[0] == "coverage@1"
     assert all(c.startswith("coverage@") for c in compared.tasks[TASK].columns)
-    build_report([killed], tmp_path / "report")
+    build_report([killed], tmp_path / "report", params={"killed": 135e6})
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert f"not generated: {20 * 32 - total} samples" in markdown
+    # FLOPs not generated: 2 per parameter per completion token the skipped samples
+    # would have taken at the drawn samples' mean length.
+    with sqlite3.connect(killed / "samples.sqlite") as db:
+        (tokens,) = db.execute("SELECT AVG(completion_tokens) FROM samples").fetchone()
+    flops = 2 * 135e6 * (20 * 32 - total) * tokens
+    assert f"~{flops:.3g} FLOPs not generated" in markdown
     # A uniform run into the adaptive run's store would mix the two: refused.
     with SampleStore(killed) as store, pytest.raises(MonkeysError, match="another sampling;"):
         uniform = store.records.get(TASK)

@@ -137,6 +137,12 @@ def _safetensors_parameters(path: Path) -> int:
     )
 
 
+def token_flops(n_params: float, tokens: float) -> float:
+    """FLOPs of ``tokens`` through a model of ``n_params`` parameters (2 per parameter per
+    token)."""
+    return 2.0 * n_params * tokens
+
+
 @dataclass(frozen=True)
 class RunCost:
     """Tokens of one run on one task, per problem, and what a token costs.
@@ -157,7 +163,7 @@ class RunCost:
         if self.n_params is None:
             return None
         prompt, completion = self.tokens(k)
-        return 2.0 * self.n_params * (prompt + completion)
+        return token_flops(self.n_params, prompt + completion)
 
     def dollars(self, k: float) -> float | None:
         if self.price is None:

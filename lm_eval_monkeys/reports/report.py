@@ -30,6 +30,7 @@ from lm_eval_monkeys.forecasts.cost import (
     coverage_for_budget,
     load_prices,
     run_cost,
+    token_flops,
 )
 from lm_eval_monkeys.forecasts.extrapolation import CANNOT_TELL, POINT_RATIO, best_of
 from lm_eval_monkeys.forecasts.fits import HOLD_OUT, TaskAnalysis, analyse
@@ -130,11 +131,12 @@ def build_report(
         with clock("paired comparisons"):
             comparison = _compare(runs, checker_spec, ks, report.warnings)
     with clock("fits, forecasts, bootstrap"):
-        results = _analyse_runs(runs, params or {}, price_table, band_iters, report.warnings)
+        parameters = {run.label: _parameters(run, params or {}) for run in runs}
+        results = _analyse_runs(runs, parameters, price_table, band_iters, report.warnings)
     with clock("figures"):
         figures = _write_figures(report, results, comparison)
     with clock("tables, HTML"):
-        _write_tables(report, runs, results, comparison, figures, target, budget)
+        _write_tables(report, runs, results, comparison, figures, target, budget, parameters)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return report
@@ -170,21 +172,27 @@ def _read_runs(
     return runs
 
 
+def _parameters(run: RunData, params: Mapping[str, float]) -> float | None:
+    """The run's model's parameter count: ``--params`` for its label or model, else counted
+    from its weights; None when neither gives it."""
+    from lm_eval_monkeys.forecasts.cost import count_parameters
+
+    n_params = _lookup(params, run.label, run.model)
+    return count_parameters(run.config) if n_params is None else n_params
+
+
 def _analyse_runs(
     runs: Sequence[RunData],
-    params: Mapping[str, float],
+    parameters: Mapping[str, float | None],
     price_table: Mapping[str, Price],
     band_iters: int,
     warnings: list[str],
 ) -> dict[str, list[TaskAnalysis]]:
-    """Each run's tasks fitted, forecast and costed, by task."""
-    from lm_eval_monkeys.forecasts.cost import count_parameters
-
+    """Each run's tasks fitted, forecast and costed, by task (``parameters``: each run's
+    parameter count, by label)."""
     results: dict[str, list[TaskAnalysis]] = {}
     for run in runs:
-        n_params = _lookup(params, run.label, run.model)
-        if n_params is None:
-            n_params = count_parameters(run.config)
+        n_params = parameters[run.label]
         price = _lookup(price_table, run.label, run.model)
         if n_params is None:
             warnings.append(
@@ -271,6 +279,7 @@ def _write_tables(
     figures: _Figures,
     target: float,
     budget: Budget | None,
+    parameters: Mapping[str, float | None],
 ) -> None:
     """The leaderboard CSV, report.md and report.html."""
     standings = _standings(comparison)
@@ -288,7 +297,7 @@ def _write_tables(
         ]
         for task, rs in results.items()
     }
-    for task, table in _adaptive_tables(runs):
+    for task, table in _adaptive_tables(runs, parameters):
         task_tables.setdefault(task, []).append(table)
     markdown = [
         "# lm-eval-monkeys report",
@@ -596,9 +605,11 @@ def _cost_tables(
     return tables
 
 
-def _adaptive_tables(runs: Sequence[RunData]) -> list[tuple[str, Table]]:
+def _adaptive_tables(
+    runs: Sequence[RunData], parameters: Mapping[str, float | None]
+) -> list[tuple[str, Table]]:
     """Each task a run sampled until verified: coverage@k with its interval, and what the
-    run did not generate."""
+    run did not generate (FLOPs too, where the model's parameter count is known)."""
     tables = []
     for run in runs:
         for task, data in run.tasks.items():
@@ -612,6 +623,10 @@ def _adaptive_tables(runs: Sequence[RunData]) -> list[tuple[str, Table]]:
                 for low, high in [saving.intervals[k]]
             ]
             title = f"{task}: {run.label}, " + saving.describe(result.problems).replace("\n", "; ")
+            n_params = parameters[run.label]
+            if n_params is not None:
+                tokens = saving.tokens_not_generated(result.problems)
+                title += f"; ~{token_flops(n_params, tokens):.3g} FLOPs not generated"
             tables.append((task, Table(title, ["k", "coverage@k", "95% interval"], rows)))
     return tables
 

@@ -68,6 +68,11 @@ class AdaptiveSaving:
         """Samples k per problem would have taken."""
         return self.k * problems
 
+    def tokens_not_generated(self, problems: int) -> float:
+        """Completion tokens the samples not generated would have taken (at the mean
+        length of those drawn)."""
+        return (self.uniform(problems) - self.drawn) * self.completion_tokens / max(self.drawn, 1)
+
     def describe(self, problems: int) -> str:
         """How the run sampled, what it did not generate, and the metrics it cannot give
         (two lines)."""
@@ -76,7 +81,7 @@ class AdaptiveSaving:
             rounds += f", budget {self.sampling.budget}"
         uniform = self.uniform(problems)
         saved = uniform - self.drawn
-        tokens = saved * self.completion_tokens / max(self.drawn, 1)
+        tokens = self.tokens_not_generated(problems)
         refused = [m for m in metric_families() if m not in ADAPTIVE_METRICS]
         return (
             f"sampled until verified ({rounds}): {self.drawn} samples, {self.solved} of "
