@@ -2,12 +2,18 @@
 calibration of the per-problem forecast's 90% interval.
 
     python benchmarks/bench_forecast.py [--calibration-only] [RUN_DIR ...]
+    python benchmarks/bench_forecast.py --real-check RUN_DIR
+
 
 Backtest: synthetic sets with known truth: 1,319 problems, per-problem success p from a
 named distribution, n = 10,000 binomial samples each. Both methods see only the first m
 samples of each problem (m = 10 and 100) and predict coverage at the held-out k; the
 truth is the unbiased coverage from all 10,000 samples. Each RUN_DIR (a stored run) is
 backtested the same way with m = a tenth of its samples per problem.
+
+Real check (``--real-check``): a stored run of K samples per problem (e.g. the embedded
+model, ``--limit 10 --repeats 256``); the per-problem forecast and its 90% interval from
+each problem's first 16 samples, at k = K, against the coverage@K the run measured.
 
 Calibration: benchmarks of P problems (20 and 200) drawn from each shape, 16 samples per
 problem; ``forecast_band`` (200 resamples, the report's setting) at k = 256, 512, 1,024 and
@@ -109,7 +115,37 @@ def calibration() -> None:
     print(f"\n{bands} intervals in {time.perf_counter() - start:.1f} s")
 
 
+def real_check(run_dir: Path) -> None:
+    """The forecast from each problem's first 16 samples against the run's coverage@K."""
+    from lm_eval_monkeys.scoring.run_data import read_run
+    from lm_eval_monkeys.store import SampleStore
+
+    with SampleStore(run_dir, writer=False) as store:
+        run = read_run(store, run_dir.name)
+    for task, data in run.tasks.items():
+        k = int(data.n.min())
+        first = data.c_first(MEASURED_K)
+        n = np.full(first.size, MEASURED_K)
+        solved = sum(bool(v[:k].any()) for v in data.verdicts)
+        measured = solved / first.size
+        if first.sum() == 0:
+            print(f"{task}: no correct sample among the first {MEASURED_K}: no forecast")
+            continue
+        low, high = forecast_band(n, first, [k])
+        point = float(fit_success_distribution(n, first).coverage(np.array([k]))[0])
+        print(
+            f"{task}: {first.size} problems; from the first {MEASURED_K} samples "
+            f"({int((first > 0).sum())} problems solved), forecast coverage@{k} {point:.3f}, "
+            f"90% interval [{low[0]:.3f}, {high[0]:.3f}]; measured coverage@{k} "
+            f"{measured:.3f} ({solved} problems): "
+            + ("inside" if low[0] <= measured <= high[0] else "OUTSIDE")
+        )
+
+
 def main() -> None:
+    if "--real-check" in sys.argv:
+        real_check(Path(sys.argv[sys.argv.index("--real-check") + 1]))
+        return
     if "--calibration-only" in sys.argv:
         calibration()
         return
@@ -130,11 +166,13 @@ def main() -> None:
 
     if any(not a.startswith("--") for a in sys.argv[1:]):
         from lm_eval_monkeys.scoring.run_data import read_run
+        from lm_eval_monkeys.store import SampleStore
 
         print("\n| run | task | problems | n | m | held-out k | power law MAE | per-problem MAE |")
         print("|---|---|---|---|---|---|---|---|")
         for run_dir in [a for a in sys.argv[1:] if not a.startswith("--")]:
-            run = read_run(Path(run_dir), Path(run_dir).name)
+            with SampleStore(Path(run_dir), writer=False) as store:
+                run = read_run(store, Path(run_dir).name)
             for task, data in run.tasks.items():
                 n_min = int(data.n.min())
                 m = n_min // 10
