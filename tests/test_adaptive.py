@@ -218,25 +218,25 @@ def test_adaptive_runs_refuse_bad_input_before_any_model_loads(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_embedded_model_adaptive_run_agrees_with_a_uniform_run(tmp_path: Path) -> None:
-    """The embedded SmolLM2 on three GSM8K problems, k = 8, judged by the gsm8k checker:
+    """The embedded SmolLM2 on two GSM8K problems, k = 4, judged by the gsm8k checker:
     sampled until verified, and every sample drawn; the same coverage within intervals."""
-    small = ["--tasks", TASK, "--limit", "3", "--repeats", "8"]
+    small = ["--tasks", TASK, "--limit", "2", "--repeats", "4"]
     uniform = cli(*small, "--output_path", str(tmp_path / "uniform"))
     assert uniform.returncode == 0, uniform.stderr[-2000:]
-    adaptive = cli(*small, "--round_size", "4", "--output_path", str(tmp_path / "adaptive"))
+    adaptive = cli(*small, "--round_size", "2", "--output_path", str(tmp_path / "adaptive"))
     assert adaptive.returncode == 0, adaptive.stderr[-2000:]
     both = [
         json.loads((tmp_path / d / "rescore.json").read_text())[TASK]
         for d in ("uniform", "adaptive")
     ]
     assert both[0]["verifier"] == both[1]["verifier"] == "gsm8k"
-    for k in (1, 2, 4, 8):
+    for k in (1, 2, 4):
         assert (
             both[1][f"coverage_low@{k}"]
             <= both[0][f"coverage@{k}"]
             <= both[1][f"coverage_high@{k}"]
         )
     drawn = len(stored(tmp_path / "adaptive"))
-    assert drawn == both[1]["samples"] == 24 - both[1]["samples_not_generated"]
-    assert drawn <= 24 and both[1]["solved"] <= 3
+    assert drawn == both[1]["samples"] == 8 - both[1]["samples_not_generated"]
+    assert drawn <= 8 and both[1]["solved"] <= 2
     assert "not generated" in adaptive.stdout
