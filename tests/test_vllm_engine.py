@@ -6,6 +6,7 @@ imports before running them); one engine serves the module, the CLI test starts 
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -137,6 +138,26 @@ def test_cli_runs_the_embedded_model_with_no_model_args(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "samples.sqlite") as db:
         rows = db.execute("SELECT doc_id, COUNT(*) FROM samples GROUP BY doc_id").fetchall()
     assert rows == [(0, 4), (1, 4)]
+
+
+def test_cli_samples_until_verified_in_rounds(tmp_path: Path) -> None:
+    """``--until_verified`` through monkeys-vllm: rounds of 2, up to k = 4, the rounds and
+    what was not generated in the store's rescore."""
+    run = subprocess.run(
+        ["lm-eval-monkeys", "--model", "monkeys-vllm", "--tasks", "monkeys_gsm8k",
+         "--limit", "2", "--repeats", "4", "--until_verified", "--round_size", "2",
+         "--gen_kwargs", "max_gen_toks=48", "--output_path", str(tmp_path)],
+        capture_output=True, text=True, timeout=1200, env=dict(os.environ),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "not generated" in run.stdout
+    with sqlite3.connect(tmp_path / "samples.sqlite") as db:
+        rows = db.execute("SELECT doc_id, COUNT(*) FROM samples GROUP BY doc_id").fetchall()
+    assert [doc for doc, _ in rows] == [0, 1]
+    assert all(count in (2, 4) for _, count in rows)  # whole rounds of 2, at most k = 4
+    rescored = json.loads((tmp_path / "rescore.json").read_text())["monkeys_gsm8k"]
+    drawn = sum(count for _, count in rows)
+    assert rescored["samples"] == drawn == 8 - rescored["samples_not_generated"]
 
 
 @pytest.fixture(scope="module")
