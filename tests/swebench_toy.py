@@ -14,6 +14,8 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,3 +154,19 @@ def make_toy(root: Path, sandbox_dir: Path) -> tuple[dict[str, Any], dict[str, s
         "PASS_TO_PASS": json.dumps(["tests/test_calc.py::test_neg"]),
     }
     return instance, env
+
+
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set in os.environ for the block (module-scoped fixtures have no
+    monkeypatch), the previous values restored after it."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -33,6 +33,7 @@ from swebench_toy import (
     SPEC,
     TESTS,
     WRONG,
+    environment,
     git,
     make_toy,
 )
@@ -57,14 +58,8 @@ def swe(tmp_path_factory: pytest.TempPathFactory):
     sandbox_dir = Path(tempfile.mkdtemp(prefix="monkeys-toy-", dir="/var/tmp"))
     sandbox_dir.chmod(0o755)
     instance, env = make_toy(root, sandbox_dir)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield {"instance": instance, "root": root, "work": sandbox_dir / "swebench", "env": env}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment(env):
+        yield {"instance": instance, "root": root, "work": sandbox_dir / "swebench", "env": env}
     shutil.rmtree(sandbox_dir, ignore_errors=True)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from swebench_toy import GOLD, SPEC, WRONG, git, make_toy
+from swebench_toy import GOLD, SPEC, WRONG, environment, git, make_toy
 
 from lm_eval_monkeys.verifiers.swebench.conda_specs import conda_packages, pip_requirement
 from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner
@@ -84,14 +84,8 @@ def conda_toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     (root / "mirrors" / "acme__condacalc").symlink_to(mirror)
     instance = {**instance, "repo": "acme/condacalc", "instance_id": "acme__condacalc-1",
                 "environment_setup_commit": git(mirror, "rev-parse", "HEAD")}  # fmt: skip
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield {"instance": instance, "root": root, "env": env}
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environment(env):
+        yield {"instance": instance, "root": root, "env": env}
     shutil.rmtree(sandbox_dir, ignore_errors=True)
 
 

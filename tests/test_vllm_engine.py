@@ -127,32 +127,35 @@ def test_an_engine_that_cannot_start_is_one_line() -> None:
 
 
 def test_cli_runs_the_embedded_model_with_no_model_args(tmp_path: Path) -> None:
+    run = cli_run(tmp_path)
+    assert "coverage@k" in run.stdout
+    assert stored_counts(tmp_path) == [(0, 4), (1, 4)]
+
+
+def cli_run(output: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """The CLI on monkeys-vllm, 2 GSM8K problems x 4 samples of at most 48 tokens."""
     run = subprocess.run(
         ["lm-eval-monkeys", "--model", "monkeys-vllm", "--tasks", "monkeys_gsm8k",
-         "--limit", "2", "--repeats", "4", "--gen_kwargs", "max_gen_toks=48",
-         "--output_path", str(tmp_path)],
+         "--limit", "2", "--repeats", "4", *flags, "--gen_kwargs", "max_gen_toks=48",
+         "--output_path", str(output)],
         capture_output=True, text=True, timeout=1200, env=dict(os.environ),
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "coverage@k" in run.stdout
-    with sqlite3.connect(tmp_path / "samples.sqlite") as db:
-        rows = db.execute("SELECT doc_id, COUNT(*) FROM samples GROUP BY doc_id").fetchall()
-    assert rows == [(0, 4), (1, 4)]
+    return run
+
+
+def stored_counts(output: Path) -> list[tuple[int, int]]:
+    """(doc_id, samples) per problem of the run's store."""
+    with sqlite3.connect(output / "samples.sqlite") as db:
+        return db.execute("SELECT doc_id, COUNT(*) FROM samples GROUP BY doc_id").fetchall()
 
 
 def test_cli_samples_until_verified_in_rounds(tmp_path: Path) -> None:
     """``--until_verified`` through monkeys-vllm: rounds of 2, up to k = 4, the rounds and
     what was not generated in the store's rescore."""
-    run = subprocess.run(
-        ["lm-eval-monkeys", "--model", "monkeys-vllm", "--tasks", "monkeys_gsm8k",
-         "--limit", "2", "--repeats", "4", "--until_verified", "--round_size", "2",
-         "--gen_kwargs", "max_gen_toks=48", "--output_path", str(tmp_path)],
-        capture_output=True, text=True, timeout=1200, env=dict(os.environ),
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = cli_run(tmp_path, "--until_verified", "--round_size", "2")
     assert "not generated" in run.stdout
-    with sqlite3.connect(tmp_path / "samples.sqlite") as db:
-        rows = db.execute("SELECT doc_id, COUNT(*) FROM samples GROUP BY doc_id").fetchall()
+    rows = stored_counts(tmp_path)
     assert [doc for doc, _ in rows] == [0, 1]
     assert all(count in (2, 4) for _, count in rows)  # whole rounds of 2, at most k = 4
     rescored = json.loads((tmp_path / "rescore.json").read_text())["monkeys_gsm8k"]

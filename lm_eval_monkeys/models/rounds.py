@@ -102,7 +102,7 @@ def _solved(
         (
             plan.doc_id,
             ProblemAnswers.of(
-                checker, plan.doc, store.completions(plan.task, plan.doc_id, end)[level:]
+                checker, plan.doc, store.completions(plan.task, plan.doc_id, end, start=level)
             ),
         )
         for plan, end in served

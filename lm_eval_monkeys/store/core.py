@@ -191,12 +191,15 @@ class SampleStore:
         )
         return {r[0] for r in rows}
 
-    def completions(self, task: str, doc_id: int, limit: int | None = None) -> list[str]:
-        """The completions of one problem in sample order (the first ``limit`` if given)."""
+    def completions(
+        self, task: str, doc_id: int, limit: int | None = None, start: int = 0
+    ) -> list[str]:
+        """The completions of one problem in sample order: indices ``start`` up to ``limit``
+        (all of them by default)."""
         rows = self.database.read(
-            "SELECT completion FROM samples WHERE task = ? AND doc_id = ? AND sample_idx < ? "
-            "ORDER BY sample_idx",
-            (task, doc_id, limit if limit is not None else 2**62),
+            "SELECT completion FROM samples WHERE task = ? AND doc_id = ? "
+            "AND sample_idx >= ? AND sample_idx < ? ORDER BY sample_idx",
+            (task, doc_id, start, limit if limit is not None else 2**62),
         )
         return [r[0] for r in rows]
 

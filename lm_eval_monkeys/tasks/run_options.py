@@ -20,13 +20,7 @@ from lm_eval_monkeys.task_configs import DEFAULT_METRICS
 
 def parse_repeats(value: Any) -> int:
     """k, the samples drawn per problem, validated."""
-    try:
-        k = int(value)
-    except (TypeError, ValueError):
-        k = 0
-    if k < 1 or str(k) != str(value).strip():
-        raise MonkeysError(f"repeats must be a whole number >= 1, got {value!r}; e.g. --repeats 16")
-    return k
+    return _whole(value, "repeats", "--repeats 16")
 
 
 DEFAULT_ROUND_SIZE = 4  # samples per unsolved problem a round
