@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from lm_eval_monkeys.models.cpu_linear import PackedLinear, pack_linears
+from lm_eval_monkeys.models.cpu_linear import PackedLinear, native_bfloat16, pack_linears
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -42,3 +44,18 @@ def test_pack_linears_leaves_other_dtypes_alone() -> None:
     model = torch.nn.Sequential(torch.nn.Linear(4, 4)).double()
     assert pack_linears(model) == 0
     assert type(model[0]) is torch.nn.Linear
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu avx512f amx_bf16 amx_tile", True),
+        ("fpu avx512f avx512_bf16", True),
+        ("fpu avx2", False),
+    ],
+)
+def test_native_bfloat16_reads_the_cpu_flags(tmp_path: Path, flags: str, native: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\nbugs\t\t: avx512_bf16\n")
+    assert native_bfloat16(cpuinfo) is native
+    assert native_bfloat16(tmp_path / "absent") is False  # no /proc: no claim

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from conftest import run_cli
 from lm_eval.api.instance import Instance
 
@@ -61,6 +62,28 @@ def test_loglikelihood_is_a_clear_error() -> None:
         SyntheticLM().loglikelihood([])
 
 
+def test_inverse_cdf_draws_what_one_float64_cumulative_sum_does() -> None:
+    """The two-level draw equals the plain one, token for token, never a zero-mass token;
+    a vocabulary not a multiple of the block is padded."""
+    from lm_eval_monkeys.models.sampling import inverse_cdf
+
+    g = torch.Generator().manual_seed(0)
+    for rows, vocab in ((4000, 3000), (4000, 257), (64, 49152)):
+        probs = torch.softmax(3 * torch.randn(rows, vocab, generator=g), dim=-1)
+        probs[:, 1::3] = 0.0  # ruled out by a filter
+        probs[:, -min(300, vocab // 4) :] = 0.0  # at 3,000 and more: a whole block with none
+        uniforms = torch.rand(rows, generator=g, dtype=torch.float64)
+        uniforms[:2] = torch.tensor([0.0, 1.0 - 2.0**-53])  # the first and last draws
+        cdf = probs.double().cumsum(dim=-1)
+        plain = torch.searchsorted(cdf, (uniforms * cdf[:, -1])[:, None], right=True)[:, 0]
+        # u * total can round up to the total: then the last token with mass.
+        last = torch.where(probs > 0, torch.arange(vocab), 0).amax(dim=-1)
+        plain = torch.minimum(plain, last)
+        drawn = inverse_cdf(probs, uniforms)
+        assert torch.equal(drawn, plain)
+        assert bool((probs[torch.arange(rows), drawn] > 0).all())
+
+
 # Prompts of different lengths, so rows of one batch hold different problems' prompts in
 # different prefix slots, and finished rows are refilled or filled by moving the last row.
 PROMPTS = [
@@ -72,11 +95,16 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def smol(embedded_model: str) -> Any:
-    """monkeys-hf on the embedded SmolLM2-135M, 3 rows (tests change ``rows`` and restore it)."""
+    """monkeys-hf on the embedded SmolLM2-135M, 3 rows (tests change ``rows`` and restore it).
+
+    In fp32, where batched and unbatched arithmetic agree to float rounding, so the decoder
+    can be held to ``generate``'s tokens; the bfloat16 default is held to the model's
+    distribution instead (tests/test_fidelity.py).
+    """
     from lm_eval_monkeys.models.hf import MonkeysHF
 
     args: dict[str, Any] = dict(item.split("=", 1) for item in embedded_model.split(","))
-    return MonkeysHF(seed=0, batch_size=3, device="cpu", **args)
+    return MonkeysHF(seed=0, batch_size=3, device="cpu", dtype="float32", **args)
 
 
 @pytest.mark.slow
@@ -85,6 +113,7 @@ def test_monkeys_hf_runs_its_linear_layers_packed_on_cpu(smol: Any) -> None:
     from lm_eval_monkeys.models.cpu_linear import PackedLinear
 
     layers = smol.model.config.num_hidden_layers
+    assert smol.model.dtype == torch.float32  # dtype=float32 keeps fp32 on any CPU
     assert smol.packed_linears == 7 * layers + 1
     assert isinstance(smol.model.get_output_embeddings(), PackedLinear)
 

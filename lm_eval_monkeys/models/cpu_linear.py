@@ -11,15 +11,36 @@ summation order differs, so outputs agree with ``nn.Linear`` to float rounding, 
 
 The kernels are torch's own (``torch.ops.mkldnn``, what ``torch.compile`` uses for CPU
 linears). Where they are missing or disagree, the model is left as it was.
+
+``native_bfloat16`` says whether the CPU multiplies bfloat16 in hardware (AMX tiles or
+AVX512_BF16): there oneDNN's bfloat16 linear, accumulating in fp32, ran 4 to 12 times
+faster than its fp32 one at a decode step's shapes (docs/benchmarks.md), so
+``monkeys-hf`` decodes in bfloat16 by default on such a CPU (docs/engines.md).
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 # The row count oneDNN is told to expect; measured as fast from 1 to 1,200 rows.
 _ROWS_HINT = 64
+
+
+# CPU flags (Linux /proc/cpuinfo) of hardware bfloat16 matmuls.
+_BF16_FLAGS = {"amx_bf16", "avx512_bf16"}
+
+
+def native_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512_BF16 flags)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:  # not Linux: no claim, fp32 stays
+        return False
+    flags = {f for line in text.splitlines() if line.startswith("flags") for f in line.split()}
+    return bool(flags & _BF16_FLAGS)
 
 
 class PackedLinear(torch.nn.Module):
