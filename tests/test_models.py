@@ -110,12 +110,15 @@ def smol(embedded_model: str) -> Any:
 @pytest.mark.slow
 def test_monkeys_hf_runs_its_linear_layers_packed_on_cpu(smol: Any) -> None:
     """Every linear layer of SmolLM2 (7 per decoder layer, and the output head) is packed."""
-    from lm_eval_monkeys.models.cpu_linear import PackedLinear
+    from lm_eval_monkeys.models.cpu_linear import PackedLinear, SiblingPart
 
     layers = smol.model.config.num_hidden_layers
     assert smol.model.dtype == torch.float32  # dtype=float32 keeps fp32 on any CPU
     assert smol.packed_linears == 7 * layers + 1
     assert isinstance(smol.model.get_output_embeddings(), PackedLinear)
+    attention = smol.model.model.layers[0].self_attn
+    assert isinstance(attention.k_proj, SiblingPart)  # one matmul with q_proj and v_proj
+    assert attention.k_proj.siblings is attention.q_proj.siblings
 
 
 @pytest.mark.slow
