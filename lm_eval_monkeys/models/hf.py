@@ -4,13 +4,13 @@ Stock lm-eval ``hf`` with ``repeats: k`` runs the whole prompt k times. Here eac
 problem's prompt runs through the model once, and its samples decode together with those
 of the next problems by continuous batching over a shared-prefix cache
 (``continuous_batching.py``). On a CPU the linear layers run on oneDNN with prepacked
-weights (``cpu_linear.py``), in the model's own dtype, and each step on the thread count
-measured fastest (``cpu_threads.py``). This module is the lm-eval side: loading, prompts,
+weights (``cpu_linear.py``, sibling projections as one matmul), and each step on the
+thread count measured fastest (``cpu_threads.py``). This module is the lm-eval side: loading, prompts,
 sample seeds, stop strings and texts.
 
 Each sample's seed is (seed, task, doc, sample index), so its draws do not depend on the
 batch. Batched float arithmetic can still differ in the last bits between batch sizes
-and, rarely, flip a sampled token. Stop strings are checked on the last few tokens' text
+and flip a sampled token: rarely in fp32, more often in bfloat16. Stop strings are checked on the last few tokens' text
 only, so a step costs the same at token 10 and token 1,000.
 
 Model loading is lm-eval's ``HFLM``, so every ``hf`` model argument works (``gguf_file``,
