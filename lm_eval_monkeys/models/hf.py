@@ -5,13 +5,14 @@ problem's prompt runs through the model once, and its samples decode together wi
 of the next problems by continuous batching over a shared-prefix cache
 (``continuous_batching.py``). On a CPU the linear layers run on oneDNN with prepacked
 weights (``cpu_linear.py``, sibling projections as one matmul), and each step on the
-thread count measured fastest (``cpu_threads.py``). This module is the lm-eval side: loading, prompts,
-sample seeds, stop strings and texts.
+thread count measured fastest (``cpu_threads.py``). This module is the lm-eval side:
+loading, prompts, sample seeds, stop strings and texts.
 
 Each sample's seed is (seed, task, doc, sample index), so its draws do not depend on the
 batch. Batched float arithmetic can still differ in the last bits between batch sizes
-and flip a sampled token: rarely in fp32, more often in bfloat16. Stop strings are checked on the last few tokens' text
-only, so a step costs the same at token 10 and token 1,000.
+and flip a sampled token: rarely in fp32, more often in bfloat16. Stop strings are
+checked on the last few tokens' text only, so a step costs the same at token 10 and
+token 1,000.
 
 Model loading is lm-eval's ``HFLM``, so every ``hf`` model argument works (``gguf_file``,
 ``dtype``, ``revision``...). Without ``dtype``, an fp32 model on a CPU that multiplies
