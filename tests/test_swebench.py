@@ -467,16 +467,46 @@ LEGACY_SETUP = (
 def test_pip_keeps_the_options_the_specs_install_commands_use() -> None:
     """scikit-learn's install runs pip with --no-use-pep517, which pip 25.3 dropped ("no
     such option"): its environments get pip 25.2; others the newest their Python runs."""
-    from dataclasses import replace
-
-    from lm_eval_monkeys.verifiers.swebench.environments import pip_upgrade
+    from lm_eval_monkeys.verifiers.swebench.environments import LEGACY_OPTION, pip_upgrade
     from lm_eval_monkeys.verifiers.swebench.specs import spec_for
 
     sklearn = spec_for("scikit-learn/scikit-learn", "1.3", user_file="")
-    assert "--no-use-pep517" in sklearn.install
-    assert pip_upgrade("3.9.18", sklearn) == "pip==25.2"
-    assert pip_upgrade("3.6.15", sklearn) == "pip==21.3.1"
-    assert pip_upgrade("3.11.7", replace(sklearn, install="python -m pip install -e .")) == "pip"
+    assert LEGACY_OPTION in sklearn.install
+    assert pip_upgrade("3.9.18", legacy=True) == "pip==25.2"
+    assert pip_upgrade("3.6.15", legacy=True) == "pip==21.3.1"  # never newer than 3.6 runs
+    assert pip_upgrade("3.11.7") == "pip"
+
+
+def test_editable_install_without_build_editable_hook_gets_the_legacy_pip(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pylint 2.15's tree pins its build backend to setuptools~=62.6, which has no
+    ``build_editable`` hook (PEP 660, setuptools 64): today's pip refuses ``pip install
+    -e .`` ("missing the 'build_editable' hook"; pip 25.3 dropped the ``setup.py
+    develop`` fallback). The instance layer then gets pip 25.2, the layer below keeps the
+    newest, and the patched tree's offline reinstall works: the gold patch resolves."""
+    pins = '"setuptools~=62.6", "wheel~=0.37.1"'  # pylint 2.15's
+    pre_install = f"sed -i 's/\"setuptools>=61\"/{pins}/' pyproject.toml && touch setup.cfg"
+    spec = {**SPEC, "pre_install": [pre_install]}
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    check = checker()
+    gold, wrong = check.judge_many([GOLD, WRONG], check.target(swe["instance"]))
+    assert (gold.correct, gold.status) == (True, "resolved"), Path(gold.details["log"]).read_text()
+    assert (wrong.correct, wrong.status) == (False, "tests_failed"), wrong.details
+    runner = check.runner
+    plan = runner.plan(swe["instance"])
+    pips = {}
+    for name in (plan.dependencies_name, plan.name):
+        python = runner.workdir / "envs" / name / "bin" / "python"
+        pips[name] = subprocess.run([str(python), "-m", "pip", "--version"],
+                                    env={**os.environ, **plan.interpreter.env()},
+                                    capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert pips[plan.name].startswith("pip 25.2 ")
+    assert not pips[plan.dependencies_name].startswith("pip 25.2 ")
+    build_log = runner.environments.log_path(plan.name).read_text()
+    assert "no build_editable hook: pip==25.2" in build_log
 
 
 def test_python36_environment_gets_a_pip_that_installs_todays_wheels(
