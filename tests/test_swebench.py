@@ -381,6 +381,49 @@ def test_tests_that_need_the_network_are_named(swe: dict) -> None:
     assert "needs_network" not in wrong.details
 
 
+HTTPBIN_TEST = """import os
+import urllib.request
+
+
+def test_fetch():
+    url = os.environ.get("HTTPBIN_URL", "http://httpbin.org/") + "get"
+    assert urllib.request.urlopen(url, timeout=20).read() == b"{}"
+"""
+
+
+def test_a_local_httpbin_serves_the_network_tests_of_an_opted_in_repo(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psf/requests' tests read ``HTTPBIN_URL``: with the repository opted in to the
+    network and ``eval_commands`` pointing it at a server on this machine, they run
+    without the internet, and the gold patch resolves (not opted in, the sandbox has no
+    network: test_tests_that_need_the_network_are_named)."""
+    import http.server
+    import threading
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "get").write_text("{}")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=tmp_path / "site")  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    spec = {**SPEC, "eval_commands": [f"export HTTPBIN_URL={url}"]}
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    online = with_test(swe["instance"], "acme__calc-httpbin", "test_online.py", HTTPBIN_TEST,
+                       "test_fetch")  # fmt: skip
+    monkeypatch.setenv("MONKEYS_SWEBENCH_NETWORK", "acme/calc")
+    try:
+        check = checker(gold=1)
+        gold, wrong = check.judge_many([GOLD, WRONG], check.target(online))
+    finally:
+        server.shutdown()
+    assert (gold.correct, gold.status) == (True, "resolved"), gold.details
+    assert (wrong.correct, wrong.status) == (False, "tests_failed")
+    assert wrong.details["failing_tests"] == ["tests/test_calc.py::test_add"]
+
+
 def test_a_patch_cannot_pass_its_failure_off_as_the_network(swe: dict) -> None:
     """A wrong patch whose failure reads like a missing network: still a final
     ``tests_failed`` (only the trusted gold patch's failures can make an instance
