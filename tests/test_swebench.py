@@ -523,8 +523,9 @@ def test_pip_keeps_the_options_the_specs_install_commands_use() -> None:
 def test_shipped_spec_fixes_apply_before_the_users_overrides(tmp_path: Path) -> None:
     """sphinx 3.x's harness spec builds with today's docutils, which no longer has
     ``docutils.utils.roman`` (every test: "No module named 'roman'"): the runner appends
-    ``docutils<0.18`` from spec_fixes.json; versions not listed keep the harness's spec,
-    and a user's field replaces the fixed one."""
+    ``docutils<0.18`` from spec_fixes.json; pylint 2.14's editable install is set to
+    setuptools' compat mode; versions not listed keep the harness's spec, and a user's
+    field replaces the fixed one."""
     from dataclasses import fields
 
     from lm_eval_monkeys.verifiers.swebench.specs import FIXES, RepoSpec, spec_fixes, spec_for
@@ -537,11 +538,15 @@ def test_shipped_spec_fixes_apply_before_the_users_overrides(tmp_path: Path) -> 
     user = tmp_path / "specs.json"
     user.write_text(json.dumps({"sphinx-doc/sphinx": {"3.5": {"pip_packages": ["tox"]}}}))
     assert spec_for("sphinx-doc/sphinx", "3.5", user_file=str(user)).pip_packages == ("tox",)
+    pylint = spec_for("pylint-dev/pylint", "2.14", user_file="")
+    assert pylint.install.endswith(" --config-settings editable_mode=compat")
     reasons = json.loads(FIXES.read_text())["reasons"]
     lists = {f.name for f in fields(RepoSpec) if f.type.startswith("tuple")}
+    strings = {f.name for f in fields(RepoSpec) if f.type == "str"}
     for versions in spec_fixes().values():
         for fix in versions.values():
-            assert fix["why"] in reasons and set(fix["append"]) <= lists
+            assert fix["why"] in reasons and set(fix) <= {"append", "set", "why"}
+            assert set(fix.get("append", {})) <= lists and set(fix.get("set", {})) <= strings
 
 
 def test_editable_install_without_build_editable_hook_gets_the_legacy_pip(

@@ -86,7 +86,8 @@ def harness_specs() -> tuple[dict[str, Any], str]:
 
 @cache
 def spec_fixes() -> dict[str, dict[str, dict[str, Any]]]:
-    """``{repo: {version: {"append": {field: [...]}, "why": key of "reasons"}}}``."""
+    """``{repo: {version: {"append": {field: [...]}, "set": {field: value},
+    "why": key of "reasons"}}}``."""
     return dict(json.loads(FIXES.read_text())["fixes"])
 
 
@@ -137,8 +138,9 @@ def spec_for(repo: str, version: str, user_file: str | None = None) -> RepoSpec:
     }
     fix = spec_fixes().get(repo, {}).get(version) if harness is not None else None
     if fix:
-        for name, extra in fix["append"].items():
+        for name, extra in fix.get("append", {}).items():
             fields_[name] = (*fields_[name], *extra)
+        fields_.update(fix.get("set", {}))
         fields_["source"] += f" + {FIXES.name}"
     spec = RepoSpec(**fields_)
     try:
