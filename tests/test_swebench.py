@@ -374,7 +374,7 @@ def test_tests_that_need_the_network_are_named(swe: dict) -> None:
     assert "setup is broken" not in reason
     gold = verdicts[0].details["gold"]
     assert gold["needs_network"] == {"tests": ["tests/test_online.py::test_fetch"],
-                                     "hosts": ["httpbin.org"]}  # fmt: skip
+                                     "hosts": ["httpbin.org"], "allowed": False}  # fmt: skip
     # A test failing for another reason is not called a network problem.
     check = checker()
     [wrong] = check.judge_many([WRONG], check.target(swe["instance"]))
@@ -413,12 +413,23 @@ def test_a_local_httpbin_serves_the_network_tests_of_an_opted_in_repo(
     monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
     online = with_test(swe["instance"], "acme__calc-httpbin", "test_online.py", HTTPBIN_TEST,
                        "test_fetch")  # fmt: skip
+    # A test that names a host directly (as some of requests' name httpbin.org): the
+    # network is allowed, the host is still out of reach, and the reason says so.
+    direct = HTTPBIN_TEST.replace('os.environ.get("HTTPBIN_URL", "http://httpbin.org/")',
+                                  '"http://httpbin.invalid/"')  # fmt: skip
+    unreachable = with_test(swe["instance"], "acme__calc-direct", "test_online.py", direct,
+                            "test_fetch")  # fmt: skip
     monkeypatch.setenv("MONKEYS_SWEBENCH_NETWORK", "acme/calc")
     try:
         check = checker(gold=1)
         gold, wrong = check.judge_many([GOLD, WRONG], check.target(online))
+        [out_of_reach] = check.judge_many([GOLD], check.target(unreachable))
     finally:
         server.shutdown()
+    assert (out_of_reach.status, out_of_reach.final) == ("env_failed", False)
+    reason = out_of_reach.details["reason"]
+    assert "1 of its tests need the network (tests/test_online.py::test_fetch" in reason
+    assert "hosts: httpbin.invalid), which this machine cannot reach" in reason
     assert (gold.correct, gold.status) == (True, "resolved"), gold.details
     assert (wrong.correct, wrong.status) == (False, "tests_failed")
     assert wrong.details["failing_tests"] == ["tests/test_calc.py::test_add"]
