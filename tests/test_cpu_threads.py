@@ -111,18 +111,24 @@ def test_tuner_keeps_the_faster_count_and_measures_less_often_while_it_holds() -
 
 def test_tuner_with_one_cpu_runs_every_step_on_one_thread() -> None:
     tuner, before = ThreadTuner(most=1), torch.get_num_threads()
-    for _ in range(5):
-        with tuner.step() as count:
-            assert count == 1 == torch.get_num_threads()
+    with tuner.sized():
+        for _ in range(5):
+            with tuner.step() as count:
+                assert count == 1 == torch.get_num_threads()
     assert torch.get_num_threads() == before
 
 
-def test_tuner_step_sets_the_count_inside_and_restores_it_after() -> None:
+def test_tuner_step_keeps_its_count_until_the_next_and_sized_restores_torchs() -> None:
+    """What runs between steps (the draw) runs on the step's count; the decode's end
+    restores torch's own."""
     before = torch.get_num_threads()
     tuner = ThreadTuner(most=before + 1, shortest=4, trials=1)
-    seen = []
-    for _ in range(2):
-        with tuner.step() as count:
-            seen.append((count, torch.get_num_threads()))
-        assert torch.get_num_threads() == before
-    assert seen == [(before + 1, before + 1), (1, 1)]
+    inside, between = [], []
+    with tuner.sized():
+        for _ in range(2):
+            with tuner.step() as count:
+                inside.append((count, torch.get_num_threads()))
+            between.append(torch.get_num_threads())
+    assert inside == [(before + 1, before + 1), (1, 1)]
+    assert between == [before + 1, 1]
+    assert torch.get_num_threads() == before

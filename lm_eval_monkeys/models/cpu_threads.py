@@ -153,15 +153,16 @@ class ThreadTuner:
 
     @contextmanager
     def step(self) -> Iterator[int]:
-        """Run the block (one decode step) on the chosen count; torch's count is restored."""
-        count, previous = self.next_count(), torch.get_num_threads()
-        if count != previous:
+        """Run the block (one decode step) on the chosen count, and what follows it too.
+
+        The count stays set after the step, so the draw and the bookkeeping between steps
+        run on it as well, and a steady choice sets nothing (``sized`` restores torch's
+        count at the end): restoring it after each step ran every draw on two threads
+        and switched counts twice a step, 3x slower at load 3 (docs/benchmarks.md).
+        """
+        count = self.next_count()
+        if count != torch.get_num_threads():
             torch.set_num_threads(count)
         start = time.perf_counter()
-        try:
-            yield count
-        finally:
-            seconds = time.perf_counter() - start
-            if count != previous:
-                torch.set_num_threads(previous)
-        self.record(count, seconds)
+        yield count
+        self.record(count, time.perf_counter() - start)
