@@ -40,7 +40,7 @@ from typing import Any
 
 from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.verifiers.code.sandbox import Mount, Sandbox, shared_dir
+from lm_eval_monkeys.verifiers.code.sandbox import UNSANDBOXED_ENV, Mount, Sandbox, shared_dir
 from lm_eval_monkeys.verifiers.swebench.build_inputs import (
     BUILD_CONFIGURATION,
     editable,
@@ -167,6 +167,11 @@ class LocalRunner:
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:  # built on first use: planning needs none
             self._sandbox = Sandbox()
+        if self._sandbox.unsandboxed:
+            raise MonkeysError(
+                "the local SWE-bench runner shows each tree at /testbed, which needs the "
+                f"sandbox: unset {UNSANDBOXED_ENV}, or use swebench:docker"
+            )
         return self._sandbox
 
     def plan(self, instance: dict[str, Any]) -> Plan:
