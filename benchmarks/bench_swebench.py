@@ -130,7 +130,8 @@ def conformance(work: Path, repos: Path, chosen: list[dict]) -> int:
     for instance in chosen:
         mirror = repos / instance["repo"].replace("/", "__")
         patches = [instance["patch"], unrelated_patch(instance, mirror)]
-        source, output = work / "conformance-in.jsonl", work / "conformance-out.jsonl"
+        # This process's own files: two runs sharing --work must not read each other's.
+        source, output = (work / f"conformance-{os.getpid()}-{n}.jsonl" for n in ("in", "out"))
         source.write_text("".join(json.dumps({"doc": instance, "completion": f"<patch>\n{p}"
                                               "</patch>"}) + "\n" for p in patches))  # fmt: skip
         output.unlink(missing_ok=True)

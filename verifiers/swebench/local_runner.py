@@ -607,8 +607,10 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
         "pass_to_pass_failed": report[PASS_TO_PASS]["failure"],
         "install_exit": install,
     }
-    offline = network_failures(output, failing) if not spec.network else {"tests": []}
-    return {**verdict, "needs_network": offline} if offline["tests"] else verdict
+    offline = network_failures(output, failing)
+    if not offline["tests"]:
+        return verdict
+    return {**verdict, "needs_network": {**offline, "allowed": spec.network}}
 
 
 def _install_exit(output: str) -> int | None:
