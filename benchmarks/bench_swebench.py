@@ -3,13 +3,15 @@
     python benchmarks/bench_swebench.py [--work /var/tmp/lm-eval-monkeys-bench] [--fresh]
         [--instances ID,ID,...] [--baseline-ref main] [--repeat 1]
 
-For each instance, with no spec file: the environment build and the base commit's git
-directory (the first instance of each environment pays them; ``--fresh`` empties the work
-directory first), then the gold patch
-and an unrelated patch (applies, fixes nothing) graded with the environment reused: clone,
-patch applied in the sandbox, resets, environment copy, test patch, reinstall and tests
-in the sandbox, swebench grading. The test command alone, by hand (unsandboxed, in a
-checkout prepared once: patches applied, project installed), is timed in the same round.
+For each instance, with no spec file: the environment build, the base commit's git
+directory and the installed tree (the first instance of each environment pays them;
+``--fresh`` empties the work directory first), then the gold patch
+and an unrelated patch (applies, fixes nothing) graded with the environment reused: the
+installed tree copied, patch applied in the sandbox, resets, test patch, the reinstall
+where a patch needs it, and tests in the sandbox, swebench grading. The test command
+alone, by hand (unsandboxed, in a checkout prepared once: patches applied, project
+installed), is timed in the same round; each patch's seconds are also given as paired
+ratios over it.
 The baseline, measured in the same run on the same
 environments, is the runner as it is at ``--baseline-ref`` (its ``local_runner.py``
 read from git): the same two patches, alternating with this runner's, ``--repeat``
@@ -216,8 +218,10 @@ def main() -> None:
         shared = (runner.workdir / "envs" / plan.dependencies_name).exists()
         built = not (runner.workdir / "envs" / plan.name).exists()
         start = time.perf_counter()
-        runner.environments.get(plan, mirror)
-        runner.base(instance)  # the base commit's git directory, made once like the env
+        image = runner.environments.get(plan, mirror)
+        # made once like the environment: the base commit's git directory, the tree
+        # installed (this runner; the baseline reinstalls in every patch's run)
+        runner.installed(instance, plan, image, runner.base(instance))
         build_s = time.perf_counter() - start if built else None
         unrelated = unrelated_patch(instance, mirror)
         for _ in range(args.repeat):
@@ -260,6 +264,10 @@ def main() -> None:
     print(f"the test command by hand (median of {len(rows)}): {hand:.1f} s; per patch over by "
           f"hand: {per_patch / hand:.2f}x, the runner at {args.baseline_ref}: "
           f"{before / hand:.2f}x")  # fmt: skip
+    for prefix, label in (("", "this runner"), ("baseline_", f"the runner at {args.baseline_ref}")):
+        over = [r[f"{prefix}{k}"] / r["by_hand_s"] for r in rows for k in ("gold_s", "unrelated_s")]
+        print(f"{label} over the test command by hand, same round: median of the "
+              f"{len(over)} paired ratios {statistics.median(over):.2f}x")  # fmt: skip
     if builds:
         print(f"environment builds, both layers: {len(builds)}, {min(builds):.0f}-"
               f"{max(builds):.0f} s, median {statistics.median(builds):.0f} s")  # fmt: skip

@@ -26,7 +26,7 @@ from swebench_real import BUNDLES, instances, local_runner, patch_from_edit
 
 from lm_eval_monkeys.errors import MonkeysError
 from lm_eval_monkeys.verifiers.swebench import specs as swebench_specs
-from lm_eval_monkeys.verifiers.swebench.local_runner import LocalRunner, refusal
+from lm_eval_monkeys.verifiers.swebench.local_runner import VENV, LocalRunner, refusal
 from lm_eval_monkeys.verifiers.swebench.resets import base_files, changed_infrastructure, restore
 
 INSTANCE = "pallets__flask-4992"  # F2P: test_config_from_file_toml (from_file gets text=)
@@ -194,9 +194,11 @@ def test_a_conftest_sees_neither_the_dataset_nor_the_gold_log(
     assert host_state(runner, instance) == before
 
 
-def fix_if(condition: str, gold: str) -> Any:
+def fix_if(condition: str, gold: str, module: str = "__init__.py") -> Any:
     """Product code (never reset) that applies the gold fix at import, from the tree's
-    root, only when ``condition`` (Python, given ``_root``) holds in the test run."""
+    root, only when ``condition`` (Python, given ``_root``) holds in the test run; at the
+    top of flask's ``module`` (``app.py`` is imported before the fixed ``config.py``, and
+    the install reads neither it nor the patch's other files, so it is not run again)."""
     head = f"""import os as _os
 import subprocess as _subprocess
 
@@ -206,8 +208,8 @@ if {condition}:
 """
 
     def edit(tree: Path) -> None:
-        init = tree / "src" / "flask" / "__init__.py"
-        init.write_text(head + init.read_text())
+        code = tree / "src" / "flask" / module
+        code.write_text(head + code.read_text())
 
     return edit
 
@@ -420,3 +422,53 @@ def test_a_test_run_cannot_change_the_environment_image(
     assert (result["resolved"], result["status"]) == expected, result
     assert host_state(runner, instance, image / "lib") == before
     assert werkzeug.stat().st_uid == 0
+
+
+@pytest.mark.parametrize(
+    "target", ["the environment's werkzeug", "a new .pth file in the environment", "its own tree"]
+)
+def test_a_test_run_without_the_reinstall_cannot_change_the_shared_environment(
+    runner: LocalRunner, instance: dict[str, Any], target: str
+) -> None:
+    """A patch the install need not see again (it edits ``app.py`` alone) runs its tests
+    on the environment every patch of the instance shares, read-only: appending to one of
+    its modules or planting a ``.pth`` file there (imported at every start) must fail and
+    leave the shared environment as it was. The same write to its own tree is the
+    control: it succeeds and resolves."""
+    plan = runner.plan(instance)
+    image = runner.environments.get(plan, runner.mirror(instance["repo"]))
+    installed = runner.installed(instance, plan, image, runner.base(instance))
+    [site] = installed.venv.glob("lib/python*/site-packages")
+    before = host_state(runner, instance, installed.venv / "lib", installed.tree)
+    path = {
+        "the environment's werkzeug": '__import__("werkzeug").__file__',
+        "a new .pth file in the environment": f'"{VENV}/{site.relative_to(installed.venv)}/a.pth"',
+        "its own tree": "__file__",
+    }[target]
+    writable = f"_os.path.dirname({path})" if target.startswith("a new") else path
+    condition = f'_os.access({writable}, _os.W_OK) and open({path}, "a").write("#\\n") > 0'
+    mirror = runner.mirror(instance["repo"])
+    edit = fix_if(condition, instance["patch"], module="app.py")
+    result = runner.evaluate(instance, patch_from_edit(mirror, instance["base_commit"], edit))
+    assert result["reinstalled"] is False, result
+    expected = (True, "resolved") if target == "its own tree" else (False, "tests_failed")
+    assert (result["resolved"], result["status"]) == expected, result
+    assert host_state(runner, instance, installed.venv / "lib", installed.tree) == before
+
+
+def test_a_test_run_leaves_nothing_for_the_next_patch(
+    runner: LocalRunner, instance: dict[str, Any]
+) -> None:
+    """Every patch starts from its own copy of the installed tree: a file the first
+    patch's tests leave in the tree (they may, it is theirs; the first applies the gold
+    fix once it wrote it, so its resolving shows the write worked) is not there for the
+    next, which would apply the gold fix if it found it."""
+    mirror = runner.mirror(instance["repo"])
+    leftover = '_os.path.join(_root, "left-by-an-earlier-patch")'
+    writes = f'open({leftover}, "w").write("x") and _os.path.exists({leftover})'
+    leaves = fix_if(writes, instance["patch"], module="app.py")
+    first = runner.evaluate(instance, patch_from_edit(mirror, instance["base_commit"], leaves))
+    assert (first["status"], first["reinstalled"]) == ("resolved", False), first
+    finds = fix_if(f"_os.path.exists({leftover})", instance["patch"], module="app.py")
+    second = runner.evaluate(instance, patch_from_edit(mirror, instance["base_commit"], finds))
+    assert (second["resolved"], second["status"]) == (False, "tests_failed"), second

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -79,6 +79,16 @@ class Outcome:
     cpu_s: float
     maxrss_bytes: int
     oom_killed: bool  # by the job's memory cgroup (program memory and tmpfs files)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host directory shown at another path in a ``run_command`` sandbox (a fixed
+    path, the same for every run), writable only if it lies in the run's own directory."""
+
+    source: Path
+    target: Path
+    writable: bool = False
 
 
 class SandboxLost(Exception):
@@ -153,19 +163,26 @@ class Sandbox:
         processes: int = 512,
         network: bool = False,
         visible: list[Path] | None = None,
+        mounts: Sequence[Mount] = (),
     ) -> tuple[int | None, str]:
         """Run ``argv`` in ``workdir``, the one writable directory (the rest of the host is
         read-only; with ``visible``, only the system directories, /etc and those paths
-        are there), with the host's network only if ``network``; returns (exit status, or
-        None on timeout; combined output)."""
+        are there; ``mounts`` shows directories at other paths), with the host's network
+        only if ``network``; returns (exit status, or None on timeout; combined output)."""
+        for mount in mounts:  # the caller's mistake, not the input's
+            if self.unsandboxed or (mount.writable and not mount.source.is_relative_to(workdir)):
+                raise MonkeysError(
+                    f"cannot show {mount.source} at {mount.target}: only a sandbox shows a "
+                    "directory at another path, and only the run's own directory writable"
+                )
         uid = self._take_uid()
         try:
             if self.unsandboxed:
                 command = argv
             else:
                 _chown_tree(workdir, uid)
-                mounts = _host_mounts([workdir]) if visible is None else _only(visible, workdir)
-                setup = [*(["--share-net"] if network else []), *mounts]
+                shown = _host_mounts([workdir]) if visible is None else _only(visible, workdir)
+                setup = [*(["--share-net"] if network else []), *_at_paths(shown, mounts)]
                 jail = _jail(uid, setup, str(workdir), {"HOME": "/tmp", **env})
                 limits = ["prlimit", f"--as={memory_bytes}", f"--nproc={processes}", "--"]
                 command = [*jail, *limits, *argv]
@@ -463,6 +480,16 @@ def _only(visible: list[Path], writable: Path) -> list[str]:
     for path in visible:
         mounts += ["--ro-bind", str(path), str(path)]
     return [*mounts, "--bind", str(writable), str(writable), "--remount-ro", "/"]
+
+
+def _at_paths(shown: list[str], mounts: Sequence[Mount]) -> list[str]:
+    """``shown`` with ``mounts`` added, before the root's remount read-only (bwrap makes
+    their mount points in its root)."""
+    at = [arg for m in mounts for arg in
+          ("--bind" if m.writable else "--ro-bind", str(m.source), str(m.target))]  # fmt: skip
+    if shown[-2:] == ["--remount-ro", "/"]:
+        return [*shown[:-2], *at, *shown[-2:]]
+    return [*shown, *at]
 
 
 def _system_mounts() -> list[str]:

@@ -274,7 +274,7 @@ class Environments:
         link = self.root / "envs" / name
         if link.is_dir():
             return link.resolve()
-        with self._lock(name), _file_lock(self.root / "envs" / f"{name}.lock"):
+        with self._lock(name), file_lock(self.root / "envs" / f"{name}.lock"):
             if name in self._failed:
                 raise self._failed[name]
             if not link.is_dir():
@@ -518,7 +518,7 @@ def build_requirements(src: Path) -> list[str]:
 
 
 @contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """Across processes: two runs never build the same environment at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:

@@ -33,13 +33,19 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.verifiers.code.sandbox import Sandbox, shared_dir
+from lm_eval_monkeys.verifiers.code.sandbox import Mount, Sandbox, shared_dir
+from lm_eval_monkeys.verifiers.swebench.build_inputs import (
+    BUILD_CONFIGURATION,
+    editable,
+    reinstall_reason,
+)
 from lm_eval_monkeys.verifiers.swebench.environments import (
     BUILD_BACKEND,
     OFFLINE_PIP,
@@ -47,8 +53,10 @@ from lm_eval_monkeys.verifiers.swebench.environments import (
     Environments,
     Plan,
     copy_env,
+    file_lock,
     pip_settings,
     plan_for,
+    relocate,
 )
 from lm_eval_monkeys.verifiers.swebench.interpreters import find_python
 from lm_eval_monkeys.verifiers.swebench.network import network_failures
@@ -63,6 +71,11 @@ from lm_eval_monkeys.verifiers.swebench.specs import (
 logger = logging.getLogger(__name__)
 
 REPOS_ENV = "MONKEYS_SWEBENCH_REPOS"  # directory of mirrors named owner__repo
+# Where every sandbox shows the tree and the environment: the same paths for the
+# installed tree and every patch's copy of it, so the editable install made once points
+# at each patch's tree (the harness's images keep the tree at /testbed too).
+TESTBED, VENV = Path("/testbed"), Path("/venv")
+INSTALLED_RECIPE = 1  # bumped when the installed tree is made another way
 
 # The harness's own order: plain, three-way merge, partial with rejects, then GNU patch.
 APPLY_COMMANDS = (
@@ -89,6 +102,31 @@ _GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_COMMITTER_NAME": "SWE-bench", "GIT_COMMITTER_EMAIL": "setup@swebench.config",
             "GIT_AUTHOR_DATE": "2000-01-01T00:00:00Z",
             "GIT_COMMITTER_DATE": "2000-01-01T00:00:00Z"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Installed:
+    """An instance's tree after ``pre_install`` (committed) and ``install`` at TESTBED,
+    and the environment it was installed into (for VENV). Made once per instance and
+    image; each patch starts from a copy of the tree, its tests see the environment
+    read-only, unless the install has to run again."""
+
+    root: Path
+    commit: str  # the tree after pre_install
+    install_exit: int | None  # None: the spec has no install
+
+    @property
+    def tree(self) -> Path:
+        return self.root / "tree"
+
+    @property
+    def venv(self) -> Path:
+        return self.root / "venv"
+
+    def configuration(self) -> str:
+        """The build configuration's text (the tree no patch has touched)."""
+        files = [self.tree / name for name in BUILD_CONFIGURATION]
+        return "\n".join(f.read_text(errors="replace") for f in files if f.is_file())
 
 
 class LocalRunner:
@@ -172,15 +210,10 @@ class LocalRunner:
             log.write_text(refused)
             return {"resolved": False, "status": "patch_failed", "reason": refused,
                     "log": str(log)}  # fmt: skip
-        commit = instance["base_commit"]
+        installed = self.installed(instance, plan, image, base)
         with self._run_dir() as run:
             tree = run / "tree"
-            clone(base, commit, tree)
-            if plan.spec.pre_install:
-                pre_install = " && ".join(plan.spec.pre_install)
-                visible = [base, *_interpreter_root(plan)]
-                self._sandboxed(plan, run, pre_install, timeout_s=600, visible=visible)
-                commit = commit_pre_install(tree, base)
+            copy_tree(installed.tree, tree)
             (run / "candidate.diff").write_text(_ending_in_newline(patch))
             code, how = self._sandboxed(
                 plan, run, apply_script(run / "candidate.diff"), self.apply_timeout_s, [base],
@@ -195,15 +228,21 @@ class LocalRunner:
                     reason = f"applying the patch ran over its time limit ({limit})"
                 return {"resolved": False, "status": "patch_failed", "reason": reason,
                         "log": str(log)}  # fmt: skip
-            files = base_files(base, commit)
+            files = base_files(base, installed.commit)
             infrastructure = changed_infrastructure(tree, base, files)
             test_files = patched_files(instance["test_patch"])
             restore(tree, base, files, list(dict.fromkeys([*test_files, *infrastructure])))
             (run / "test.diff").write_text(_ending_in_newline(instance["test_patch"]))
-            copy_env(image, run / "venv")
-            script = f"{apply_test_patch(run / 'test.diff')}\n{eval_script(plan.spec, instance)}"
+            reinstall = self._reinstall_reason(plan, installed, files, how, patch, instance)
+            venv = installed.venv
+            if reinstall:
+                venv = run / "venv"
+                copy_env(installed.venv, venv)  # its scripts already name VENV
+            script = "\n".join([apply_test_patch(run / "test.diff"),
+                                 *eval_script(plan.spec, instance, reinstall)])  # fmt: skip
             visible = [base, *_interpreter_root(plan)]
-            code, output = self._sandboxed(plan, run, script, plan.spec.timeout_s, visible)
+            mount = Mount(venv, VENV, writable=bool(reinstall))
+            code, output = self._sandboxed(plan, run, script, plan.spec.timeout_s, visible, mount)
         from swebench.harness.constants import START_TEST_OUTPUT
 
         log.write_text(output)
@@ -211,8 +250,81 @@ class LocalRunner:
             return {"resolved": False, "status": "patch_failed", "log": str(log),
                     "reason": "the test patch does not apply after this patch"}  # fmt: skip
         reset = {"reset": [p for p in infrastructure if p not in test_files]}
-        return {**grade(instance, plan.spec, output, code), "log": str(log), **reset,
+        verdict = grade(instance, plan.spec, output, code)
+        if not reinstall and "install_exit" in verdict:
+            verdict["install_exit"] = installed.install_exit  # its install is this one
+        return {**verdict, "log": str(log), **reset, "reinstalled": reinstall or False,
                 **plan.details()}  # fmt: skip
+
+    def installed(self, instance: dict[str, Any], plan: Plan, image: Path, base: Path) -> Installed:
+        """The instance's tree after ``pre_install`` and ``install`` (made once per image)."""
+        root = self.workdir / "installed" / f"{plan.name}-{image.name}-{INSTALLED_RECIPE}"
+        if not (root / "installed.json").is_file():
+            root.parent.mkdir(parents=True, exist_ok=True)
+            with file_lock(root.with_name(f"{root.name}.lock")):
+                if not (root / "installed.json").is_file():
+                    self._install(instance, plan, image, base, root)
+        record = json.loads((root / "installed.json").read_text())
+        return Installed(root, record["commit"], record["install_exit"])
+
+    def _install(
+        self, instance: dict[str, Any], plan: Plan, image: Path, base: Path, root: Path
+    ) -> None:
+        """Clone, ``pre_install`` (committed), ``eval_commands`` and ``install`` in the
+        sandbox, with the tree at TESTBED and a copy of the image for VENV, as before any
+        patch; test-infrastructure files the install wrote are put back. Made in a run
+        directory renamed into place: a killed run leaves nothing half-made."""
+        commit = instance["base_commit"]
+        log = self.environments.log_path(root.name)
+        with self._run_dir() as run:
+            clone(base, commit, run / "tree")
+            copy_env(image, run / "venv")
+            relocate(run / "venv", run / "venv", VENV)
+            visible = [base, *_interpreter_root(plan)]
+            venv = Mount(run / "venv", VENV, writable=True)
+            outputs = []
+            if plan.spec.pre_install:
+                pre_install = " && ".join(plan.spec.pre_install)
+                outputs.append(self._sandboxed(plan, run, pre_install, 600, visible, venv)[1])
+                commit = commit_pre_install(run / "tree", base)
+            script = "\n".join([*sandbox_commands(plan.spec.eval_commands),
+                                 *install_commands(plan.spec)])  # fmt: skip
+            code, output = self._sandboxed(plan, run, script, plan.spec.timeout_s, visible, venv)
+            outputs.append(output)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text("\n".join(outputs))
+            if code is None:
+                raise EnvironmentBuildError(
+                    f"installing {instance['instance_id']}'s tree ran over "
+                    f"{plan.spec.timeout_s:.0f} s; see {log}", log
+                )  # fmt: skip
+            files = base_files(base, commit)
+            restore(run / "tree", base, files, changed_infrastructure(run / "tree", base, files))
+            record = {"commit": commit, "install_exit": _install_exit(output)}
+            (run / "installed.json").write_text(json.dumps(record))
+            os.rename(run, root)
+
+    def _reinstall_reason(
+        self,
+        plan: Plan,
+        installed: Installed,
+        files: dict[str, Any],
+        applied: str,
+        patch: str,
+        instance: dict[str, Any],
+    ) -> str | None:
+        """Why this patch's tree is installed again (as the harness always does), or
+        None where that provably changes nothing (see ``build_inputs``)."""
+        if not plan.spec.install:
+            return None
+        if not editable(plan.spec.install):
+            return "the install is not editable"
+        if installed.install_exit != 0:
+            return f"the install failed before any patch (exit {installed.install_exit})"
+        if any(f"$ {' '.join(command)}" in applied for command in APPLY_COMMANDS[1:]):
+            return "a fallback applied the patch (its clean-up may remove build output)"
+        patches = [patch, instance["test_patch"]]
+        return reinstall_reason(patches, files, installed.configuration())
 
     def base(self, instance: dict[str, Any]) -> Path:
         """A git directory holding ``base_commit`` and nothing later (made once)."""
@@ -256,12 +368,13 @@ class LocalRunner:
         script: str,
         timeout_s: float,
         visible: list[Path],
+        venv: Mount | None = None,
         memory_bytes: int = 8 << 30,
     ) -> tuple[int | None, str]:
-        venv = run / "venv"
+        """``script`` in the sandbox, in the run's tree shown at TESTBED (and ``venv``)."""
         env = {
-            "PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin",
-            "VIRTUAL_ENV": str(venv),
+            "PATH": f"{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+            "VIRTUAL_ENV": str(VENV),
             "LANG": "C.UTF-8",
             # setuptools_scm cannot read the tree's git metadata in the sandbox.
             "SETUPTOOLS_SCM_PRETEND_VERSION": plan.version,
@@ -269,14 +382,16 @@ class LocalRunner:
             **OFFLINE_PIP,
             **plan.interpreter.env(),
         }
+        tree = Mount(run / "tree", TESTBED, writable=True)
         return self.sandbox.run_command(
-            ["bash", "-c", f"cd tree && {script}"],
+            ["bash", "-c", f"cd {TESTBED} && {script}"],
             run,
             env=env,
             timeout_s=timeout_s,
             memory_bytes=memory_bytes,
             network=plan.spec.network,
             visible=visible,
+            mounts=[tree, *([venv] if venv else [])],
         )
 
     @contextlib.contextmanager
@@ -291,21 +406,31 @@ class LocalRunner:
             _remove_run(run)
 
 
-def eval_script(spec: RepoSpec, instance: dict[str, Any]) -> str:
+def eval_script(spec: RepoSpec, instance: dict[str, Any], reinstall: str | None) -> list[str]:
     """The harness's eval steps after the patches: ``eval_commands``, ``install`` again
-    (its status recorded, not fatal, as in the harness), the tests between markers."""
+    (its status recorded, not fatal, as in the harness) where ``reinstall`` says why,
+    the tests between markers."""
     from swebench.harness.constants import END_TEST_OUTPUT, START_TEST_OUTPUT, TEST_EXIT_CODE
 
     directives = test_directives(instance["repo"], instance["test_patch"])
     tests = " ".join([spec.test_cmd, *map(shlex.quote, directives)])
     lines = sandbox_commands(spec.eval_commands)
-    if spec.install:
-        lines += [f'export PYTHONPATH="$VIRTUAL_ENV/{BUILD_BACKEND}"', spec.install,
-                  f'echo "{_INSTALL_EXIT}: $?"', "unset PYTHONPATH"]  # fmt: skip
+    if reinstall:
+        lines += [f"echo {shlex.quote(f'install again: {reinstall}')}", *install_commands(spec)]
+    elif spec.install:
+        lines.append("echo 'install not run again: the patches change nothing it reads'")
     lines += tox_launchers(spec)
     lines += [f"echo '{START_TEST_OUTPUT}'", tests, "code=$?", f"echo '{END_TEST_OUTPUT}'",
               f'echo "{TEST_EXIT_CODE}: $code"']  # fmt: skip
-    return "\n".join(lines)
+    return lines
+
+
+def install_commands(spec: RepoSpec) -> list[str]:
+    """The project's ``install``, offline, with its build backend; its exit status shown."""
+    if not spec.install:
+        return []
+    return [f'export PYTHONPATH="$VIRTUAL_ENV/{BUILD_BACKEND}"', spec.install,
+            f'echo "{_INSTALL_EXIT}: $?"', "unset PYTHONPATH"]  # fmt: skip
 
 
 def tox_launchers(spec: RepoSpec) -> list[str]:
@@ -339,6 +464,14 @@ def sandbox_commands(commands: tuple[str, ...]) -> list[str]:
 def _host_has_en_us() -> bool:
     locales = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout.split()
     return "en_US.utf8" in locales or "en_US.UTF-8" in locales
+
+
+def copy_tree(source: Path, destination: Path) -> None:
+    """A private copy of an installed tree, its build output and times kept."""
+    done = subprocess.run(["cp", "-a", str(source), str(destination)], capture_output=True,
+                          text=True)  # fmt: skip
+    if done.returncode != 0:
+        raise MonkeysError(f"cannot copy {source} to {destination}: {done.stderr.strip()}")
 
 
 def clone(base: Path, commit: str, tree: Path) -> None:
