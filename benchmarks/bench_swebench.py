@@ -130,13 +130,8 @@ def conformance(work: Path, repos: Path, chosen: list[dict]) -> int:
     for instance in chosen:
         mirror = repos / instance["repo"].replace("/", "__")
         patches = [instance["patch"], unrelated_patch(instance, mirror)]
-        # one pair of files per instance: runs sharing a work directory (and its
-        # environments) run side by side without reading each other's verdicts
-        named = instance["instance_id"]
-        source, output = (
-            work / f"conformance-{named}-in.jsonl",
-            work / f"conformance-{named}-out.jsonl",
-        )
+        # This process's own files: two runs sharing --work must not read each other's.
+        source, output = (work / f"conformance-{os.getpid()}-{n}.jsonl" for n in ("in", "out"))
         source.write_text("".join(json.dumps({"doc": instance, "completion": f"<patch>\n{p}"
                                               "</patch>"}) + "\n" for p in patches))  # fmt: skip
         output.unlink(missing_ok=True)

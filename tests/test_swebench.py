@@ -374,11 +374,65 @@ def test_tests_that_need_the_network_are_named(swe: dict) -> None:
     assert "setup is broken" not in reason
     gold = verdicts[0].details["gold"]
     assert gold["needs_network"] == {"tests": ["tests/test_online.py::test_fetch"],
-                                     "hosts": ["httpbin.org"]}  # fmt: skip
+                                     "hosts": ["httpbin.org"], "allowed": False}  # fmt: skip
     # A test failing for another reason is not called a network problem.
     check = checker()
     [wrong] = check.judge_many([WRONG], check.target(swe["instance"]))
     assert "needs_network" not in wrong.details
+
+
+HTTPBIN_TEST = """import os
+import urllib.request
+
+
+def test_fetch():
+    url = os.environ.get("HTTPBIN_URL", "http://httpbin.org/") + "get"
+    assert urllib.request.urlopen(url, timeout=20).read() == b"{}"
+"""
+
+
+def test_a_local_httpbin_serves_the_network_tests_of_an_opted_in_repo(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psf/requests' tests read ``HTTPBIN_URL``: with the repository opted in to the
+    network and ``eval_commands`` pointing it at a server on this machine, they run
+    without the internet, and the gold patch resolves (not opted in, the sandbox has no
+    network: test_tests_that_need_the_network_are_named)."""
+    import http.server
+    import threading
+
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "get").write_text("{}")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=tmp_path / "site")  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/"
+    spec = {**SPEC, "eval_commands": [f"export HTTPBIN_URL={url}"]}
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    online = with_test(swe["instance"], "acme__calc-httpbin", "test_online.py", HTTPBIN_TEST,
+                       "test_fetch")  # fmt: skip
+    # A test that names a host directly (as some of requests' name httpbin.org): the
+    # network is allowed, the host is still out of reach, and the reason says so.
+    direct = HTTPBIN_TEST.replace('os.environ.get("HTTPBIN_URL", "http://httpbin.org/")',
+                                  '"http://httpbin.invalid/"')  # fmt: skip
+    unreachable = with_test(swe["instance"], "acme__calc-direct", "test_online.py", direct,
+                            "test_fetch")  # fmt: skip
+    monkeypatch.setenv("MONKEYS_SWEBENCH_NETWORK", "acme/calc")
+    try:
+        check = checker(gold=1)
+        gold, wrong = check.judge_many([GOLD, WRONG], check.target(online))
+        [out_of_reach] = check.judge_many([GOLD], check.target(unreachable))
+    finally:
+        server.shutdown()
+    assert (out_of_reach.status, out_of_reach.final) == ("env_failed", False)
+    reason = out_of_reach.details["reason"]
+    assert "1 of its tests need the network (tests/test_online.py::test_fetch" in reason
+    assert "hosts: httpbin.invalid), which this machine cannot reach" in reason
+    assert (gold.correct, gold.status) == (True, "resolved"), gold.details
+    assert (wrong.correct, wrong.status) == (False, "tests_failed")
+    assert wrong.details["failing_tests"] == ["tests/test_calc.py::test_add"]
 
 
 def test_a_patch_cannot_pass_its_failure_off_as_the_network(swe: dict) -> None:
@@ -467,16 +521,75 @@ LEGACY_SETUP = (
 def test_pip_keeps_the_options_the_specs_install_commands_use() -> None:
     """scikit-learn's install runs pip with --no-use-pep517, which pip 25.3 dropped ("no
     such option"): its environments get pip 25.2; others the newest their Python runs."""
-    from dataclasses import replace
-
-    from lm_eval_monkeys.verifiers.swebench.environments import pip_upgrade
+    from lm_eval_monkeys.verifiers.swebench.environments import LEGACY_OPTION, pip_upgrade
     from lm_eval_monkeys.verifiers.swebench.specs import spec_for
 
     sklearn = spec_for("scikit-learn/scikit-learn", "1.3", user_file="")
-    assert "--no-use-pep517" in sklearn.install
-    assert pip_upgrade("3.9.18", sklearn) == "pip==25.2"
-    assert pip_upgrade("3.6.15", sklearn) == "pip==21.3.1"
-    assert pip_upgrade("3.11.7", replace(sklearn, install="python -m pip install -e .")) == "pip"
+    assert LEGACY_OPTION in sklearn.install
+    assert pip_upgrade("3.9.18", legacy=True) == "pip==25.2"
+    assert pip_upgrade("3.6.15", legacy=True) == "pip==21.3.1"  # never newer than 3.6 runs
+    assert pip_upgrade("3.11.7") == "pip"
+
+
+def test_shipped_spec_fixes_apply_before_the_users_overrides(tmp_path: Path) -> None:
+    """sphinx 3.x's harness spec builds with today's docutils, which no longer has
+    ``docutils.utils.roman`` (every test: "No module named 'roman'"): the runner appends
+    ``docutils<0.18`` from spec_fixes.json; pylint 2.14's editable install is set to
+    setuptools' compat mode; versions not listed keep the harness's spec, and a user's
+    field replaces the fixed one."""
+    from dataclasses import fields
+
+    from lm_eval_monkeys.verifiers.swebench.specs import FIXES, RepoSpec, spec_fixes, spec_for
+
+    fixed = spec_for("sphinx-doc/sphinx", "3.5", user_file="")
+    assert fixed.pip_packages[-1] == "docutils<0.18"
+    assert fixed.source.endswith(f"+ {FIXES.name}")
+    plain = spec_for("sphinx-doc/sphinx", "5.0", user_file="")
+    assert not any(p.startswith("docutils") for p in plain.pip_packages)
+    user = tmp_path / "specs.json"
+    user.write_text(json.dumps({"sphinx-doc/sphinx": {"3.5": {"pip_packages": ["tox"]}}}))
+    assert spec_for("sphinx-doc/sphinx", "3.5", user_file=str(user)).pip_packages == ("tox",)
+    pylint = spec_for("pylint-dev/pylint", "2.14", user_file="")
+    assert pylint.install.endswith(" --config-settings editable_mode=compat")
+    reasons = json.loads(FIXES.read_text())["reasons"]
+    lists = {f.name for f in fields(RepoSpec) if f.type.startswith("tuple")}
+    strings = {f.name for f in fields(RepoSpec) if f.type == "str"}
+    for versions in spec_fixes().values():
+        for fix in versions.values():
+            assert fix["why"] in reasons and set(fix) <= {"append", "set", "why"}
+            assert set(fix.get("append", {})) <= lists and set(fix.get("set", {})) <= strings
+
+
+def test_editable_install_without_build_editable_hook_gets_the_legacy_pip(
+    swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pylint 2.15's tree pins its build backend to setuptools~=62.6, which has no
+    ``build_editable`` hook (PEP 660, setuptools 64): today's pip refuses ``pip install
+    -e .`` ("missing the 'build_editable' hook"; pip 25.3 dropped the ``setup.py
+    develop`` fallback). The instance layer then gets pip 25.2, the layer below keeps the
+    newest, and the patched tree's offline reinstall works: the gold patch resolves."""
+    pins = '"setuptools~=62.6", "wheel~=0.37.1"'  # pylint 2.15's
+    pre_install = f"sed -i 's/\"setuptools>=61\"/{pins}/' pyproject.toml && touch setup.cfg"
+    spec = {**SPEC, "pre_install": [pre_install]}
+    specs = tmp_path / "specs.json"
+    specs.write_text(json.dumps({"acme/calc": {"default": spec}}))
+    monkeypatch.setenv("MONKEYS_SWEBENCH_SPECS", str(specs))
+    check = checker()
+    gold, wrong = check.judge_many([GOLD, WRONG], check.target(swe["instance"]))
+    assert (gold.correct, gold.status) == (True, "resolved"), Path(gold.details["log"]).read_text()
+    assert (wrong.correct, wrong.status) == (False, "tests_failed"), wrong.details
+    runner = check.runner
+    plan = runner.plan(swe["instance"])
+    pips = {}
+    for name in (plan.dependencies_name, plan.name):
+        python = runner.workdir / "envs" / name / "bin" / "python"
+        pips[name] = subprocess.run([str(python), "-m", "pip", "--version"],
+                                    env={**os.environ, **plan.interpreter.env()},
+                                    capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert pips[plan.name].startswith("pip 25.2 ")
+    assert not pips[plan.dependencies_name].startswith("pip 25.2 ")
+    build_log = runner.environments.log_path(plan.name).read_text()
+    assert "no build_editable hook: pip==25.2" in build_log
 
 
 def test_a_linked_interpreter_lets_extensions_link_its_libpython(swe: dict, tmp_path: Path) -> None:

@@ -79,10 +79,25 @@ def test_patches_that_touch_what_the_install_reads_run_it(patch: str, why: str) 
     assert found is not None and why in found, found
 
 
-def test_a_file_the_build_configuration_names_runs_it() -> None:
-    named = "[tool.setuptools_scm]\nwrite_to = 'src/flask/_version.py'\n"
-    assert reinstall_reason([edit("src/flask/_version.py")], BASE, named) is not None
+@pytest.mark.parametrize(
+    "configuration",
+    [
+        "[tool.setuptools_scm]\nwrite_to = 'src/flask/_version.py'\n",  # its file name
+        "[metadata]\nversion = attr: flask._version.VERSION\n",  # setup.cfg's attr:
+        '[tool.setuptools.dynamic]\nversion = {attr = "flask._version.VERSION"}\n',
+        "from flask._version import VERSION\nsetup(version=VERSION)\n",  # setup.py's import
+    ],
+)
+def test_a_module_the_build_configuration_reads_runs_it(configuration: str) -> None:
+    found = reinstall_reason([edit("src/flask/_version.py")], BASE, configuration)
+    assert found is not None and "configuration" in found, found
+
+
+def test_a_module_named_only_as_an_entry_point_does_not() -> None:
+    """Its console script imports it when run; the install only writes its name."""
+    configuration = '[project.scripts]\nflask = "flask.cli:main"\n'
     assert reinstall_reason([edit("src/flask/_version.py")], BASE, "") is None
+    assert reinstall_reason([edit("src/flask/cli.py")], BASE, configuration) is None
 
 
 def test_which_installs_are_editable() -> None:

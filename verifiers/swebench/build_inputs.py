@@ -11,9 +11,12 @@ build output), and no file either patch names is one the install reads or compil
   ``MANIFEST.in``, top-level modules), ``setup_package.py`` (astropy's per-package
   extension settings) and ``__init__.py`` (package discovery, version attributes);
 - a compiled or generated source (C, C++, Cython, Fortran, SWIG, templates);
-- a file the build configuration names (its file name, or its dotted module name, in
-  the root's ``setup.py``, ``setup.cfg`` or ``pyproject.toml``: ``version = attr:``,
-  ``write_to``, version files);
+- a file the build configuration names or reads (in the root's ``setup.py``,
+  ``setup.cfg`` or ``pyproject.toml``: its file name, as in ``write_to`` or a version
+  file opened by ``setup.py``; a module ``setup.py`` imports; the module of an
+  ``attr:`` value, as in ``version = attr: pkg.version.VERSION``). A module named only
+  as an entry point (``flask = "flask.cli:main"``) is not read: its script imports it
+  at run time;
 - an added or removed Python module outside an existing package (a new top-level
   module), or any added or removed file in a directory the base commit does not have;
 - anything the patch text does not name plainly: a quoted path, a symlink, a binary patch.
@@ -45,6 +48,9 @@ _ADDS_OR_REMOVES = re.compile(
     r"^(?:new file|deleted file|rename |copy )|/dev/null|1970-01-01|1969-12-31", re.M
 )
 _SECTION = re.compile(r"^(?=diff --git )", re.M)
+# Modules a build reads: setuptools' attr: values (their module) and setup.py's imports.
+_ATTR = re.compile(r"""\battr\s*[:=]\s*["']?([\w.]+)\.\w+""")
+_IMPORT = re.compile(r"^\s*(?:from|import)\s+([\w.]+)", re.M)
 
 
 def editable(install: str) -> bool:
@@ -99,6 +105,8 @@ class Tree:
         self.files = files
         self.directories = {str(p) for f in files for p in PurePosixPath(f).parents}
         self.configuration = configuration
+        read = [*_ATTR.findall(configuration), *_IMPORT.findall(configuration)]
+        self.read_modules = {tuple(module.split(".")) for module in read}
 
     def build_input(self, path: str, added_or_removed: bool) -> str:
         """Why the install reads ``path`` (or would, once added or removed), or ""."""
@@ -110,9 +118,9 @@ class Tree:
             return "the install reads it (package discovery, versions, extensions)"
         if pure.suffix.lower() in COMPILED_SUFFIXES:
             return "a compiled or generated source"
-        dotted = ".".join(pure.with_suffix("").parts[-2:])
+        module = pure.with_suffix("").parts
         if pure.name in self.configuration or (
-            pure.suffix == ".py" and dotted in self.configuration
+            pure.suffix == ".py" and any(module[-len(m) :] == m for m in self.read_modules)
         ):
             return "the build configuration names it"
         if added_or_removed:

@@ -15,7 +15,9 @@ pip's settings are the runner's, never the host's (its config files and ``PIP_*`
 variables are ignored, so the same spec builds the same environment on any machine): the
 index is PyPI, or what the pip config file named by ``MONKEYS_SWEBENCH_PIP_CONFIG`` sets
 (a mirror), and every new environment first upgrades pip to the newest release its
-Python supports (``LAST_PIP``), as old bundled pips cannot install today's wheels.
+Python supports (``LAST_PIP``), as old bundled pips cannot install today's wheels, or
+to the last with the legacy paths an install command or tree still needs
+(``LAST_PIP_WITH_LEGACY``).
 
 Builds run in a temporary directory renamed into place (a killed build leaves nothing
 half-made; the next ``Environments`` removes its remains) and show progress; each layer
@@ -70,8 +72,21 @@ PYPI = "https://pypi.org/simple"
 # newer Pythons take the newest pip. Named, not left to pip: a mirror without
 # Requires-Python in its links would offer a pip the Python cannot run.
 LAST_PIP = {"2.7": "20.3.4", "3.5": "20.3.4", "3.6": "21.3.1", "3.7": "24.0", "3.8": "25.0.1"}
-# pip 25.3 dropped --no-use-pep517, which scikit-learn's install command uses.
+# pip 25.3 dropped the legacy paths: --no-use-pep517 (scikit-learn's install command) and,
+# for an editable install of a tree whose build backend has no build_editable hook
+# (pylint 2.15 pins setuptools~=62.6; the hook came with 64), ``setup.py develop``.
 LEGACY_OPTION, LAST_PIP_WITH_LEGACY = "--no-use-pep517", "25.2"
+# Exit 3 where the tree's build backend (pyproject.toml's, setuptools' legacy one by
+# default) has no build_editable hook; run with the backend on PYTHONPATH. No f-strings
+# or walrus: the environment's Python may be 3.5.
+_EDITABLE_PROBE = """import importlib, sys
+module, _, attributes = sys.argv[1].partition(":")
+backend = importlib.import_module(module)
+for attribute in filter(None, attributes.split(".")):
+    backend = getattr(backend, attribute)
+sys.exit(0 if hasattr(backend, "build_editable") else 3)
+"""
+_EDITABLE = re.compile(r"(^|\s)(-e|--editable)(\s|=|$)")
 # Bumped when the build steps change, so environments built the old way are not reused.
 BUILD_RECIPE = 4
 BUILD_BACKEND = "build-backend"
@@ -222,13 +237,12 @@ def _unavailable(log: Path) -> str:
     return f": the index has no distribution {', '.join(names)}" if names else ""
 
 
-def pip_upgrade(python_version: str, spec: RepoSpec | None = None) -> str:
+def pip_upgrade(python_version: str, legacy: bool = False) -> str:
     """The requirement that upgrades pip to the newest release ``python_version`` runs
-    (and, for a spec whose ``install`` uses ``--no-use-pep517``, the last that has it)."""
+    (with ``legacy``, the newest that still has pip's legacy install paths)."""
     last = LAST_PIP.get(".".join(python_version.split(".")[:2]))
     if last:
         return f"pip=={last}"
-    legacy = spec is not None and LEGACY_OPTION in spec.install
     return f"pip=={LAST_PIP_WITH_LEGACY}" if legacy else "pip"
 
 
@@ -309,9 +323,10 @@ class Environments:
     def _dependencies(self, plan: Plan, scratch: Path, out: IO[str]) -> Path:
         venv = scratch / "venv"
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install"]
+        legacy = LEGACY_OPTION in plan.spec.install
         steps: list[Step] = [
             ("venv", [str(plan.interpreter.executable), "-m", "venv", str(venv)], None),
-            ("pip", [*pip, "--upgrade", pip_upgrade(plan.interpreter.version, plan.spec)], None),
+            ("pip", [*pip, "--upgrade", pip_upgrade(plan.interpreter.version, legacy)], None),
         ]
         if plan.requirements:
             (scratch / "requirements.txt").write_text(plan.requirements)
@@ -328,13 +343,22 @@ class Environments:
         self, plan: Plan, mirror: Path, dependencies: Path, scratch: Path, out: IO[str]
     ) -> Path:
         venv, src = scratch / "venv", scratch / "src"
+        python = str(venv / "bin" / "python")
         copy_env(dependencies, venv)
         checkout(mirror, plan.base_commit, src)
         steps: list[Step] = [("pre_install", command, src) for command in plan.spec.pre_install]
+        env = self._run(plan.name, plan, venv, steps, out)
+        self._install_build_backend(python, src, env, out)
+        steps = []
+        if _EDITABLE.search(plan.spec.install) and not _has_build_editable(python, src, env):
+            older = pip_upgrade(plan.interpreter.version, legacy=True)
+            out.write(f"the build backend has no build_editable hook: {older}\n")
+            steps.append(("pip", [python, "-m", "pip", "install", older], None))
         if plan.spec.install:
             steps.append(("install", plan.spec.install, src))
-        env = self._run(plan.name, plan, venv, steps, out)
-        self._leave_dependencies_only(str(venv / "bin" / "python"), src, env, out)
+        self._run(plan.name, plan, venv, steps, out)
+        self._uninstall_project(python, env, out)
+        _drop_shadowing(venv / BUILD_BACKEND, venv, out)
         return venv
 
     def _run(
@@ -365,10 +389,24 @@ class Environments:
                 progress.update()
         return env
 
-    def _leave_dependencies_only(self, python: str, src: Path, env: dict, out: IO[str]) -> None:
-        """Uninstall the project (each patch installs its own tree) and put what its build
-        needs in ``BUILD_BACKEND`` (outside site-packages: the tests never see it), so the
-        reinstall runs without an index, as if build isolation had fetched it."""
+    def _install_build_backend(self, python: str, src: Path, env: dict, out: IO[str]) -> None:
+        """Put what the project's build needs in ``BUILD_BACKEND`` (outside
+        site-packages: the tests never see it), so each patch's reinstall runs without an
+        index, as if build isolation had fetched it."""
+        build = build_requirements(src)
+        target = Path(python).parent.parent / BUILD_BACKEND
+        done = subprocess.run(
+            [python, "-m", "pip", "install", "--target", str(target), *build],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        if done.returncode != 0:
+            log = Path(out.name)
+            raise EnvironmentBuildError(
+                f"installing the build backend {build} failed; see {log}", log
+            )
+
+    def _uninstall_project(self, python: str, env: dict, out: IO[str]) -> None:
+        """Uninstall the project: each patch installs its own tree."""
         listed = subprocess.run(
             [python, "-m", "pip", "list", "--editable", "--format", "json"],
             env=env,
@@ -382,18 +420,6 @@ class Environments:
                 [python, "-m", "pip", "uninstall", "-y", *names],
                 env=env, stdout=out, stderr=subprocess.STDOUT, check=True,
             )  # fmt: skip
-        build = build_requirements(src)
-        target = Path(python).parent.parent / BUILD_BACKEND
-        done = subprocess.run(
-            [python, "-m", "pip", "install", "--target", str(target), *build],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        if done.returncode != 0:
-            log = Path(out.name)
-            raise EnvironmentBuildError(
-                f"installing the build backend {build} failed; see {log}", log
-            )
-        _drop_shadowing(target, Path(python).parent.parent, out)
 
     def _store(self, venv: Path, plan: Plan) -> Path:
         """Move the venv to ``images/<digest of its content>`` (or drop it: identical image)."""
@@ -504,6 +530,27 @@ def checkout(mirror: Path, commit: str, destination: Path) -> None:
     untar = subprocess.run(["tar", "-x", "-C", str(destination)], stdin=archive.stdout)
     if archive.wait() != 0 or untar.returncode != 0:
         raise EnvironmentBuildError(f"cannot check out {commit[:12]} from {mirror}")
+
+
+def _has_build_editable(python: str, src: Path, env: dict[str, str]) -> bool:
+    """Whether the tree's build backend, from ``BUILD_BACKEND``, has PEP 660's
+    ``build_editable`` hook (pip's own test; a backend that does not import counts as
+    having it: pip's install then reports the real error)."""
+    backend = Path(python).parent.parent / BUILD_BACKEND
+    probe = subprocess.run(
+        [python, "-c", _EDITABLE_PROBE, build_backend(src)], cwd=src,
+        env={**env, "PYTHONPATH": str(backend)}, capture_output=True,
+    )  # fmt: skip
+    return probe.returncode != 3
+
+
+def build_backend(src: Path) -> str:
+    """``[build-system] build-backend`` of the project (pip's default without one)."""
+    with contextlib.suppress(OSError, tomllib.TOMLDecodeError):
+        system = tomllib.loads((src / "pyproject.toml").read_text()).get("build-system", {})
+        if system.get("build-backend"):
+            return str(system["build-backend"])
+    return "setuptools.build_meta:__legacy__"
 
 
 def build_requirements(src: Path) -> list[str]:

@@ -162,11 +162,16 @@ class SWEbenchChecker(Checker):
             last = runs[-1]
             offline = last.get("needs_network") or {}
             if offline.get("tests"):
-                reason = (
-                    f"{note}: {len(offline['tests'])} of its tests need the network "
+                tests = (
+                    f"{len(offline['tests'])} of its tests need the network "
                     f"({', '.join(offline['tests'][:3])}; hosts: "
-                    f"{', '.join(offline['hosts']) or 'not named'}), which the sandbox "
-                    f"denies: allow it with {NETWORK_ENV}={instance['repo']}"
+                    f"{', '.join(offline['hosts']) or 'not named'})"
+                )
+                reason = f"{note}: {tests}, " + (
+                    "which this machine cannot reach, though the sandbox allows the network: "
+                    "judge where those hosts are reachable, or serve them locally"
+                    if offline.get("allowed")
+                    else f"which the sandbox denies: allow it with {NETWORK_ENV}={instance['repo']}"
                 )
             else:
                 why = last.get("reason") or last["status"]

@@ -40,7 +40,7 @@ from typing import Any
 
 from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
-from lm_eval_monkeys.verifiers.code.sandbox import Mount, Sandbox, shared_dir
+from lm_eval_monkeys.verifiers.code.sandbox import UNSANDBOXED_ENV, Mount, Sandbox, shared_dir
 from lm_eval_monkeys.verifiers.swebench.build_inputs import (
     BUILD_CONFIGURATION,
     editable,
@@ -167,6 +167,11 @@ class LocalRunner:
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:  # built on first use: planning needs none
             self._sandbox = Sandbox()
+        if self._sandbox.unsandboxed:
+            raise MonkeysError(
+                "the local SWE-bench runner shows each tree at /testbed, which needs the "
+                f"sandbox: unset {UNSANDBOXED_ENV}, or use swebench:docker"
+            )
         return self._sandbox
 
     def plan(self, instance: dict[str, Any]) -> Plan:
@@ -602,8 +607,10 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
         "pass_to_pass_failed": report[PASS_TO_PASS]["failure"],
         "install_exit": install,
     }
-    offline = network_failures(output, failing) if not spec.network else {"tests": []}
-    return {**verdict, "needs_network": offline} if offline["tests"] else verdict
+    offline = network_failures(output, failing)
+    if not offline["tests"]:
+        return verdict
+    return {**verdict, "needs_network": {**offline, "allowed": spec.network}}
 
 
 def _install_exit(output: str) -> int | None:

@@ -5,8 +5,11 @@ The per-version specs (Python version, requirements, pinned packages, ``pre_inst
 keeps them (4.x: ``swebench.harness.constants.MAP_REPO_VERSION_TO_SPECS``), else from
 ``specs.json`` beside this module, generated from the swebench 4.1.0 wheel by
 ``python -m lm_eval_monkeys.verifiers.swebench.specs WHEEL_DIR`` (provenance inside).
-Log parsers and the test-file filter always come from the installed swebench. A user's
-JSON file (``MONKEYS_SWEBENCH_SPECS``) overrides fields of any (repo, version).
+Log parsers and the test-file filter always come from the installed swebench. Where a
+harness spec no longer builds a working environment today (a dependency without an upper
+bound whose new release broke the old tree), ``spec_fixes.json`` beside this module
+appends what it needs, with the reason. A user's JSON file (``MONKEYS_SWEBENCH_SPECS``)
+overrides fields of any (repo, version), fixes included.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from lm_eval_monkeys.errors import MonkeysError
 SPECS_ENV = "MONKEYS_SWEBENCH_SPECS"  # JSON file overriding fields per (repo, version)
 NETWORK_ENV = "MONKEYS_SWEBENCH_NETWORK"  # comma-separated repos whose tests may use it
 BUNDLED = Path(__file__).with_name("specs.json")
+FIXES = Path(__file__).with_name("spec_fixes.json")
 _DIFF_FILE = re.compile(r"^diff --git a/.* b/(.*)$", re.M)
 
 
@@ -80,6 +84,13 @@ def harness_specs() -> tuple[dict[str, Any], str]:
         return data, f"{BUNDLED.name} ({data['provenance']['source']})"
 
 
+@cache
+def spec_fixes() -> dict[str, dict[str, dict[str, Any]]]:
+    """``{repo: {version: {"append": {field: [...]}, "set": {field: value},
+    "why": key of "reasons"}}}``."""
+    return dict(json.loads(FIXES.read_text())["fixes"])
+
+
 def _swebench_version() -> str:
     from importlib.metadata import version
 
@@ -125,6 +136,12 @@ def spec_for(repo: str, version: str, user_file: str | None = None) -> RepoSpec:
         "network": repo in _network_repos(),
         "source": source + (f" + {SPECS_ENV}" if overrides else ""),
     }
+    fix = spec_fixes().get(repo, {}).get(version) if harness is not None else None
+    if fix:
+        for name, extra in fix.get("append", {}).items():
+            fields_[name] = (*fields_[name], *extra)
+        fields_.update(fix.get("set", {}))
+        fields_["source"] += f" + {FIXES.name}"
     spec = RepoSpec(**fields_)
     try:
         return replace(spec, **{k: _typed(spec, k, v) for k, v in overrides.items()})
