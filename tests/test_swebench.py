@@ -592,6 +592,31 @@ def test_editable_install_without_build_editable_hook_gets_the_legacy_pip(
     assert "no build_editable hook: pip==25.2" in build_log
 
 
+def test_a_linked_interpreter_lets_extensions_link_its_libpython(swe: dict, tmp_path: Path) -> None:
+    """pyenv's Python under a 0700 /root is run from its copy in the sandbox directory, but
+    its sysconfig still passes /root's lib as ``-L``, which the sandbox hides; builds that
+    link extensions against libpython (numpy.distutils does, for scikit-learn 0.20-0.22 on
+    Python 3.6) find it in the copy, through the interpreter's environment."""
+    from lm_eval_monkeys.verifiers.swebench.interpreters import find_python
+
+    try:
+        interpreter = find_python("3.9", swe["work"])
+    except MonkeysError as err:
+        pytest.skip(str(err))
+    if not interpreter.library_path:
+        pytest.skip("this Python is usable where it is installed: nothing is copied")
+    (tmp_path / "ext.c").write_text("int answer(void) { return 42; }\n")
+    hidden = tmp_path / "hidden"  # stands for the installation's lib, hidden in the sandbox
+    minor = ".".join(interpreter.version.split(".")[:2])
+    link = ["gcc", "-shared", "-fPIC", str(tmp_path / "ext.c"), f"-L{hidden}",
+            f"-lpython{minor}", "-o", str(tmp_path / "ext.so")]  # fmt: skip
+    bare = {"PATH": os.environ["PATH"]}
+    if subprocess.run(link, env=bare, capture_output=True).returncode == 0:
+        pytest.skip(f"the host's linker finds libpython{minor} without help")
+    done = subprocess.run(link, env={**bare, **interpreter.env()}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_python36_environment_gets_a_pip_that_installs_todays_wheels(
     swe: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

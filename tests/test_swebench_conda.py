@@ -67,6 +67,14 @@ def test_conda_dependencies_read_as_pip_requirements() -> None:
     assert conda_packages(ENVIRONMENT, "e", without=("cdms2",)).left_out == ("cdms2",)
 
 
+def test_conda_without_leaves_out_a_package_that_has_a_counterpart() -> None:
+    """matplotlib's pygobject and wxpython have PyPI counterparts that build only from
+    source against GTK: the user may leave such a package out too, and it is said so."""
+    packages = conda_packages(ENVIRONMENT, "e", without=("cdms2", "msgpack-python"))
+    assert packages.requirements == ("iniconfig>=2", "pytest")
+    assert packages.left_out == ("msgpack-python", "cdms2") and not packages.missing
+
+
 @pytest.fixture(scope="module")
 def conda_toy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """acme/condacalc: the toy, its setup commit adding ci/environment.yml."""

@@ -10,7 +10,10 @@ would force them): most conda names are the PyPI name, the others are in
 counterpart (``NO_COUNTERPART``: C libraries, programs, conda-only projects) is never
 dropped silently: the instance is ``env_failed`` naming every such package, unless the
 user's spec lists it in ``conda_without`` (then it is left out, and every verdict whose
-tests ran says so, as ``conda_left_out``). A name this module does not know is taken as
+tests ran says so, as ``conda_left_out``). ``conda_without`` may also name a package that
+has a counterpart which cannot be installed here (matplotlib's ``pygobject`` and
+``wxpython`` publish no Linux wheels and build from source against GTK's headers): it is
+left out the same way, and said so. A name this module does not know is taken as
 the PyPI name; where the index has no such distribution the build fails, and its reason
 names the package.
 """
@@ -61,7 +64,7 @@ class CondaPackages:
 
     requirements: tuple[str, ...]  # PyPI requirements, one per conda package or pip line
     missing: dict[str, str]  # conda name -> what it is, for packages with no counterpart
-    left_out: tuple[str, ...]  # missing packages the user's spec chose to leave out
+    left_out: tuple[str, ...]  # packages the user's spec chose to leave out
 
     def as_requirements_file(self, pins: tuple[str, ...]) -> str:
         """A requirements file of the packages and the spec's pins, resolved together."""
@@ -93,7 +96,7 @@ def _pip_version(version: str) -> str:
 
 def conda_packages(text: str, source: str, without: tuple[str, ...] = ()) -> CondaPackages:
     """The packages of an ``environment.yml`` (``source`` names it in messages);
-    ``without``: packages with no PyPI counterpart that the user chose to leave out."""
+    ``without``: packages the user chose to leave out (with a PyPI counterpart or not)."""
     try:
         document = yaml.safe_load(text) or {}
         dependencies = document.get("dependencies") or []
@@ -101,6 +104,7 @@ def conda_packages(text: str, source: str, without: tuple[str, ...] = ()) -> Con
         raise MonkeysError(f"{source}: not a conda environment file ({err})") from None
     requirements: list[str] = []
     missing: dict[str, str] = {}
+    dropped: list[str] = []  # in ``without`` and named in the file
     for dependency in dependencies:
         if isinstance(dependency, dict):  # {"pip": [...]}: pip requirements as written
             requirements += [str(line) for line in dependency.get("pip") or ()]
@@ -108,13 +112,15 @@ def conda_packages(text: str, source: str, without: tuple[str, ...] = ()) -> Con
         name, requirement = pip_requirement(str(dependency))
         if name.lower() in PROVIDED:
             continue
+        if name in without:
+            dropped.append(name)
+            continue
         if name.lower() in NO_COUNTERPART:
             missing[name] = NO_COUNTERPART[name.lower()]
             continue
         renamed = not requirement.lower().startswith(name.lower())
         requirements.append(f"{requirement}  # conda: {name}" if renamed else requirement)
-    left_out = tuple(name for name in missing if name in without)
-    return CondaPackages(tuple(requirements), missing, left_out)
+    return CondaPackages(tuple(requirements), missing, tuple(dropped))
 
 
 def refusal(packages: CondaPackages, repo: str, version: str, source: str) -> str | None:

@@ -7,7 +7,9 @@ its binary. Each is run once to check its version; nothing falls back to another
 version. An interpreter under a directory the sandbox's unprivileged uid cannot enter
 (pyenv under a 0700 ``/root``) is linked (or copied) into the shared sandbox directory,
 its standard library with it, and run from there with its shared library on
-``LD_LIBRARY_PATH`` (pyenv builds link libpython through an absolute RUNPATH).
+``LD_LIBRARY_PATH`` (pyenv builds link libpython through an absolute RUNPATH) and on
+``LIBRARY_PATH`` (builds that link extensions against libpython, as numpy.distutils
+does for such Pythons, pass the original ``-L`` directory, which the sandbox hides).
 """
 
 from __future__ import annotations
@@ -33,10 +35,14 @@ class Interpreter:
 
     executable: Path
     version: str  # e.g. "3.9.18"
-    library_path: str = ""  # for LD_LIBRARY_PATH, "" when not needed
+    library_path: str = ""  # its shared library's directory, "" when not needed
 
     def env(self) -> dict[str, str]:
-        return {"LD_LIBRARY_PATH": self.library_path} if self.library_path else {}
+        """Where the loader (running it) and the linker (building extensions that link
+        libpython) find its shared library."""
+        if not self.library_path:
+            return {}
+        return {"LD_LIBRARY_PATH": self.library_path, "LIBRARY_PATH": self.library_path}
 
 
 def find_python(version: str, shared: Path) -> Interpreter:
