@@ -435,6 +435,28 @@ def test_a_local_httpbin_serves_the_network_tests_of_an_opted_in_repo(
     assert wrong.details["failing_tests"] == ["tests/test_calc.py::test_add"]
 
 
+SKIPPING_TEST = """import pytest
+
+
+def test_typesets():
+    pytest.skip("latex could not be found")
+"""
+
+
+def test_a_broken_setup_names_why_listed_tests_were_skipped(swe: dict) -> None:
+    """A listed test that the host cannot run skips (matplotlib's without TeX or
+    Ghostscript): the gold check's reason gives pytest's skip reason, so the user knows
+    what to install, not only that the setup is broken."""
+    skipping = with_test(swe["instance"], "acme__calc-skips", "test_tex.py", SKIPPING_TEST,
+                         "test_typesets")  # fmt: skip
+    check = checker(gold=1)
+    [verdict] = check.judge_many([GOLD], check.target(skipping))
+    assert (verdict.status, verdict.final) == ("env_failed", False)
+    reason = verdict.details["reason"]
+    assert "the setup is broken" in reason
+    assert "listed tests were skipped: latex could not be found" in reason
+
+
 def test_a_patch_cannot_pass_its_failure_off_as_the_network(swe: dict) -> None:
     """A wrong patch whose failure reads like a missing network: still a final
     ``tests_failed`` (only the trusted gold patch's failures can make an instance

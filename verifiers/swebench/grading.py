@@ -175,6 +175,8 @@ class SWEbenchChecker(Checker):
                 )
             else:
                 why = last.get("reason") or last["status"]
+                if last.get("skipped"):
+                    why += f"; listed tests were skipped: {'; '.join(last['skipped'][:3])}"
                 reason = f"{note}: the setup is broken, not the patch ({why})"
             logger.warning("SWE-bench instance %s: %s", instance["instance_id"], reason)
             details = {"reason": reason, "gold": {k: v for k, v in last.items() if k != "resolved"}}

@@ -87,6 +87,7 @@ APPLY_COMMANDS = (
 _INSTALL_EXIT = ">>>>> Install Exit Code"
 _TOX_CURRENT_ENV = re.compile(r"\btox\b.*--current-env.*?\s-e\s*([\w.-]+)")
 MAX_PATCH_BYTES = 1 << 20  # Lite's largest gold patch is 5 KB
+_SKIPPED = re.compile(r"^SKIPPED \[\d+\] \S+?:\d+: (.+)$", re.M)
 APPLY_TIMEOUT_S = 60.0  # all fallbacks together; a patch applies in well under a second
 _TEST_PATCH_FAILED = 86  # the test stage's exit status when the test patch did not apply
 # Header lines that name a path, for git apply or GNU patch (any of which it may use).
@@ -607,10 +608,19 @@ def grade(instance: dict[str, Any], spec: RepoSpec, output: str, code: int | Non
         "pass_to_pass_failed": report[PASS_TO_PASS]["failure"],
         "install_exit": install,
     }
+    skipped = skip_reasons(output) if any(t not in status_map for t in failing) else []
+    if skipped:  # a listed test that never ran: pytest's reasons name what the host lacks
+        verdict["skipped"] = skipped
     offline = network_failures(output, failing)
     if not offline["tests"]:
         return verdict
     return {**verdict, "needs_network": {**offline, "allowed": spec.network}}
+
+
+def skip_reasons(output: str) -> list[str]:
+    """The distinct reasons of pytest's ``SKIPPED [n] file:line: reason`` summary lines
+    (``-rA``), in order."""
+    return list(dict.fromkeys(_SKIPPED.findall(output)))
 
 
 def _install_exit(output: str) -> int | None:
