@@ -37,7 +37,9 @@ COMPILED_SUFFIXES = frozenset(
     ".c .h .cc .cpp .cxx .c++ .hh .hpp .hxx .pyx .pxd .pxi .f .f90 .f95 .for .pyf .cu .cuh "
     ".m .mm .i .swg .src .in .tmpl .s .asm .def".split()
 )
-_EDITABLE = re.compile(r"(?:^|\s)(?:-e|--editable)(?:[\s=]|$)|\bsetup\.py\s+develop\b")
+# pip's editable install; ``setup.py develop`` installs in place too, without pip.
+PIP_EDITABLE = re.compile(r"(?:^|\s)(?:-e|--editable)(?:[\s=]|$)")
+_DEVELOP = re.compile(r"\bsetup\.py\s+develop\b")
 # Header lines that name paths, in every form git apply or GNU patch reads.
 _HEADER = re.compile(
     r"^(diff --git |--- |\+\+\+ |\*\*\* |Index: |(?:rename|copy) (?:from|to) )(.*)$", re.M
@@ -55,7 +57,7 @@ _IMPORT = re.compile(r"^\s*(?:from|import)\s+([\w.]+)", re.M)
 
 def editable(install: str) -> bool:
     """The install command installs the tree in place (``pip install -e``, ``develop``)."""
-    return bool(_EDITABLE.search(install))
+    return bool(PIP_EDITABLE.search(install) or _DEVELOP.search(install))
 
 
 def reinstall_reason(patches: Iterable[str], base: Iterable[str], configuration: str) -> str | None:

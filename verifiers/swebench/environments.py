@@ -52,6 +52,7 @@ from tqdm import tqdm
 
 from lm_eval_monkeys.digest import short_digest
 from lm_eval_monkeys.errors import MonkeysError
+from lm_eval_monkeys.verifiers.swebench.build_inputs import PIP_EDITABLE
 from lm_eval_monkeys.verifiers.swebench.conda_specs import (
     ENVIRONMENT_YML,
     conda_packages,
@@ -86,7 +87,6 @@ for attribute in filter(None, attributes.split(".")):
     backend = getattr(backend, attribute)
 sys.exit(0 if hasattr(backend, "build_editable") else 3)
 """
-_EDITABLE = re.compile(r"(^|\s)(-e|--editable)(\s|=|$)")
 # Bumped when the build steps change, so environments built the old way are not reused.
 BUILD_RECIPE = 4
 BUILD_BACKEND = "build-backend"
@@ -350,7 +350,7 @@ class Environments:
         env = self._run(plan.name, plan, venv, steps, out)
         self._install_build_backend(python, src, env, out)
         steps = []
-        if _EDITABLE.search(plan.spec.install) and not _has_build_editable(python, src, env):
+        if PIP_EDITABLE.search(plan.spec.install) and not _has_build_editable(python, src, env):
             older = pip_upgrade(plan.interpreter.version, legacy=True)
             out.write(f"the build backend has no build_editable hook: {older}\n")
             steps.append(("pip", [python, "-m", "pip", "install", older], None))
